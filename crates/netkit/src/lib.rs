@@ -1,0 +1,23 @@
+//! Building blocks that every protolab system shares.
+//!
+//! - [`frame`]: exact reads of length-prefixed binary frames (a fixed header read
+//!   fully across any number of segments, the announced length checked against a
+//!   named [`Limit`] before anything is allocated, clean EOF told apart from EOF in
+//!   the middle of a frame).
+//! - [`line`]: a sans-IO bounded reader for CR LF text protocols.
+//! - [`server`]: the TCP server runtime (connection limit taken before `accept`, a
+//!   tracing span per connection, backoff on accept errors, graceful shutdown).
+//! - [`shutdown`]: the process-wide shutdown signal (SIGINT or SIGTERM).
+//! - [`logfmt`]: the `action: X | result: Y | key: value` log line format.
+
+pub mod error;
+pub mod frame;
+pub mod line;
+pub mod logfmt;
+pub mod server;
+pub mod shutdown;
+
+pub use error::Error;
+pub use frame::Limit;
+pub use line::{Line, LineReader, Overflow};
+pub use logfmt::{LogLine, Outcome};

@@ -1,0 +1,373 @@
+//! The TCP server runtime every protolab server runs on (DESIGN habits 11–13).
+//!
+//! `listener → [permit] → accept → spawn(handler) in a span`:
+//! - a connection permit is taken *before* `accept`, so at the limit the server
+//!   stops accepting (clients wait in the kernel backlog) instead of accepting and
+//!   then refusing, and memory stays bounded by `max_connections`;
+//! - accept errors (out of file descriptors, aborted handshakes) are logged and
+//!   retried with exponential backoff instead of ending the server;
+//! - every connection runs in a `conn` tracing span with its id and peer address;
+//! - shutdown is one signal, one tracker, one deadline: when the `shutdown` future
+//!   completes the server stops accepting, cancels the token every handler got,
+//!   and waits for the handlers up to `shutdown_grace`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::log_action;
+
+/// How a server runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Name used in logs (`hftp`, `impair-tcp`...).
+    pub name: &'static str,
+    /// Connections served at once; further clients wait in the accept backlog.
+    pub max_connections: usize,
+    /// How long handlers get to finish after shutdown is asked for.
+    pub shutdown_grace: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults: 10,000 connections, 5 s grace.
+    pub fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            max_connections: 10_000,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Live counters of a running server, shared with whoever wants to watch.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    accepted: AtomicU64,
+    active: AtomicUsize,
+    accept_errors: AtomicU64,
+}
+
+impl ServerStats {
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+    /// Connections being served now.
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+    /// Failed `accept` calls so far.
+    pub fn accept_errors(&self) -> u64 {
+        self.accept_errors.load(Ordering::Relaxed)
+    }
+}
+
+/// What [`serve`] reports when it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeReport {
+    /// Connections accepted over the server's life.
+    pub accepted: u64,
+    /// Handlers still running when the grace period ran out (left to be dropped).
+    pub abandoned: usize,
+}
+
+/// Per-connection context handed to the handler.
+#[derive(Debug, Clone)]
+pub struct Conn {
+    /// Server-wide connection number, from 1.
+    pub id: u64,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Cancelled when the server shuts down: finish the current exchange and stop.
+    pub shutdown: CancellationToken,
+}
+
+/// Serves connections from `listener` until `shutdown` completes.
+///
+/// See the module docs for the guarantees. Returns once every handler finished
+/// or the grace period ran out.
+pub async fn serve<H, Fut>(
+    listener: TcpListener,
+    config: ServerConfig,
+    stats: Arc<ServerStats>,
+    handler: H,
+    shutdown: impl Future,
+) -> ServeReport
+where
+    H: Fn(TcpStream, Conn) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let tracker = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    let handler = Arc::new(handler);
+    let mut backoff = Backoff::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            biased;
+            _ = shutdown.as_mut() => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.as_mut() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                stats.accept_errors.fetch_add(1, Ordering::Relaxed);
+                let wait = backoff.next();
+                log_action!(
+                    warn,
+                    "accept",
+                    Fail,
+                    server = config.name,
+                    error = &e,
+                    retry_in_ms = wait.as_millis()
+                );
+                drop(permit);
+                tokio::select! {
+                    biased;
+                    _ = shutdown.as_mut() => break,
+                    () = tokio::time::sleep(wait) => continue,
+                }
+            }
+        };
+        backoff.reset();
+        let id = stats.accepted.fetch_add(1, Ordering::Relaxed) + 1;
+        stats.active.fetch_add(1, Ordering::Relaxed);
+        let conn = Conn {
+            id,
+            peer,
+            shutdown: cancel.child_token(),
+        };
+        let span = tracing::info_span!("conn", server = config.name, id, %peer);
+        let handler = Arc::clone(&handler);
+        let stats = Arc::clone(&stats);
+        tracker.spawn(
+            async move {
+                tracing::debug!("connection accepted");
+                handler(stream, conn).await;
+                tracing::debug!("connection finished");
+                stats.active.fetch_sub(1, Ordering::Relaxed);
+                drop(permit);
+            }
+            .instrument(span),
+        );
+    }
+    drop(listener);
+    cancel.cancel();
+    tracker.close();
+    let abandoned = match tokio::time::timeout(config.shutdown_grace, tracker.wait()).await {
+        Ok(()) => 0,
+        Err(_) => tracker.len(),
+    };
+    log_action!(
+        info,
+        "server_shutdown",
+        Success,
+        server = config.name,
+        accepted = stats.accepted(),
+        abandoned = abandoned
+    );
+    ServeReport {
+        accepted: stats.accepted(),
+        abandoned,
+    }
+}
+
+/// Exponential backoff for accept errors: 1 ms doubling to 1 s.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(1);
+    const MAX: Duration = Duration::from_secs(1);
+
+    fn new() -> Self {
+        Self { next: Self::FIRST }
+    }
+    fn next(&mut self) -> Duration {
+        let now = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        now
+    }
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const BOUND: Duration = Duration::from_secs(10);
+
+    async fn echo(mut s: TcpStream, conn: Conn) {
+        let mut buf = [0u8; 64];
+        loop {
+            tokio::select! {
+                () = conn.shutdown.cancelled() => return,
+                n = s.read(&mut buf) => match n {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => if s.write_all(&buf[..n]).await.is_err() { return },
+                },
+            }
+        }
+    }
+
+    async fn roundtrip(c: &mut TcpStream, msg: &[u8]) -> Vec<u8> {
+        c.write_all(msg).await.unwrap();
+        let mut got = vec![0u8; msg.len()];
+        c.read_exact(&mut got).await.unwrap();
+        got
+    }
+
+    /// Polls `cond` until it holds, failing the test after [`BOUND`].
+    async fn wait_until(cond: impl Fn() -> bool) {
+        tokio::time::timeout(BOUND, async {
+            while !cond() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("condition not reached in time");
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let mut b = Backoff::new();
+        let waits: Vec<_> = (0..12).map(|_| b.next().as_millis()).collect();
+        assert_eq!(waits[..4], [1, 2, 4, 8]);
+        assert_eq!(*waits.last().unwrap(), 1000);
+        b.reset();
+        assert_eq!(b.next().as_millis(), 1);
+    }
+
+    #[tokio::test]
+    async fn serves_and_shuts_down_gracefully() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let stats = Arc::new(ServerStats::default());
+        let server = tokio::spawn(serve(
+            listener,
+            ServerConfig::new("test"),
+            stats.clone(),
+            echo,
+            stop.clone().cancelled_owned(),
+        ));
+        let mut a = TcpStream::connect(addr).await.unwrap();
+        let mut b = TcpStream::connect(addr).await.unwrap();
+        assert_eq!(roundtrip(&mut a, b"one").await, b"one");
+        assert_eq!(roundtrip(&mut b, b"two").await, b"two");
+        stop.cancel();
+        let report = tokio::time::timeout(BOUND, server).await.unwrap().unwrap();
+        assert_eq!(
+            report,
+            ServeReport {
+                accepted: 2,
+                abandoned: 0
+            }
+        );
+        // The handlers ended on the token, so the clients see EOF.
+        let mut buf = [0u8; 1];
+        assert_eq!(a.read(&mut buf).await.unwrap(), 0);
+        assert_eq!(stats.active(), 0);
+        // And nobody listens any more.
+        assert!(TcpStream::connect(addr).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn handler_that_ignores_shutdown_is_abandoned_at_the_deadline() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let mut cfg = ServerConfig::new("test");
+        cfg.shutdown_grace = Duration::from_millis(50);
+        let stats = Arc::new(ServerStats::default());
+        let server = tokio::spawn(serve(
+            listener,
+            cfg,
+            stats.clone(),
+            |_s: TcpStream, _c: Conn| std::future::pending::<()>(),
+            stop.clone().cancelled_owned(),
+        ));
+        let _c = TcpStream::connect(addr).await.unwrap();
+        wait_until(|| stats.accepted() == 1).await;
+        stop.cancel();
+        let report = tokio::time::timeout(BOUND, server).await.unwrap().unwrap();
+        assert_eq!(
+            report,
+            ServeReport {
+                accepted: 1,
+                abandoned: 1
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn connection_limit_holds_new_clients_until_a_slot_frees() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let mut cfg = ServerConfig::new("test");
+        cfg.max_connections = 2;
+        let stats = Arc::new(ServerStats::default());
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let ev = events.clone();
+        let server = tokio::spawn(serve(
+            listener,
+            cfg,
+            stats.clone(),
+            move |s, c: Conn| {
+                let ev = ev.clone();
+                async move {
+                    ev.lock().unwrap().push(format!("start {}", c.id));
+                    echo(s, c.clone()).await;
+                    ev.lock().unwrap().push(format!("end {}", c.id));
+                }
+            },
+            stop.clone().cancelled_owned(),
+        ));
+        let mut c1 = TcpStream::connect(addr).await.unwrap();
+        roundtrip(&mut c1, b"1").await;
+        let mut c2 = TcpStream::connect(addr).await.unwrap();
+        roundtrip(&mut c2, b"2").await;
+        let mut c3 = TcpStream::connect(addr).await.unwrap();
+        c3.write_all(b"3").await.unwrap();
+        // Give a broken limit every chance to show itself.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(stats.accepted(), 2);
+        assert_eq!(stats.active(), 2);
+        drop(c1);
+        let mut got = [0u8; 1];
+        tokio::time::timeout(BOUND, c3.read_exact(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&got, b"3");
+        let ev = events.lock().unwrap().clone();
+        let end1 = ev.iter().position(|e| e == "end 1").unwrap();
+        let start3 = ev.iter().position(|e| e == "start 3").unwrap();
+        assert!(end1 < start3, "{ev:?}");
+        stop.cancel();
+        tokio::time::timeout(BOUND, server).await.unwrap().unwrap();
+    }
+}
