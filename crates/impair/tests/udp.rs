@@ -1,0 +1,205 @@
+//! The UDP proxy over real loopback sockets.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{BOUND, udp_echo, wait_until};
+use impair::units::Probability;
+use impair::{UdpProxy, UdpProxyConfig, UdpRules};
+use tokio::net::UdpSocket;
+use tokio::time::timeout;
+
+fn localhost0() -> std::net::SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+async fn recv_u32(s: &UdpSocket) -> u32 {
+    let mut buf = [0u8; 64];
+    let n = timeout(BOUND, s.recv(&mut buf))
+        .await
+        .expect("echo in time")
+        .unwrap();
+    u32::from_be_bytes(buf[..n].try_into().unwrap())
+}
+
+#[tokio::test]
+async fn relays_both_ways_without_rules() {
+    let proxy = UdpProxy::start(UdpProxyConfig::new(localhost0(), udp_echo().await))
+        .await
+        .unwrap();
+    let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    c.connect(proxy.local_addr()).await.unwrap();
+    for i in 0..100u32 {
+        c.send(&i.to_be_bytes()).await.unwrap();
+        assert_eq!(recv_u32(&c).await, i);
+    }
+    let s = proxy.shutdown().await;
+    assert_eq!(s.flows, 1);
+    assert_eq!((s.dirs.up.seen, s.dirs.up.delivered), (100, 100));
+    assert_eq!((s.dirs.down.seen, s.dirs.down.delivered), (100, 100));
+    assert_eq!(s.dirs.up.bytes_delivered, 400);
+}
+
+#[tokio::test]
+async fn drops_exactly_the_nth_datagram() {
+    let mut cfg = UdpProxyConfig::new(localhost0(), udp_echo().await);
+    cfg.rules.up = UdpRules {
+        drop_nth: vec![5],
+        ..UdpRules::default()
+    };
+    let proxy = UdpProxy::start(cfg).await.unwrap();
+    let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    c.connect(proxy.local_addr()).await.unwrap();
+    let mut echoed = Vec::new();
+    for i in 1..=12u32 {
+        c.send(&i.to_be_bytes()).await.unwrap();
+        if i != 5 {
+            // Echoes come back in order, so a wrongly relayed 5 would show up here.
+            echoed.push(recv_u32(&c).await);
+        }
+    }
+    assert_eq!(echoed, vec![1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12]);
+    let s = proxy.shutdown().await;
+    assert_eq!((s.dirs.up.dropped_nth, s.dirs.up.delivered), (1, 11));
+}
+
+#[tokio::test]
+async fn clients_of_many_addresses_are_kept_apart() {
+    let proxy = UdpProxy::start(UdpProxyConfig::new(localhost0(), udp_echo().await))
+        .await
+        .unwrap();
+    let target = proxy.local_addr();
+    let mut tasks = Vec::new();
+    for id in 0..8u32 {
+        // Four source addresses in 127/8, two ports each.
+        let ip = format!("127.0.0.{}:0", 1 + id % 4);
+        tasks.push(tokio::spawn(async move {
+            let c = UdpSocket::bind(&ip).await.unwrap();
+            c.connect(target).await.unwrap();
+            for seq in 0..50u32 {
+                c.send(&(id * 1000 + seq).to_be_bytes()).await.unwrap();
+                let got = recv_u32(&c).await;
+                assert_eq!(
+                    got,
+                    id * 1000 + seq,
+                    "client {id} got another client's datagram"
+                );
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let s = proxy.shutdown().await;
+    assert_eq!(s.flows, 8);
+    assert_eq!(s.dirs.down.delivered, 400);
+}
+
+/// Sends 300 numbered datagrams through a lossy proxy and returns which ones the
+/// upstream received.
+async fn lossy_run(seed: u64) -> BTreeSet<u32> {
+    let upstream = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut cfg = UdpProxyConfig::new(localhost0(), upstream.local_addr().unwrap());
+    cfg.seed = seed;
+    cfg.rules.up = UdpRules {
+        loss: Probability::new(0.3).unwrap(),
+        ..UdpRules::default()
+    };
+    let proxy = UdpProxy::start(cfg).await.unwrap();
+    let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    c.connect(proxy.local_addr()).await.unwrap();
+    for i in 0..300u32 {
+        c.send(&i.to_be_bytes()).await.unwrap();
+        // One at a time, so no datagram is lost to a full socket buffer.
+        wait_until("the proxy to see the datagram", || {
+            proxy.summary().dirs.up.seen == u64::from(i) + 1
+        })
+        .await;
+    }
+    let delivered = proxy.summary().dirs.up.delivered;
+    let mut got = BTreeSet::new();
+    let mut buf = [0u8; 16];
+    while (got.len() as u64) < delivered {
+        let n = timeout(BOUND, upstream.recv(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        got.insert(u32::from_be_bytes(buf[..n].try_into().unwrap()));
+    }
+    let s = proxy.shutdown().await;
+    assert_eq!(s.dirs.up.dropped_loss + s.dirs.up.delivered, 300);
+    got
+}
+
+#[tokio::test]
+async fn same_seed_same_traffic_same_losses_over_real_sockets() {
+    let a = lossy_run(11).await;
+    let b = lossy_run(11).await;
+    let c = lossy_run(12).await;
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    assert!(
+        (150..=270).contains(&a.len()),
+        "30% loss of 300, got {} through",
+        a.len()
+    );
+}
+
+#[tokio::test]
+async fn follows_a_server_that_answers_from_a_new_port() {
+    // A server in the style of the course's Stop & Wait accept: it answers the
+    // first datagram from a fresh socket and expects the rest there.
+    let listener = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let laddr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 64];
+        let (_, client) = listener.recv_from(&mut buf).await.unwrap();
+        let conn = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        conn.send_to(b"hello from new port", client).await.unwrap();
+        let (n, from) = conn.recv_from(&mut buf).await.unwrap();
+        conn.send_to(&buf[..n], from).await.unwrap();
+    });
+    let proxy = UdpProxy::start(UdpProxyConfig::new(localhost0(), laddr))
+        .await
+        .unwrap();
+    let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    c.connect(proxy.local_addr()).await.unwrap();
+    c.send(b"SYN").await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = timeout(BOUND, c.recv(&mut buf)).await.unwrap().unwrap();
+    assert_eq!(&buf[..n], b"hello from new port");
+    c.send(b"data").await.unwrap();
+    let n = timeout(BOUND, c.recv(&mut buf)).await.unwrap().unwrap();
+    assert_eq!(&buf[..n], b"data");
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn delayed_and_duplicated_datagrams_all_arrive_and_are_counted() {
+    let mut cfg = UdpProxyConfig::new(localhost0(), udp_echo().await);
+    cfg.rules.down = UdpRules {
+        duplicate: Probability::new(1.0).unwrap(),
+        delay: Duration::from_millis(2),
+        ..UdpRules::default()
+    };
+    let proxy = UdpProxy::start(cfg).await.unwrap();
+    let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    c.connect(proxy.local_addr()).await.unwrap();
+    for i in 0..20u32 {
+        c.send(&i.to_be_bytes()).await.unwrap();
+        assert_eq!(recv_u32(&c).await, i);
+        assert_eq!(recv_u32(&c).await, i, "the duplicate follows");
+    }
+    let s = proxy.shutdown().await;
+    assert_eq!(
+        (
+            s.dirs.down.duplicated,
+            s.dirs.down.delivered,
+            s.dirs.down.delayed
+        ),
+        (20, 40, 20)
+    );
+}
