@@ -15,6 +15,7 @@
 //! start in-process on port 0 for tests of the other systems, and give a summary
 //! ([`stats`]) when they stop.
 
+pub mod bench;
 pub mod datagram;
 pub mod direction;
 pub mod error;

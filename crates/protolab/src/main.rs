@@ -1,1 +1,95 @@
-fn main() {}
+//! `protolab`: one command for every protolab system.
+//!
+//! This crate only parses arguments, sets up logging and wires the libraries
+//! together; no protocol logic lives here.
+
+mod demo;
+mod impair_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+const ABOUT: &str = "Real client/server network systems, correct to the byte, in one command.";
+
+const SYSTEMS: &str = "\
+Systems:
+  impair    a network impairment proxy (UDP and TCP): loss, duplication, delay,
+            reordering, corruption, chopped streams, resets          [done]
+  lottery   agencies send bets to a central server (seed 000)         [planned]
+  hftp      a text-protocol file server, client and checker (seed 001) [planned]
+  relay     ordered group chat through a dispatcher (seed 002)       [planned]
+  rdt       reliable transport over UDP: Stop & Wait... (seed 003)   [planned]
+  classic   echo, math and positions servers (seed 004)              [planned]
+
+Examples:
+  protolab demo                      every finished system, end to end on loopback
+  protolab impair tcp --listen 127.0.0.1:9001 --upstream 127.0.0.1:9000 --chop 1
+  protolab impair --help             the proxy's rules";
+
+#[derive(Debug, Parser)]
+#[command(name = "protolab", version, about = ABOUT, after_help = SYSTEMS)]
+struct Cli {
+    /// Log level or filter (`debug`, `info,impair=debug`); overrides RUST_LOG.
+    #[arg(long, global = true, value_name = "FILTER")]
+    log_level: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
+enum Command {
+    /// Run every finished system end to end on loopback and show what happened.
+    #[command(after_help = "Example:\n  cargo run --release -- demo")]
+    Demo,
+    /// The impairment proxy: put a bad network between a client and a server.
+    Impair(impair_cmd::ImpairArgs),
+}
+
+fn init_logging(level: Option<&str>) -> anyhow::Result<()> {
+    let filter = match level {
+        Some(l) => EnvFilter::try_new(l)?,
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = init_logging(cli.log_level.as_deref()) {
+        eprintln!("error: invalid --log-level: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Demo => demo::run().await,
+            Command::Impair(args) => impair_cmd::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One clear line: the error and its causes.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

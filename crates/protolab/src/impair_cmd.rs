@@ -1,0 +1,352 @@
+//! `protolab impair udp|tcp|bench`: arguments → proxy configuration, run until a
+//! signal (or `--duration`), print the summary.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use impair::units::{Bytes, Dur, Pattern, Probability, Trigger};
+use impair::{
+    DirValue, PerDir, TcpProxy, TcpProxyConfig, TcpRules, UdpProxy, UdpProxyConfig, UdpRules,
+};
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  protolab impair udp --listen 127.0.0.1:9001 --upstream 127.0.0.1:9000 --loss 20% --seed 7
+  protolab impair tcp --listen 127.0.0.1:0 --upstream 127.0.0.1:19500 --chop 1 --chop-pause 1ms
+  protolab impair bench")]
+pub struct ImpairArgs {
+    #[command(subcommand)]
+    kind: Kind,
+}
+
+#[derive(Debug, Subcommand)]
+enum Kind {
+    /// Relay UDP datagrams, impaired.
+    #[command(after_help = UDP_HELP)]
+    Udp(UdpArgs),
+    /// Relay a TCP stream, impaired.
+    #[command(after_help = TCP_HELP)]
+    Tcp(TcpArgs),
+    /// Measure the TCP proxy's throughput against a direct loopback copy.
+    #[command(after_help = "Example:\n  cargo run --release -- impair bench --size 2GiB")]
+    Bench {
+        /// Bytes sent per run.
+        #[arg(long, default_value = "1GiB")]
+        size: Bytes,
+        /// Runs of each kind; the best is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+    },
+}
+
+const UDP_HELP: &str = "\
+Every rule takes VALUE (both directions), up=VALUE (client -> upstream) or
+down=VALUE (upstream -> client), and may be repeated. Durations: 250us, 10ms, 1.5s.
+Sizes: 1500, 64KiB, 10MB. Probabilities: 0.05 or 5%.
+
+Example: lose 20% of the datagrams to the server, drop the 3rd reply, same choices
+every run:
+  protolab impair udp --listen 127.0.0.1:9001 --upstream 127.0.0.1:9000 \\
+      --loss up=20% --drop-nth down=3 --seed 7 --log";
+
+const TCP_HELP: &str = "\
+Every rule takes VALUE (both directions), up=VALUE (client -> upstream) or
+down=VALUE (upstream -> client), and may be repeated. Durations: 250us, 10ms, 1.5s.
+Sizes: 1500, 64KiB, 10MB. Triggers: a byte count (100, 4KiB) or a time (2s).
+
+Example: deliver the client's requests one byte per write, 1 ms apart, and reset
+the connection after the server has sent 1 MB:
+  protolab impair tcp --listen 127.0.0.1:0 --upstream 127.0.0.1:19500 \\
+      --chop up=1 --chop-pause up=1ms --reset-after down=1MB";
+
+/// Options both proxies share.
+#[derive(Debug, Args)]
+struct Common {
+    /// Address to listen on (port 0 picks a free one; the bound address is printed).
+    #[arg(long)]
+    listen: SocketAddr,
+    /// The real server (host:port).
+    #[arg(long)]
+    upstream: String,
+    /// Seed of every random choice: the same seed and traffic give the same run.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Log one line per decision.
+    #[arg(long)]
+    log: bool,
+    /// Stop after this long (default: until SIGINT or SIGTERM).
+    #[arg(long)]
+    duration: Option<Dur>,
+}
+
+#[derive(Debug, Args)]
+struct UdpArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Drop datagrams with this probability.
+    #[arg(long, value_name = "[DIR=]P")]
+    loss: Vec<DirValue<Probability>>,
+    /// Send datagrams twice with this probability.
+    #[arg(long, value_name = "[DIR=]P")]
+    duplicate: Vec<DirValue<Probability>>,
+    /// Flip one byte of datagrams with this probability.
+    #[arg(long, value_name = "[DIR=]P")]
+    corrupt: Vec<DirValue<Probability>>,
+    /// Hold datagrams back behind their successor with this probability.
+    #[arg(long, value_name = "[DIR=]P")]
+    reorder: Vec<DirValue<Probability>>,
+    /// How long a held datagram waits for a successor (default 50ms).
+    #[arg(long, value_name = "[DIR=]DUR")]
+    reorder_timeout: Vec<DirValue<Dur>>,
+    /// Delay every datagram.
+    #[arg(long, value_name = "[DIR=]DUR")]
+    delay: Vec<DirValue<Dur>>,
+    /// Random extra delay, uniform in -J..=J.
+    #[arg(long, value_name = "[DIR=]DUR")]
+    jitter: Vec<DirValue<Dur>>,
+    /// Limit the rate, in bytes per second.
+    #[arg(long, value_name = "[DIR=]BYTES")]
+    rate: Vec<DirValue<Bytes>>,
+    /// Drop exactly the Nth datagram (1-based) of the direction; repeatable.
+    #[arg(long, value_name = "[DIR=]N")]
+    drop_nth: Vec<DirValue<u64>>,
+    /// Drop datagrams containing this text (or hex:0a0d...).
+    #[arg(long, value_name = "[DIR=]PATTERN")]
+    drop_match: Vec<DirValue<Pattern>>,
+    /// Drop only the first N datagrams that match.
+    #[arg(long, value_name = "[DIR=]N")]
+    drop_match_limit: Vec<DirValue<u64>>,
+    /// Client addresses served at once.
+    #[arg(long, default_value_t = 1024)]
+    max_flows: usize,
+}
+
+#[derive(Debug, Args)]
+struct TcpArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Write at most K bytes per write (1 exposes short-read bugs).
+    #[arg(long, value_name = "[DIR=]K")]
+    chop: Vec<DirValue<usize>>,
+    /// Pause between the pieces of a chopped write.
+    #[arg(long, value_name = "[DIR=]DUR")]
+    chop_pause: Vec<DirValue<Dur>>,
+    /// Delay every byte.
+    #[arg(long, value_name = "[DIR=]DUR")]
+    latency: Vec<DirValue<Dur>>,
+    /// Random extra delay per chunk, uniform in -J..=J (the stream stays in order).
+    #[arg(long, value_name = "[DIR=]DUR")]
+    jitter: Vec<DirValue<Dur>>,
+    /// Limit the bandwidth, in bytes per second.
+    #[arg(long, value_name = "[DIR=]BYTES")]
+    bandwidth: Vec<DirValue<Bytes>>,
+    /// Gather what arrives within this window into one write.
+    #[arg(long, value_name = "[DIR=]DUR")]
+    coalesce: Vec<DirValue<Dur>>,
+    /// Stop forwarding after N bytes or a time.
+    #[arg(long, value_name = "[DIR=]TRIGGER")]
+    stall_after: Vec<DirValue<Trigger>>,
+    /// How long a stall lasts (default: until the connection ends).
+    #[arg(long, value_name = "[DIR=]DUR")]
+    stall_for: Vec<DirValue<Dur>>,
+    /// Close both sides (FIN) after N bytes or a time.
+    #[arg(long, value_name = "[DIR=]TRIGGER")]
+    close_after: Vec<DirValue<Trigger>>,
+    /// Reset both sides (RST) after N bytes or a time.
+    #[arg(long, value_name = "[DIR=]TRIGGER")]
+    reset_after: Vec<DirValue<Trigger>>,
+    /// Connections relayed at once.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+}
+
+/// Applies every value of a repeatable per-direction flag.
+fn set<T, V: Clone>(rules: &mut PerDir<T>, values: &[DirValue<V>], f: impl Fn(&mut T, V)) {
+    for v in values {
+        rules.apply(v, &f);
+    }
+}
+
+fn udp_rules(a: &UdpArgs) -> PerDir<UdpRules> {
+    let mut r = PerDir::<UdpRules>::default();
+    set(&mut r, &a.loss, |r, v| r.loss = v);
+    set(&mut r, &a.duplicate, |r, v| r.duplicate = v);
+    set(&mut r, &a.corrupt, |r, v| r.corrupt = v);
+    set(&mut r, &a.reorder, |r, v| r.reorder = v);
+    set(&mut r, &a.reorder_timeout, |r, v| r.reorder_timeout = v.0);
+    set(&mut r, &a.delay, |r, v| r.delay = v.0);
+    set(&mut r, &a.jitter, |r, v| r.jitter = v.0);
+    set(&mut r, &a.rate, |r, v| r.rate = Some(v.0));
+    set(&mut r, &a.drop_nth, |r, v| r.drop_nth.push(v));
+    set(&mut r, &a.drop_match, |r, v| r.drop_match = Some(v.0));
+    set(&mut r, &a.drop_match_limit, |r, v| {
+        r.drop_match_limit = Some(v)
+    });
+    r
+}
+
+fn tcp_rules(a: &TcpArgs) -> PerDir<TcpRules> {
+    let mut r = PerDir::<TcpRules>::default();
+    set(&mut r, &a.chop, |r, v| r.chop = Some(v.max(1)));
+    set(&mut r, &a.chop_pause, |r, v| r.chop_pause = v.0);
+    set(&mut r, &a.latency, |r, v| r.latency = v.0);
+    set(&mut r, &a.jitter, |r, v| r.jitter = v.0);
+    set(&mut r, &a.bandwidth, |r, v| r.bandwidth = Some(v.0));
+    set(&mut r, &a.coalesce, |r, v| r.coalesce = Some(v.0));
+    set(&mut r, &a.stall_after, |r, v| r.stall = Some(v));
+    set(&mut r, &a.stall_for, |r, v| r.stall_for = Some(v.0));
+    set(&mut r, &a.close_after, |r, v| r.close = Some(v));
+    set(&mut r, &a.reset_after, |r, v| r.reset = Some(v));
+    r
+}
+
+async fn resolve(upstream: &str) -> anyhow::Result<SocketAddr> {
+    tokio::net::lookup_host(upstream)
+        .await
+        .with_context(|| format!("cannot resolve upstream {upstream:?} (expected host:port)"))?
+        .next()
+        .with_context(|| format!("upstream {upstream:?} has no address"))
+}
+
+/// Waits for SIGINT/SIGTERM or the end of `--duration`.
+async fn until_stopped(duration: Option<Dur>) -> anyhow::Result<()> {
+    let signal = netkit::shutdown::signal().context("cannot install signal handlers")?;
+    match duration {
+        Some(d) => {
+            tokio::select! {
+                _ = signal => {}
+                () = tokio::time::sleep(d.0) => {}
+            }
+        }
+        None => {
+            signal.await;
+        }
+    }
+    Ok(())
+}
+
+fn announce(kind: &str, local: SocketAddr, upstream: SocketAddr) {
+    // stdout, flushed: scripts and tests read the bound address from this line.
+    println!("impair {kind}: listening on {local} -> upstream {upstream}");
+    let _ = std::io::stdout().flush();
+}
+
+pub async fn run(args: ImpairArgs) -> anyhow::Result<()> {
+    match args.kind {
+        Kind::Udp(a) => {
+            let upstream = resolve(&a.common.upstream).await?;
+            let mut cfg = UdpProxyConfig::new(a.common.listen, upstream);
+            cfg.rules = udp_rules(&a);
+            cfg.seed = a.common.seed;
+            cfg.log_decisions = a.common.log;
+            cfg.max_flows = a.max_flows;
+            let proxy = UdpProxy::start(cfg).await?;
+            announce("udp", proxy.local_addr(), upstream);
+            until_stopped(a.common.duration).await?;
+            print!("{}", proxy.shutdown().await);
+        }
+        Kind::Tcp(a) => {
+            let upstream = resolve(&a.common.upstream).await?;
+            let mut cfg = TcpProxyConfig::new(a.common.listen, upstream);
+            cfg.rules = tcp_rules(&a);
+            cfg.seed = a.common.seed;
+            cfg.log_decisions = a.common.log;
+            cfg.max_connections = a.max_connections;
+            let proxy = TcpProxy::start(cfg).await?;
+            announce("tcp", proxy.local_addr(), upstream);
+            until_stopped(a.common.duration).await?;
+            print!("{}", proxy.shutdown().await);
+        }
+        Kind::Bench { size, runs } => {
+            let report = impair::bench::tcp_throughput(size.0, runs.max(1)).await?;
+            print!("{report}");
+        }
+    }
+    let _ = std::io::stdout().flush();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::time::Duration;
+
+    #[derive(Debug, Parser)]
+    struct T {
+        #[command(subcommand)]
+        kind: Kind,
+    }
+
+    #[test]
+    fn per_direction_flags_reach_the_right_rules() {
+        let t = T::parse_from([
+            "t",
+            "udp",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "127.0.0.1:9",
+            "--loss",
+            "up=20%",
+            "--drop-nth",
+            "down=3",
+            "--drop-nth",
+            "down=5",
+            "--delay",
+            "10ms",
+        ]);
+        let Kind::Udp(a) = t.kind else { panic!() };
+        let r = udp_rules(&a);
+        assert!((r.up.loss.get() - 0.2).abs() < 1e-12);
+        assert!(r.down.loss.get().abs() < f64::EPSILON);
+        assert_eq!(r.down.drop_nth, vec![3, 5]);
+        assert!(r.up.drop_nth.is_empty());
+        assert_eq!(
+            (r.up.delay, r.down.delay),
+            (Duration::from_millis(10), Duration::from_millis(10))
+        );
+    }
+
+    #[test]
+    fn tcp_triggers_parse_as_bytes_or_time() {
+        let t = T::parse_from([
+            "t",
+            "tcp",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "127.0.0.1:9",
+            "--reset-after",
+            "up=100",
+            "--close-after",
+            "down=2s",
+            "--chop",
+            "1",
+        ]);
+        let Kind::Tcp(a) = t.kind else { panic!() };
+        let r = tcp_rules(&a);
+        assert_eq!(r.up.reset, Some(Trigger::Bytes(100)));
+        assert_eq!(r.down.close, Some(Trigger::After(Duration::from_secs(2))));
+        assert_eq!((r.up.chop, r.down.chop), (Some(1), Some(1)));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_reason() {
+        let e = T::try_parse_from([
+            "t",
+            "udp",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "x:1",
+            "--loss",
+            "150%",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("must be between 0 and 1"), "{e}");
+    }
+}

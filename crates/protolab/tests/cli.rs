@@ -1,0 +1,249 @@
+//! The `protolab` binary as a user runs it: help, the proxies printing their
+//! bound address and relaying, clean exit on SIGTERM with a summary, errors.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+const BOUND: Duration = Duration::from_secs(30);
+
+fn protolab() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_protolab"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+fn wait_bounded(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("protolab did not exit in time");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn sigterm(child: &Child) {
+    let ok = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// Starts `protolab impair ...` and reads the bound address from its first line.
+fn start_proxy(args: &[&str]) -> (Child, BufReader<std::process::ChildStdout>, SocketAddr) {
+    let mut child = protolab()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no bound address in {line:?}"))
+        .parse()
+        .unwrap();
+    (child, out, addr)
+}
+
+fn tcp_echo() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let mut r = s.try_clone().unwrap();
+                let _ = std::io::copy(&mut r, &mut s);
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn help_lists_the_systems_and_subcommands_have_examples() {
+    let out = protolab().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for word in [
+        "impair", "lottery", "hftp", "relay", "rdt", "classic", "demo",
+    ] {
+        assert!(text.contains(word), "--help does not mention {word}");
+    }
+    for sub in [
+        &["impair", "--help"][..],
+        &["impair", "tcp", "--help"],
+        &["impair", "udp", "--help"],
+        &["demo", "--help"],
+        &["impair", "bench", "--help"],
+    ] {
+        let out = protolab().args(sub).output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("Example"), "{sub:?} --help has no example");
+    }
+}
+
+#[test]
+fn impair_tcp_prints_its_address_relays_and_exits_0_on_sigterm() {
+    let upstream = tcp_echo().to_string();
+    let (mut child, mut out, addr) = start_proxy(&[
+        "impair",
+        "tcp",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &upstream,
+        "--chop",
+        "up=1",
+    ]);
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(BOUND)).unwrap();
+    c.write_all(b"hello through the proxy").unwrap();
+    let mut back = [0u8; 23];
+    c.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"hello through the proxy");
+    drop(c);
+    sigterm(&child);
+    let status = wait_bounded(&mut child);
+    assert_eq!(status.code(), Some(0));
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert!(
+        rest.contains("impair tcp summary: 1 connection(s)"),
+        "{rest}"
+    );
+    let writes = rest
+        .lines()
+        .find(|l| l.trim_start().starts_with("writes"))
+        .unwrap();
+    assert_eq!(
+        writes.split_whitespace().nth(1),
+        Some("23"),
+        "one write per byte up: {writes}"
+    );
+}
+
+#[test]
+fn impair_udp_drops_the_nth_and_reports_it() {
+    let echo = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let echo_addr = echo.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = echo.recv_from(&mut buf) {
+            let _ = echo.send_to(&buf[..n], from);
+        }
+    });
+    let (mut child, mut out, addr) = start_proxy(&[
+        "impair",
+        "udp",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &echo_addr,
+        "--drop-nth",
+        "up=2",
+    ]);
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.connect(addr).unwrap();
+    c.set_read_timeout(Some(BOUND)).unwrap();
+    let mut buf = [0u8; 16];
+    c.send(b"one").unwrap();
+    let n = c.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"one");
+    c.send(b"two").unwrap(); // dropped by the proxy
+    c.send(b"three").unwrap();
+    let n = c.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"three", "the 2nd datagram must not arrive");
+    sigterm(&child);
+    assert_eq!(wait_bounded(&mut child).code(), Some(0));
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let nth = rest
+        .lines()
+        .find(|l| l.trim_start().starts_with("dropped_nth"))
+        .unwrap();
+    assert_eq!(
+        nth.split_whitespace().collect::<Vec<_>>(),
+        vec!["dropped_nth", "1", "0"]
+    );
+}
+
+#[test]
+fn errors_are_one_clear_line_and_a_nonzero_exit() {
+    let out = protolab()
+        .args([
+            "impair",
+            "udp",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "127.0.0.1:9",
+            "--loss",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must be between 0 and 1"));
+
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = protolab()
+        .args([
+            "impair",
+            "tcp",
+            "--listen",
+            &addr,
+            "--upstream",
+            "127.0.0.1:9",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("error: cannot listen on {addr}")),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn demo_runs_and_shows_impairs_effects() {
+    let mut child = protolab()
+        .arg("demo")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut text = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(wait_bounded(&mut child).code(), Some(0), "{text}");
+    assert!(text.contains("reads, intact"), "{text}");
+    assert!(
+        text.contains("the server got 100 and then Some(ConnectionReset)"),
+        "{text}"
+    );
+    assert!(text.contains("impair udp summary"), "{text}");
+    assert!(text.contains("demo finished"), "{text}");
+}
