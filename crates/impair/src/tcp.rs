@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use netkit::server::{Conn, ServeReport, ServerConfig, ServerStats, serve};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -33,7 +33,7 @@ use crate::units::Trigger;
 use crate::{Error, derive_seed};
 
 /// Bytes read from a socket at once.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 /// Chunks in flight between a direction's reader and writer.
 const CHANNEL_CHUNKS: usize = 8;
 
@@ -301,15 +301,20 @@ impl Pump {
 
     async fn read_side(&self, tx: mpsc::Sender<Chunk>) {
         let mut latency = Latency::new(&self.rules, self.seed);
-        let mut buf = vec![0u8; READ_CHUNK];
+        let mut buf = BytesMut::new();
         loop {
+            if buf.capacity() < READ_CHUNK / 4 {
+                buf.reserve(READ_CHUNK);
+            }
             match read_some(&self.from, &mut buf).await {
                 Ok(0) => return, // EOF: dropping tx tells the writer.
                 Ok(n) => {
                     bump(&self.counters.bytes_in, n as u64);
                     let due = Instant::from_std(latency.due(std::time::Instant::now()));
+                    // Hand the bytes over without copying; the spare capacity
+                    // stays for the next read.
                     let chunk = Chunk {
-                        data: Bytes::copy_from_slice(&buf[..n]),
+                        data: buf.split().freeze(),
                         due,
                     };
                     if tx.send(chunk).await.is_err() {
@@ -343,7 +348,9 @@ impl Pump {
                 }
                 data = Bytes::from(joined);
             }
-            tokio::time::sleep_until(first.due).await;
+            if first.due > Instant::now() {
+                tokio::time::sleep_until(first.due).await;
+            }
             if let Some(Trigger::After(at)) = self.rules.stall {
                 if !stalled_by_time && Instant::now() >= self.start + at {
                     stalled_by_time = true;
@@ -431,11 +438,12 @@ impl Pump {
     }
 }
 
-/// Reads what is available (at least one byte, or 0 at EOF) from a shared stream.
-async fn read_some(s: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads what is available (at least one byte, or 0 at EOF) from a shared
+/// stream into the spare capacity of `buf`.
+async fn read_some(s: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
     loop {
         s.readable().await?;
-        match s.try_read(buf) {
+        match s.try_read_buf(buf) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             r => return r,
         }

@@ -182,7 +182,7 @@ fn udp_rules(a: &UdpArgs) -> PerDir<UdpRules> {
     set(&mut r, &a.drop_nth, |r, v| r.drop_nth.push(v));
     set(&mut r, &a.drop_match, |r, v| r.drop_match = Some(v.0));
     set(&mut r, &a.drop_match_limit, |r, v| {
-        r.drop_match_limit = Some(v)
+        r.drop_match_limit = Some(v);
     });
     r
 }
