@@ -141,14 +141,17 @@ impl FromStr for Pattern {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
         let bytes = if let Some(hex) = s.strip_prefix("hex:") {
-            if hex.len() % 2 != 0 {
+            // Work on bytes: slicing a str at odd offsets panics on non-ASCII
+            // input (found by the impair_values fuzz target).
+            let digits = hex.as_bytes();
+            if digits.len() % 2 != 0 {
                 return Err(bad("pattern", s, "odd number of hex digits"));
             }
-            (0..hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
-                .collect::<Result<Vec<u8>, _>>()
-                .map_err(|_| bad("pattern", s, "not hex"))?
+            digits
+                .chunks(2)
+                .map(|pair| Some(hex_val(pair[0])? << 4 | hex_val(pair[1])?))
+                .collect::<Option<Vec<u8>>>()
+                .ok_or_else(|| bad("pattern", s, "not hex"))?
         } else {
             s.as_bytes().to_vec()
         };
@@ -157,6 +160,10 @@ impl FromStr for Pattern {
         }
         Ok(Pattern(bytes))
     }
+}
+
+fn hex_val(d: u8) -> Option<u8> {
+    (d as char).to_digit(16).map(|v| v as u8)
 }
 
 /// When a TCP rule fires: after N bytes of a direction, or T after the
@@ -234,6 +241,11 @@ mod tests {
         assert_eq!("hex:00ff".parse::<Pattern>().unwrap().0, vec![0, 255]);
         assert!("hex:0".parse::<Pattern>().is_err());
         assert!("hex:zz".parse::<Pattern>().is_err());
+        assert!(
+            "hex:é0".parse::<Pattern>().is_err(),
+            "non-ASCII is an error, not a panic"
+        );
+        assert_eq!("hex:AbCd".parse::<Pattern>().unwrap().0, vec![0xab, 0xcd]);
         assert_eq!("100".parse::<Trigger>().unwrap(), Trigger::Bytes(100));
         assert_eq!("4KiB".parse::<Trigger>().unwrap(), Trigger::Bytes(4096));
         assert_eq!(

@@ -31,6 +31,13 @@ pub enum Error {
         max: usize,
     },
 
+    /// A text line grew past the reader's limit before its CR LF.
+    #[error("line longer than {max} bytes")]
+    LineTooLong {
+        /// The limit.
+        max: usize,
+    },
+
     /// A line feed that was not preceded by a carriage return.
     #[error("bare LF at byte {offset} of the line (CR LF expected)")]
     BareLf {

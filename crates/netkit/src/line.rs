@@ -5,7 +5,7 @@
 //! - an LF not immediately preceded by CR is [`Error::BareLf`], reported as soon as
 //!   that LF is fed (nothing waits for a later CR LF);
 //! - memory is bounded by the limit: a line longer than it is either an error as
-//!   soon as the limit is passed ([`Overflow::Error`]) or kept as its first `limit`
+//!   soon as the limit is passed ([`Error::LineTooLong`]) or kept as its first `limit`
 //!   bytes plus the total length, the tail discarded as it arrives
 //!   ([`Overflow::Truncate`]) so a server can still answer it as the whole line
 //!   would have been answered (HFTP's 5 MiB file name gets `202`).
@@ -20,7 +20,7 @@ use crate::Error;
 /// What to do with a line longer than the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overflow {
-    /// Fail with [`Error::TooLong`] as soon as the line passes the limit.
+    /// Fail with [`Error::LineTooLong`] as soon as the line passes the limit.
     Error,
     /// Keep the first `limit` bytes, count the rest, discard them as they arrive.
     Truncate,
@@ -136,11 +136,7 @@ impl LineReader {
         let content = self.total - usize::from(self.last_cr);
         if content > self.limit && self.overflow == Overflow::Error {
             self.failed = true;
-            return Err(Error::TooLong {
-                name: "line",
-                announced: content as u64,
-                max: self.limit,
-            });
+            return Err(Error::LineTooLong { max: self.limit });
         }
         Ok(())
     }
@@ -274,11 +270,7 @@ mod tests {
         r.feed(b"e");
         assert!(matches!(
             r.next_line(),
-            Some(Err(Error::TooLong {
-                announced: 6,
-                max: 4,
-                ..
-            }))
+            Some(Err(Error::LineTooLong { max: 4 }))
         ));
     }
 
@@ -286,7 +278,10 @@ mod tests {
     fn too_long_error_comes_before_any_terminator() {
         let mut r = LineReader::new(8, Overflow::Error);
         r.feed(&[b'x'; 9]);
-        assert!(matches!(r.next_line(), Some(Err(Error::TooLong { .. }))));
+        assert!(matches!(
+            r.next_line(),
+            Some(Err(Error::LineTooLong { max: 8 }))
+        ));
     }
 
     #[test]

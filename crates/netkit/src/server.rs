@@ -370,4 +370,46 @@ mod tests {
         stop.cancel();
         tokio::time::timeout(BOUND, server).await.unwrap().unwrap();
     }
+
+    /// Soft limit on open files, from /proc (Linux); `None` elsewhere.
+    fn open_file_limit() -> Option<usize> {
+        let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+        let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+        line.split_whitespace().nth(3)?.parse().ok()
+    }
+
+    #[tokio::test]
+    async fn a_thousand_idle_connections_do_not_delay_an_active_one() {
+        // Both ends of every connection live in this process.
+        let idle_count = open_file_limit().map_or(1000, |l| 1000.min(l.saturating_sub(100) / 2));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let stats = Arc::new(ServerStats::default());
+        let server = tokio::spawn(serve(
+            listener,
+            ServerConfig::new("test"),
+            stats.clone(),
+            echo,
+            stop.clone().cancelled_owned(),
+        ));
+        let mut idle = Vec::with_capacity(idle_count);
+        for _ in 0..idle_count {
+            idle.push(TcpStream::connect(addr).await.unwrap());
+        }
+        // Half-sent garbage on some of them changes nothing either.
+        for c in idle.iter_mut().step_by(10) {
+            c.write_all(b"partial").await.unwrap();
+        }
+        let mut active = TcpStream::connect(addr).await.unwrap();
+        let got = tokio::time::timeout(BOUND, roundtrip(&mut active, b"still served"))
+            .await
+            .unwrap();
+        assert_eq!(got, b"still served");
+        wait_until(|| stats.active() == idle_count + 1).await;
+        stop.cancel();
+        let report = tokio::time::timeout(BOUND, server).await.unwrap().unwrap();
+        assert_eq!(report.accepted as usize, idle_count + 1);
+        assert_eq!(report.abandoned, 0);
+    }
 }
