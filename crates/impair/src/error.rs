@@ -26,6 +26,10 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// An error of the shared runtime (binding the TCP listener).
+    #[error(transparent)]
+    Net(#[from] netkit::Error),
+
     /// Any other socket error.
     #[error("i/o error: {0}")]
     Io(#[from] io::Error),

@@ -93,6 +93,8 @@ pub(crate) fn bump(c: &AtomicU64, by: u64) {
 pub struct UdpSummary {
     /// Distinct client addresses seen.
     pub flows: u64,
+    /// Datagrams from new clients refused because `max_flows` were open.
+    pub flows_refused: u64,
     /// Per direction counters.
     pub dirs: PerDir<UdpSnapshot>,
 }
@@ -118,7 +120,11 @@ fn table(f: &mut fmt::Formatter<'_>, up: &[(&str, u64)], down: &[(&str, u64)]) -
 
 impl fmt::Display for UdpSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "impair udp summary: {} client address(es)", self.flows)?;
+        writeln!(
+            f,
+            "impair udp summary: {} client address(es), {} datagram(s) refused at the flow limit",
+            self.flows, self.flows_refused
+        )?;
         table(
             f,
             &self.dirs.get(Direction::Up).fields(),

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use netkit::server::{Conn, ServeReport, ServerConfig, ServerStats, serve};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -90,12 +90,7 @@ pub struct TcpProxy {
 impl TcpProxy {
     /// Binds the listener and starts relaying.
     pub async fn start(config: TcpProxyConfig) -> Result<Self, Error> {
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| Error::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let listener = netkit::server::bind(config.listen).await?;
         let local = listener.local_addr()?;
         let shared = Arc::new(Shared::default());
         let cancel = CancellationToken::new();

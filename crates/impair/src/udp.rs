@@ -123,6 +123,7 @@ impl UdpProxy {
     fn summarize(shared: &Shared) -> UdpSummary {
         UdpSummary {
             flows: shared.flows_seen.load(Ordering::Relaxed),
+            flows_refused: shared.flows_refused.load(Ordering::Relaxed),
             dirs: PerDir {
                 up: shared.dirs.up.snapshot(),
                 down: shared.dirs.down.snapshot(),
@@ -182,7 +183,12 @@ async fn listen_loop(
                     let cancel = cancel.clone();
                     tracker.spawn(async move {
                         flow.run(rx, cancel).await;
-                        lock(&flows).remove(&from);
+                        // Only our own entry: a new flow for the same client may
+                        // already have replaced it.
+                        let mut map = lock(&flows);
+                        if map.get(&from).is_some_and(mpsc::Sender::is_closed) {
+                            map.remove(&from);
+                        }
                     });
                     tx
                 }

@@ -203,3 +203,45 @@ async fn delayed_and_duplicated_datagrams_all_arrive_and_are_counted() {
         (20, 40, 20)
     );
 }
+
+#[tokio::test]
+async fn flow_limit_refuses_new_clients_and_idle_flows_are_closed() {
+    let mut cfg = UdpProxyConfig::new(localhost0(), udp_echo().await);
+    cfg.max_flows = 2;
+    cfg.flow_idle = Duration::from_millis(100);
+    let proxy = UdpProxy::start(cfg).await.unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        c.connect(proxy.local_addr()).await.unwrap();
+        c.send(&1u32.to_be_bytes()).await.unwrap();
+        assert_eq!(recv_u32(&c).await, 1);
+        clients.push(c);
+    }
+    let third = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    third.connect(proxy.local_addr()).await.unwrap();
+    third.send(&3u32.to_be_bytes()).await.unwrap();
+    wait_until("the refusal", || proxy.summary().flows_refused == 1).await;
+    // Once the first two go idle their flows close and the third gets through;
+    // a returning client then gets a fresh flow.
+    send_until_echoed(&third, 3).await;
+    send_until_echoed(&clients[0], 7).await;
+    let s = proxy.shutdown().await;
+    assert!(s.flows >= 4, "{s}");
+}
+
+/// Sends `v` every 50 ms until it comes back (bounded by [`BOUND`]).
+async fn send_until_echoed(c: &UdpSocket, v: u32) {
+    let mut buf = [0u8; 8];
+    timeout(BOUND, async {
+        loop {
+            c.send(&v.to_be_bytes()).await.unwrap();
+            if let Ok(Ok(n)) = timeout(Duration::from_millis(50), c.recv(&mut buf)).await {
+                assert_eq!(&buf[..n], &v.to_be_bytes());
+                return;
+            }
+        }
+    })
+    .await
+    .expect("served once a flow slot frees");
+}

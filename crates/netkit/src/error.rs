@@ -1,6 +1,7 @@
 //! The one error type of `netkit`.
 
 use std::io;
+use std::net::SocketAddr;
 
 /// Everything that can go wrong in the shared building blocks.
 #[derive(Debug, thiserror::Error)]
@@ -8,6 +9,15 @@ pub enum Error {
     /// The underlying socket failed.
     #[error("i/o error: {0}")]
     Io(#[from] io::Error),
+
+    /// A listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why (address in use, permission denied...).
+        source: io::Error,
+    },
 
     /// The peer closed the connection in the middle of a frame or header.
     #[error("connection closed mid-{part}: got {got} of {expected} bytes")]

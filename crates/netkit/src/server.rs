@@ -24,6 +24,13 @@ use tracing::Instrument;
 
 use crate::log_action;
 
+/// Binds a TCP listener, with an error that names the address.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, crate::Error> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| crate::Error::Bind { addr, source })
+}
+
 /// How a server runs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -248,6 +255,18 @@ mod tests {
         })
         .await
         .expect("condition not reached in time");
+    }
+
+    #[tokio::test]
+    async fn bind_names_the_address_it_could_not_take() {
+        let taken = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = taken.local_addr().unwrap();
+        let err = bind(addr).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cannot listen on {addr}: ")),
+            "{err}"
+        );
     }
 
     #[test]

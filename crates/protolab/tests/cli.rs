@@ -247,3 +247,85 @@ fn demo_runs_and_shows_impairs_effects() {
     assert!(text.contains("impair udp summary"), "{text}");
     assert!(text.contains("demo finished"), "{text}");
 }
+
+/// Runs a short `impair tcp` session with a relayed connection and returns stderr.
+fn impair_session_stderr(extra: &[&str], rust_log: Option<&str>) -> String {
+    let upstream = tcp_echo().to_string();
+    let mut cmd = protolab();
+    cmd.args([
+        "impair",
+        "tcp",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &upstream,
+    ])
+    .args(extra)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    if let Some(l) = rust_log {
+        cmd.env("RUST_LOG", l);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let addr: SocketAddr = line
+        .split("listening on ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(BOUND)).unwrap();
+    c.write_all(b"ping").unwrap();
+    let mut back = [0u8; 4];
+    c.read_exact(&mut back).unwrap();
+    drop(c);
+    sigterm(&child);
+    assert_eq!(wait_bounded(&mut child).code(), Some(0));
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    err
+}
+
+#[test]
+fn log_flag_prints_one_line_per_decision() {
+    let err = impair_session_stderr(&["--log", "--reset-after", "down=1GB"], None);
+    let decisions: Vec<_> = err
+        .lines()
+        .filter(|l| l.contains("action: impair_tcp | result: success"))
+        .collect();
+    assert_eq!(decisions.len(), 2, "one chunk each way:\n{err}");
+    assert!(
+        decisions.iter().any(|l| l.contains("dir: up | bytes: 4")),
+        "{err}"
+    );
+    // Without --log, no decision lines.
+    let err = impair_session_stderr(&[], None);
+    assert!(!err.contains("action: impair_tcp |"), "{err}");
+}
+
+#[test]
+fn log_level_comes_from_the_flag_then_rust_log() {
+    let debug = impair_session_stderr(&["--log-level", "debug"], None);
+    assert!(debug.contains("DEBUG"), "{debug}");
+    let quiet = impair_session_stderr(&[], Some("error"));
+    assert!(
+        !quiet.contains("INFO"),
+        "RUST_LOG=error must hide info lines:\n{quiet}"
+    );
+    let flag_wins = impair_session_stderr(&["--log-level", "info"], Some("error"));
+    assert!(
+        flag_wins.contains("INFO"),
+        "--log-level overrides RUST_LOG:\n{flag_wins}"
+    );
+}
