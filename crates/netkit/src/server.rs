@@ -239,6 +239,48 @@ mod tests {
         }
     }
 
+    /// A server under test on 127.0.0.1:0.
+    struct Running {
+        addr: SocketAddr,
+        stop: CancellationToken,
+        stats: Arc<ServerStats>,
+        task: tokio::task::JoinHandle<ServeReport>,
+    }
+
+    impl Running {
+        async fn start<H, Fut>(cfg: ServerConfig, handler: H) -> Self
+        where
+            H: Fn(TcpStream, Conn) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = ()> + Send + 'static,
+        {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let stop = CancellationToken::new();
+            let stats = Arc::new(ServerStats::default());
+            let task = tokio::spawn(serve(
+                listener,
+                cfg,
+                stats.clone(),
+                handler,
+                stop.clone().cancelled_owned(),
+            ));
+            Self {
+                addr,
+                stop,
+                stats,
+                task,
+            }
+        }
+
+        async fn stop(self) -> ServeReport {
+            self.stop.cancel();
+            tokio::time::timeout(BOUND, self.task)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    }
+
     async fn roundtrip(c: &mut TcpStream, msg: &[u8]) -> Vec<u8> {
         c.write_all(msg).await.unwrap();
         let mut got = vec![0u8; msg.len()];
@@ -281,23 +323,13 @@ mod tests {
 
     #[tokio::test]
     async fn serves_and_shuts_down_gracefully() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stop = CancellationToken::new();
-        let stats = Arc::new(ServerStats::default());
-        let server = tokio::spawn(serve(
-            listener,
-            ServerConfig::new("test"),
-            stats.clone(),
-            echo,
-            stop.clone().cancelled_owned(),
-        ));
+        let server = Running::start(ServerConfig::new("test"), echo).await;
+        let (addr, stats) = (server.addr, server.stats.clone());
         let mut a = TcpStream::connect(addr).await.unwrap();
         let mut b = TcpStream::connect(addr).await.unwrap();
         assert_eq!(roundtrip(&mut a, b"one").await, b"one");
         assert_eq!(roundtrip(&mut b, b"two").await, b"two");
-        stop.cancel();
-        let report = tokio::time::timeout(BOUND, server).await.unwrap().unwrap();
+        let report = server.stop().await;
         assert_eq!(
             report,
             ServeReport {
@@ -315,23 +347,14 @@ mod tests {
 
     #[tokio::test]
     async fn handler_that_ignores_shutdown_is_abandoned_at_the_deadline() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stop = CancellationToken::new();
         let mut cfg = ServerConfig::new("test");
         cfg.shutdown_grace = Duration::from_millis(50);
-        let stats = Arc::new(ServerStats::default());
-        let server = tokio::spawn(serve(
-            listener,
-            cfg,
-            stats.clone(),
-            |_s: TcpStream, _c: Conn| std::future::pending::<()>(),
-            stop.clone().cancelled_owned(),
-        ));
+        let server =
+            Running::start(cfg, |_s: TcpStream, _c: Conn| std::future::pending::<()>()).await;
+        let (addr, stats) = (server.addr, server.stats.clone());
         let _c = TcpStream::connect(addr).await.unwrap();
         wait_until(|| stats.accepted() == 1).await;
-        stop.cancel();
-        let report = tokio::time::timeout(BOUND, server).await.unwrap().unwrap();
+        let report = server.stop().await;
         assert_eq!(
             report,
             ServeReport {
@@ -343,28 +366,20 @@ mod tests {
 
     #[tokio::test]
     async fn connection_limit_holds_new_clients_until_a_slot_frees() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stop = CancellationToken::new();
         let mut cfg = ServerConfig::new("test");
         cfg.max_connections = 2;
-        let stats = Arc::new(ServerStats::default());
         let events = Arc::new(Mutex::new(Vec::new()));
         let ev = events.clone();
-        let server = tokio::spawn(serve(
-            listener,
-            cfg,
-            stats.clone(),
-            move |s, c: Conn| {
-                let ev = ev.clone();
-                async move {
-                    ev.lock().unwrap().push(format!("start {}", c.id));
-                    echo(s, c.clone()).await;
-                    ev.lock().unwrap().push(format!("end {}", c.id));
-                }
-            },
-            stop.clone().cancelled_owned(),
-        ));
+        let server = Running::start(cfg, move |s, c: Conn| {
+            let ev = ev.clone();
+            async move {
+                ev.lock().unwrap().push(format!("start {}", c.id));
+                echo(s, c.clone()).await;
+                ev.lock().unwrap().push(format!("end {}", c.id));
+            }
+        })
+        .await;
+        let (addr, stats) = (server.addr, server.stats.clone());
         let mut c1 = TcpStream::connect(addr).await.unwrap();
         roundtrip(&mut c1, b"1").await;
         let mut c2 = TcpStream::connect(addr).await.unwrap();
@@ -386,8 +401,7 @@ mod tests {
         let end1 = ev.iter().position(|e| e == "end 1").unwrap();
         let start3 = ev.iter().position(|e| e == "start 3").unwrap();
         assert!(end1 < start3, "{ev:?}");
-        stop.cancel();
-        tokio::time::timeout(BOUND, server).await.unwrap().unwrap();
+        server.stop().await;
     }
 
     /// Soft limit on open files, from /proc (Linux); `None` elsewhere.
@@ -401,17 +415,8 @@ mod tests {
     async fn a_thousand_idle_connections_do_not_delay_an_active_one() {
         // Both ends of every connection live in this process.
         let idle_count = open_file_limit().map_or(1000, |l| 1000.min(l.saturating_sub(100) / 2));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stop = CancellationToken::new();
-        let stats = Arc::new(ServerStats::default());
-        let server = tokio::spawn(serve(
-            listener,
-            ServerConfig::new("test"),
-            stats.clone(),
-            echo,
-            stop.clone().cancelled_owned(),
-        ));
+        let server = Running::start(ServerConfig::new("test"), echo).await;
+        let (addr, stats) = (server.addr, server.stats.clone());
         let mut idle = Vec::with_capacity(idle_count);
         for _ in 0..idle_count {
             idle.push(TcpStream::connect(addr).await.unwrap());
@@ -426,8 +431,7 @@ mod tests {
             .unwrap();
         assert_eq!(got, b"still served");
         wait_until(|| stats.active() == idle_count + 1).await;
-        stop.cancel();
-        let report = tokio::time::timeout(BOUND, server).await.unwrap().unwrap();
+        let report = server.stop().await;
         assert_eq!(report.accepted as usize, idle_count + 1);
         assert_eq!(report.abandoned, 0);
     }

@@ -40,12 +40,14 @@ fn sigterm(child: &Child) {
 
 /// Starts `protolab impair ...` and reads the bound address from its first line.
 fn start_proxy(args: &[&str]) -> (Child, BufReader<std::process::ChildStdout>, SocketAddr) {
-    let mut child = protolab()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut cmd = protolab();
+    cmd.args(args).stderr(Stdio::null());
+    spawn_proxy(&mut cmd)
+}
+
+/// Spawns a prepared proxy command with stdout piped and reads the bound address.
+fn spawn_proxy(cmd: &mut Command) -> (Child, BufReader<std::process::ChildStdout>, SocketAddr) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
@@ -261,24 +263,11 @@ fn impair_session_stderr(extra: &[&str], rust_log: Option<&str>) -> String {
         &upstream,
     ])
     .args(extra)
-    .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     if let Some(l) = rust_log {
         cmd.env("RUST_LOG", l);
     }
-    let mut child = cmd.spawn().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let addr: SocketAddr = line
-        .split("listening on ")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (mut child, _out, addr) = spawn_proxy(&mut cmd);
     let mut c = TcpStream::connect(addr).unwrap();
     c.set_read_timeout(Some(BOUND)).unwrap();
     c.write_all(b"ping").unwrap();
