@@ -105,7 +105,7 @@ macro_rules! log_action {
         ::tracing::$level!(
             "{}",
             $crate::logfmt::LogLine::new($action, $crate::logfmt::Outcome::$outcome)
-                $(.kv(stringify!($key), $value))*
+                $(.kv(stringify!($key), &$value))*
         )
     };
 }

@@ -1,0 +1,78 @@
+//! The one error type of the `lottery` crate.
+
+use std::io;
+
+/// Everything that can go wrong in the lottery system.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Framing or socket errors from the shared toolkit (limits, EOF mid-frame).
+    #[error(transparent)]
+    Net(#[from] netkit::Error),
+
+    /// A socket or file error.
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+
+    /// The embedded store failed.
+    #[error("store error: {0}")]
+    Store(#[from] rusqlite::Error),
+
+    /// The peer sent a message this protocol does not have.
+    #[error("unknown message code {code} (header {header:02x?})")]
+    UnknownCode {
+        /// The code byte.
+        code: u8,
+        /// The whole header, for the log.
+        header: Vec<u8>,
+    },
+
+    /// A message whose payload does not fit its code's layout.
+    #[error("malformed {what}: {why}")]
+    Malformed {
+        /// Which message.
+        what: &'static str,
+        /// What is wrong.
+        why: String,
+    },
+
+    /// The server answered with an error reply.
+    #[error("server refused: {0}")]
+    Refused(String),
+
+    /// A data set could not be read.
+    #[error("data set {path}: {why}")]
+    Dataset {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
+
+    /// A transaction failed; nothing of its batches was stored.
+    #[error("commit failed: {0}")]
+    Commit(String),
+
+    /// The store's writer is gone (the server is shutting down).
+    #[error("the store is closed")]
+    StoreClosed,
+
+    /// A bet too long to fit in one message.
+    #[error("bet {index} is {len} bytes, too long for one {max}-byte message")]
+    BetTooLong {
+        /// 0-based index in the agency's list.
+        index: usize,
+        /// Its encoded length.
+        len: usize,
+        /// The message payload budget.
+        max: usize,
+    },
+
+    /// Gave up after retrying.
+    #[error("gave up after {attempts} attempts: {last}")]
+    GaveUp {
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+    },
+}

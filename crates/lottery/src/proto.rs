@@ -1,0 +1,410 @@
+//! The lottery wire protocol, bytes ↔ messages, pure (spec: lottery.md, "Wire
+//! protocol"; documented in docs/protocols/lottery.md).
+//!
+//! Client → server: `code u8 | agency u8 | len u32 BE | payload`.
+//! Server → client: `code u8 | len u32 BE | payload`.
+//! No message exceeds [`MAX_MESSAGE`] bytes including its header; the announced
+//! length is checked against the limit as soon as the header is in, before any
+//! byte of payload is buffered for it (check, then parse).
+//!
+//! Codes 1 and 2 are the seed's (`SEND_BET`, `SEND_LAST_BET`: bets joined by NUL).
+//! Code 3 (`SEND_BATCH`) adds a per-agency batch sequence number so a retried
+//! batch is stored once; code 4 asks for the agency's winners.
+
+use bytes::{Buf, BufMut, BytesMut};
+use netkit::Limit;
+use netkit::frame::{be_u32_at, check_frame};
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::Error;
+use crate::bet::Bet;
+
+/// Largest message on the wire, header included (the seed's 8 KiB).
+pub const MAX_MESSAGE: usize = 8192;
+/// Client → server header length.
+pub const REQUEST_HEADER: usize = 6;
+/// Server → client header length.
+pub const RESPONSE_HEADER: usize = 5;
+/// Payload limit of a request.
+pub const REQUEST_LIMIT: Limit =
+    Limit::new("lottery request payload", MAX_MESSAGE - REQUEST_HEADER);
+/// Payload limit of a response.
+pub const RESPONSE_LIMIT: Limit =
+    Limit::new("lottery response payload", MAX_MESSAGE - RESPONSE_HEADER);
+/// Bytes of a `SEND_BATCH` payload before its bets: `seq u32 | flags u8`.
+pub const BATCH_PREFIX: usize = 5;
+
+/// Request codes (client → server).
+pub mod req {
+    /// Bets; more follow from this agency (seed).
+    pub const SEND_BET: u8 = 1;
+    /// Bets; the agency's last batch (seed).
+    pub const SEND_LAST_BET: u8 = 2;
+    /// `seq u32 | flags u8 (bit 0: last) | bets`: idempotent by (agency, seq).
+    pub const SEND_BATCH: u8 = 3;
+    /// Empty payload: the agency's winners, once the draw has happened.
+    pub const ASK_WINNERS: u8 = 4;
+}
+
+/// Response codes (server → client).
+pub mod resp {
+    /// Every bet of the message is durably stored (seed), len 0.
+    pub const BET_PROCESSED: u8 = 1;
+    /// Winners' documentos joined by NUL; the last (or only) part.
+    pub const WINNERS: u8 = 2;
+    /// Winners' documentos joined by NUL; more parts follow.
+    pub const WINNERS_PART: u8 = 3;
+    /// UTF-8 text saying what was wrong.
+    pub const ERROR: u8 = 4;
+}
+
+/// A decoded request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// A batch of bets.
+    Bets {
+        /// The agency sending.
+        agency: u8,
+        /// Batch sequence number (`SEND_BATCH`), `None` for the seed's codes.
+        seq: Option<u32>,
+        /// This is the agency's last batch.
+        last: bool,
+        /// The bets (possibly none, for a bare "I am done").
+        bets: Vec<Bet>,
+    },
+    /// The agency's winners.
+    AskWinners {
+        /// The agency asking.
+        agency: u8,
+    },
+}
+
+/// What the server's decoder yields: a request, or a batch that is well framed
+/// but holds a malformed bet (answered with an error; the connection goes on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// A valid request.
+    Request(Request),
+    /// A batch rejected whole.
+    Rejected {
+        /// The agency that sent it.
+        agency: u8,
+        /// Why, naming the bet.
+        reason: String,
+    },
+}
+
+/// A response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// The batch is stored.
+    BetProcessed,
+    /// (Part of) the agency's winners.
+    Winners {
+        /// Documentos of winning bets.
+        documentos: Vec<String>,
+        /// More parts follow.
+        more: bool,
+    },
+    /// Something was wrong.
+    Error(String),
+}
+
+/// Splits a bets payload at NUL bytes and validates every bet; the first bad bet
+/// fails the whole batch. A single trailing NUL is tolerated.
+pub fn parse_bets(payload: &[u8]) -> Result<Vec<Bet>, String> {
+    if payload.is_empty() {
+        return Ok(Vec::new());
+    }
+    let body = payload.strip_suffix(&[0]).unwrap_or(payload);
+    body.split(|&b| b == 0)
+        .enumerate()
+        .map(|(i, raw)| {
+            Bet::parse_bytes(raw).map_err(|e| format!("bet {} of the batch: {e}", i + 1))
+        })
+        .collect()
+}
+
+/// Decodes one request from its header fields and payload.
+pub fn decode_request(code: u8, agency: u8, payload: &[u8]) -> Result<Incoming, Error> {
+    let (seq, last, bets) = match code {
+        req::SEND_BET | req::SEND_LAST_BET => (None, code == req::SEND_LAST_BET, payload),
+        req::SEND_BATCH => {
+            let Some((prefix, bets)) = payload.split_first_chunk::<BATCH_PREFIX>() else {
+                return Err(Error::Malformed {
+                    what: "SEND_BATCH",
+                    why: format!(
+                        "payload of {} bytes is shorter than its 5-byte prefix",
+                        payload.len()
+                    ),
+                });
+            };
+            let seq = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+            if prefix[4] & !1 != 0 {
+                return Err(Error::Malformed {
+                    what: "SEND_BATCH",
+                    why: format!("unknown flags {:#04x}", prefix[4]),
+                });
+            }
+            (Some(seq), prefix[4] & 1 == 1, bets)
+        }
+        req::ASK_WINNERS => {
+            if !payload.is_empty() {
+                return Err(Error::Malformed {
+                    what: "ASK_WINNERS",
+                    why: format!("payload must be empty, got {} bytes", payload.len()),
+                });
+            }
+            return Ok(Incoming::Request(Request::AskWinners { agency }));
+        }
+        _ => {
+            return Err(Error::UnknownCode {
+                code,
+                header: vec![code, agency],
+            });
+        }
+    };
+    Ok(match parse_bets(bets) {
+        Ok(bets) => Incoming::Request(Request::Bets {
+            agency,
+            seq,
+            last,
+            bets,
+        }),
+        Err(reason) => Incoming::Rejected { agency, reason },
+    })
+}
+
+/// Appends the wire form of a request.
+pub fn encode_request(r: &Request, out: &mut BytesMut) {
+    match r {
+        Request::Bets {
+            agency,
+            seq,
+            last,
+            bets,
+        } => {
+            let code = match (seq, last) {
+                (Some(_), _) => req::SEND_BATCH,
+                (None, true) => req::SEND_LAST_BET,
+                (None, false) => req::SEND_BET,
+            };
+            let prefix = if seq.is_some() { BATCH_PREFIX } else { 0 };
+            let len = prefix + bets_len(bets);
+            out.reserve(REQUEST_HEADER + len);
+            out.put_u8(code);
+            out.put_u8(*agency);
+            out.put_u32(len as u32);
+            if let Some(seq) = seq {
+                out.put_u32(*seq);
+                out.put_u8(u8::from(*last));
+            }
+            for (i, b) in bets.iter().enumerate() {
+                if i > 0 {
+                    out.put_u8(0);
+                }
+                // Display writes straight into the buffer.
+                let _ = std::fmt::Write::write_fmt(&mut BytesWriter(out), format_args!("{b}"));
+            }
+        }
+        Request::AskWinners { agency } => {
+            out.put_u8(req::ASK_WINNERS);
+            out.put_u8(*agency);
+            out.put_u32(0);
+        }
+    }
+}
+
+/// Bytes the bets take in a payload: their text joined by NULs.
+pub fn bets_len(bets: &[Bet]) -> usize {
+    bets.iter().map(Bet::encoded_len).sum::<usize>() + bets.len().saturating_sub(1)
+}
+
+struct BytesWriter<'a>(&'a mut BytesMut);
+
+impl std::fmt::Write for BytesWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.put_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Appends the wire form of a response. Winners must fit one message (the
+/// server splits long lists into parts with [`winners_parts`]).
+pub fn encode_response(r: &Response, out: &mut BytesMut) {
+    let (code, payload): (u8, Vec<u8>) = match r {
+        Response::BetProcessed => (resp::BET_PROCESSED, Vec::new()),
+        Response::Winners { documentos, more } => (
+            if *more {
+                resp::WINNERS_PART
+            } else {
+                resp::WINNERS
+            },
+            documentos.join("\0").into_bytes(),
+        ),
+        Response::Error(text) => {
+            // An error text is cut to fit one message, at a char boundary.
+            let mut end = text.len().min(RESPONSE_LIMIT.max);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            (resp::ERROR, text.as_bytes()[..end].to_vec())
+        }
+    };
+    out.reserve(RESPONSE_HEADER + payload.len());
+    out.put_u8(code);
+    out.put_u32(payload.len() as u32);
+    out.put_slice(&payload);
+}
+
+/// Splits a winners list into responses that each fit one message.
+pub fn winners_parts(documentos: &[String]) -> Vec<Response> {
+    let mut parts = Vec::new();
+    let mut current: Vec<String> = Vec::new();
+    let mut len = 0;
+    for d in documentos {
+        let extra = d.len() + usize::from(!current.is_empty());
+        if len + extra > RESPONSE_LIMIT.max && !current.is_empty() {
+            parts.push(std::mem::take(&mut current));
+            len = 0;
+        }
+        len += d.len() + usize::from(!current.is_empty());
+        current.push(d.clone());
+    }
+    parts.push(current);
+    let n = parts.len();
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, documentos)| Response::Winners {
+            documentos,
+            more: i + 1 < n,
+        })
+        .collect()
+}
+
+/// Decodes one response from its code and payload.
+pub fn decode_response(code: u8, payload: &[u8]) -> Result<Response, Error> {
+    let text = |what| {
+        std::str::from_utf8(payload).map_err(|e| Error::Malformed {
+            what,
+            why: format!("invalid UTF-8 after byte {}", e.valid_up_to()),
+        })
+    };
+    match code {
+        resp::BET_PROCESSED if payload.is_empty() => Ok(Response::BetProcessed),
+        resp::BET_PROCESSED => Err(Error::Malformed {
+            what: "BET_PROCESSED",
+            why: format!("payload must be empty, got {} bytes", payload.len()),
+        }),
+        resp::WINNERS | resp::WINNERS_PART => {
+            let t = text("WINNERS")?;
+            let documentos = if t.is_empty() {
+                Vec::new()
+            } else {
+                t.split('\0').map(str::to_string).collect()
+            };
+            Ok(Response::Winners {
+                documentos,
+                more: code == resp::WINNERS_PART,
+            })
+        }
+        resp::ERROR => Ok(Response::Error(text("ERROR")?.to_string())),
+        _ => Err(Error::UnknownCode {
+            code,
+            header: vec![code],
+        }),
+    }
+}
+
+/// The server side: decodes requests, encodes responses.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ServerCodec;
+
+impl Decoder for ServerCodec {
+    type Item = Incoming;
+    type Error = Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Incoming>, Error> {
+        let Some(span) = check_frame::<REQUEST_HEADER>(src, REQUEST_LIMIT, |h| be_u32_at(h, 2))?
+        else {
+            // Reserve for the rest of this frame only (never past the limit).
+            if let Some(h) = src.first_chunk::<REQUEST_HEADER>() {
+                let want = REQUEST_HEADER + be_u32_at(h, 2) as usize;
+                src.reserve(want.saturating_sub(src.len()));
+            }
+            return Ok(None);
+        };
+        let frame = src.split_to(span.total_len());
+        let [code, agency, ..] = span.header;
+        decode_request(code, agency, &frame[REQUEST_HEADER..])
+            .map(Some)
+            .map_err(|e| match e {
+                Error::UnknownCode { code, .. } => Error::UnknownCode {
+                    code,
+                    header: span.header.to_vec(),
+                },
+                e => e,
+            })
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Incoming>, Error> {
+        match self.decode(src)? {
+            Some(x) => Ok(Some(x)),
+            None if src.is_empty() => Ok(None),
+            None => Err(netkit::Error::UnexpectedEof {
+                part: if src.len() < REQUEST_HEADER {
+                    "header"
+                } else {
+                    "payload"
+                },
+                got: src.len(),
+                expected: src
+                    .first_chunk::<REQUEST_HEADER>()
+                    .map_or(REQUEST_HEADER, |h| {
+                        REQUEST_HEADER + be_u32_at(h, 2) as usize
+                    }),
+            }
+            .into()),
+        }
+    }
+}
+
+impl Encoder<&Response> for ServerCodec {
+    type Error = Error;
+    fn encode(&mut self, r: &Response, dst: &mut BytesMut) -> Result<(), Error> {
+        encode_response(r, dst);
+        Ok(())
+    }
+}
+
+/// The client side: encodes requests, decodes responses.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ClientCodec;
+
+impl Decoder for ClientCodec {
+    type Item = Response;
+    type Error = Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Response>, Error> {
+        let Some(span) = check_frame::<RESPONSE_HEADER>(src, RESPONSE_LIMIT, |h| be_u32_at(h, 1))?
+        else {
+            return Ok(None);
+        };
+        let code = span.header[0];
+        src.advance(RESPONSE_HEADER);
+        let payload = src.split_to(span.body_len);
+        decode_response(code, &payload).map(Some)
+    }
+}
+
+impl Encoder<&Request> for ClientCodec {
+    type Error = Error;
+    fn encode(&mut self, r: &Request, dst: &mut BytesMut) -> Result<(), Error> {
+        encode_request(r, dst);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
