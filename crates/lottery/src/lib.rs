@@ -14,6 +14,7 @@
 //! - [`simulate`]: a server and N agencies on loopback (the main scenario).
 
 pub mod batch;
+pub mod bench;
 pub mod bet;
 pub mod client;
 pub mod dataset;

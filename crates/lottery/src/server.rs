@@ -83,7 +83,7 @@ pub struct Server {
 impl Server {
     /// Opens the store (recovering what a previous run stored) and binds.
     pub async fn bind(config: ServerConfig) -> Result<Server, Error> {
-        let (store, writer, recovered) = Store::open(config.backend.clone())?;
+        let (store, writer, recovered) = Store::open(&config.backend)?;
         let draw = Arc::new(Draw::new(config.agencies));
         let mut due = false;
         for agency in &recovered.done {

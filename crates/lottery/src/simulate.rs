@@ -67,7 +67,7 @@ pub async fn simulate(data: BTreeMap<u8, Vec<Bet>>, opts: &SimOptions) -> Result
             Ok(Ok(r)) => agencies.push(r),
             Ok(Err(e)) => failure = failure.or(Some(e)),
             Err(e) => {
-                failure = failure.or(Some(Error::Refused(format!("agency task failed: {e}"))))
+                failure = failure.or(Some(Error::Refused(format!("agency task failed: {e}"))));
             }
         }
     }

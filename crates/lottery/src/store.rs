@@ -130,8 +130,8 @@ fn open_sqlite(path: &Path) -> Result<Connection, Error> {
 
 impl Store {
     /// Opens (creating if needed) the store and starts its writer thread.
-    pub fn open(backend: Backend) -> Result<(Store, Writer, Recovered), Error> {
-        let conn = match &backend {
+    pub fn open(backend: &Backend) -> Result<(Store, Writer, Recovered), Error> {
+        let conn = match backend {
             Backend::Sqlite(path) => Some(open_sqlite(path)?),
             Backend::Discard => None,
         };
@@ -146,7 +146,7 @@ impl Store {
             None => Recovered::default(),
         };
         let (tx, rx) = mpsc::channel();
-        let name = match &backend {
+        let name = match backend {
             Backend::Sqlite(p) => p.display().to_string(),
             Backend::Discard => "discard".to_string(),
         };

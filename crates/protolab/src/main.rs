@@ -5,6 +5,7 @@
 
 mod demo;
 mod impair_cmd;
+mod lottery_cmd;
 
 use std::process::ExitCode;
 
@@ -17,7 +18,8 @@ const SYSTEMS: &str = "\
 Systems:
   impair    a network impairment proxy (UDP and TCP): loss, duplication, delay,
             reordering, corruption, chopped streams, resets          [done]
-  lottery   agencies send bets to a central server (seed 000)         [planned]
+  lottery   agencies send bets to a central server over a binary
+            protocol; durable store, the draw, winners (seed 000)    [done]
   hftp      a text-protocol file server, client and checker (seed 001) [planned]
   relay     ordered group chat through a dispatcher (seed 002)       [planned]
   rdt       reliable transport over UDP: Stop & Wait... (seed 003)   [planned]
@@ -47,16 +49,24 @@ enum Command {
     Demo,
     /// The impairment proxy: put a bad network between a client and a server.
     Impair(impair_cmd::ImpairArgs),
+    /// The lottery bets system (seed 000): server, agencies, draw.
+    Lottery(lottery_cmd::LotteryArgs),
 }
 
-fn init_logging(level: Option<&str>) -> anyhow::Result<()> {
-    let filter = match level {
+/// The log filter: `--log-level`, else the system's own variable (the course's
+/// `LOGGING_LEVEL` / `CLI_LOG_LEVEL`), else `RUST_LOG`, else `info`.
+fn init_logging(level: Option<&str>, system_env: Option<&str>) -> anyhow::Result<()> {
+    let from_system = system_env
+        .and_then(|v| std::env::var(v).ok())
+        .map(|v| v.to_ascii_lowercase());
+    let filter = match level.map(str::to_string).or(from_system) {
         Some(l) => EnvFilter::try_new(l)?,
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     Ok(())
@@ -64,7 +74,11 @@ fn init_logging(level: Option<&str>) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = init_logging(cli.log_level.as_deref()) {
+    let system_env = match &cli.command {
+        Command::Lottery(l) => l.cmd.log_env(),
+        _ => None,
+    };
+    if let Err(e) = init_logging(cli.log_level.as_deref(), system_env) {
         eprintln!("error: invalid --log-level: {e}");
         return ExitCode::from(2);
     }
@@ -82,6 +96,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Demo => demo::run().await,
             Command::Impair(args) => impair_cmd::run(args).await,
+            Command::Lottery(args) => lottery_cmd::run(args).await,
         }
     });
     match result {

@@ -116,7 +116,7 @@ fn malformed_bet_rejects_the_batch_naming_the_bet() {
     }
     match decode_request(req::SEND_LAST_BET, 2, b"A\xff,B,1,2000-01-01,5").unwrap() {
         Incoming::Rejected { reason, .. } => assert!(reason.contains("UTF-8"), "{reason}"),
-        other => panic!("{other:?}"),
+        other @ Incoming::Request(_) => panic!("{other:?}"),
     }
 }
 

@@ -23,7 +23,7 @@ fn job(agency: u8, seq: Option<u32>, last: bool, bets: Vec<Bet>) -> BatchJob {
 async fn stores_durably_and_recovers_on_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bets.db");
-    let (store, writer, rec) = Store::open(Backend::Sqlite(path.clone())).unwrap();
+    let (store, writer, rec) = Store::open(&Backend::Sqlite(path.clone())).unwrap();
     assert_eq!(rec, Recovered::default());
     let r = store
         .store(job(1, Some(0), false, vec![bet("01", 1), bet("02", 7574)]))
@@ -38,7 +38,7 @@ async fn stores_durably_and_recovers_on_reopen() {
     assert_eq!(store.count().await.unwrap(), 3);
     drop(store);
     writer.join();
-    let (_s, _w, rec) = Store::open(Backend::Sqlite(path.clone())).unwrap();
+    let (_s, _w, rec) = Store::open(&Backend::Sqlite(path.clone())).unwrap();
     assert_eq!(
         rec,
         Recovered {
@@ -64,7 +64,7 @@ async fn stores_durably_and_recovers_on_reopen() {
 async fn a_retried_batch_is_stored_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bets.db");
-    let (store, _w, _) = Store::open(Backend::Sqlite(path.clone())).unwrap();
+    let (store, _w, _) = Store::open(&Backend::Sqlite(path.clone())).unwrap();
     let b = job(4, Some(7), false, vec![bet("1", 1), bet("2", 2)]);
     assert_eq!(store.store(b.clone()).await.unwrap(), Stored::New(2));
     assert_eq!(store.store(b.clone()).await.unwrap(), Stored::Duplicate);
@@ -92,7 +92,7 @@ async fn a_retried_batch_is_stored_once() {
 #[tokio::test]
 async fn duplicates_inside_one_group_are_caught_too() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _w, _) = Store::open(Backend::Sqlite(dir.path().join("b.db"))).unwrap();
+    let (store, _w, _) = Store::open(&Backend::Sqlite(dir.path().join("b.db"))).unwrap();
     let b = job(2, Some(0), false, vec![bet("1", 1)]);
     // Queue both before either commits: they land in the same transaction.
     let first = store.submit(b.clone()).unwrap();
@@ -108,7 +108,7 @@ async fn duplicates_inside_one_group_are_caught_too() {
 #[tokio::test]
 async fn winners_are_grouped_by_agency_never_by_documento() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _w, _) = Store::open(Backend::Sqlite(dir.path().join("b.db"))).unwrap();
+    let (store, _w, _) = Store::open(&Backend::Sqlite(dir.path().join("b.db"))).unwrap();
     store
         .store(job(
             1,
@@ -136,7 +136,7 @@ async fn winners_are_grouped_by_agency_never_by_documento() {
 #[tokio::test]
 async fn many_concurrent_batches_share_commits_and_all_land() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _w, _) = Store::open(Backend::Sqlite(dir.path().join("b.db"))).unwrap();
+    let (store, _w, _) = Store::open(&Backend::Sqlite(dir.path().join("b.db"))).unwrap();
     let mut pending = Vec::new();
     for agency in 1..=10u8 {
         for seq in 0..20u32 {
@@ -158,7 +158,7 @@ async fn many_concurrent_batches_share_commits_and_all_land() {
 
 #[tokio::test]
 async fn discard_backend_acknowledges_without_storing() {
-    let (store, _w, rec) = Store::open(Backend::Discard).unwrap();
+    let (store, _w, rec) = Store::open(&Backend::Discard).unwrap();
     assert_eq!(rec, Recovered::default());
     assert_eq!(
         store
