@@ -179,6 +179,7 @@ enum Pending {
 
 async fn handle(stream: TcpStream, conn: Conn, store: Store, draw: Arc<Draw>) {
     let draw_store = store.clone();
+    let peer = conn.peer;
     let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
     let mut reader = FramedRead::new(r, ServerCodec);
@@ -306,6 +307,7 @@ async fn handle(stream: TcpStream, conn: Conn, store: Store, draw: Arc<Draw>) {
         let _ = writer.close().await;
     };
     tokio::join!(read_side, write_side);
+    log_action!(info, "conexion_cerrada", Success, peer = peer);
 }
 
 fn log_stored(

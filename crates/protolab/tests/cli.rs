@@ -247,6 +247,7 @@ fn demo_runs_and_shows_impairs_effects() {
         "{text}"
     );
     assert!(text.contains("impair udp summary"), "{text}");
+    assert!(text.contains("the store holds 2000 bets"), "{text}");
     assert!(text.contains("demo finished"), "{text}");
 }
 
