@@ -28,6 +28,9 @@ pub async fn run() -> anyhow::Result<()> {
     tokio::time::timeout(STEP, lottery_run())
         .await
         .context("lottery demo timed out")??;
+    tokio::time::timeout(STEP, classic_run())
+        .await
+        .context("classic demo timed out")??;
     println!("demo finished: every step behaved as described above.");
     Ok(())
 }
@@ -203,5 +206,42 @@ async fn lottery_run() -> anyhow::Result<()> {
         "the store holds {stored} bets (SQLite, WAL, each batch acknowledged after its commit)"
     );
     println!("the full-size run: protolab lottery simulate   (or --dataset dataset.zip)\n");
+    Ok(())
+}
+
+/// The three classic examples: each server on loopback and its client for a
+/// few rounds, printing what the original programs printed.
+async fn classic_run() -> anyhow::Result<()> {
+    use classic::Kind;
+    use classic::client::ClientOptions;
+    use classic::server::{Options, run};
+
+    println!("== classic: echo, math and positions, as the Python originals ==");
+    let stop = tokio_util::sync::CancellationToken::new();
+    for kind in [Kind::Echo, Kind::Math, Kind::Positions] {
+        let listener = TcpListener::bind(loopback()).await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(run(
+            listener,
+            Options::new(kind),
+            stop.clone().cancelled_owned(),
+        ));
+        let opts = ClientOptions {
+            server: addr.to_string(),
+            interval: Duration::from_millis(20),
+            count: Some(3),
+            reconnect: false,
+            seed: 2026,
+        };
+        println!("-- {} server on {addr}, its client:", kind.name());
+        let say = |line: String| println!("   {line}");
+        match kind {
+            Kind::Echo => classic::client::echo(&opts, say).await?,
+            Kind::Math => classic::client::math(&opts, say).await?,
+            Kind::Positions => classic::client::positions(&opts, say).await?,
+        }
+    }
+    stop.cancel();
+    println!();
     Ok(())
 }

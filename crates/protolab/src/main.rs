@@ -3,6 +3,7 @@
 //! This crate only parses arguments, sets up logging and wires the libraries
 //! together; no protocol logic lives here.
 
+mod classic_cmd;
 mod demo;
 mod impair_cmd;
 mod lottery_cmd;
@@ -23,7 +24,8 @@ Systems:
   hftp      a text-protocol file server, client and checker (seed 001) [planned]
   relay     ordered group chat through a dispatcher (seed 002)       [planned]
   rdt       reliable transport over UDP: Stop & Wait... (seed 003)   [planned]
-  classic   echo, math and positions servers (seed 004)              [planned]
+  classic   echo, math and positions servers and clients, byte-
+            compatible with the Python originals (seed 004)          [done]
 
 Examples:
   protolab demo                      every finished system, end to end on loopback
@@ -51,6 +53,8 @@ enum Command {
     Impair(impair_cmd::ImpairArgs),
     /// The lottery bets system (seed 000): server, agencies, draw.
     Lottery(lottery_cmd::LotteryArgs),
+    /// Echo, math and positions, byte-compatible with the Python originals (seed 004).
+    Classic(classic_cmd::ClassicArgs),
 }
 
 /// The log filter: `--log-level`, else the system's own variable (the course's
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
             Command::Demo => demo::run().await,
             Command::Impair(args) => impair_cmd::run(args).await,
             Command::Lottery(args) => lottery_cmd::run(args).await,
+            Command::Classic(args) => classic_cmd::run(args).await,
         }
     });
     match result {

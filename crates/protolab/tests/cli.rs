@@ -248,6 +248,11 @@ fn demo_runs_and_shows_impairs_effects() {
     );
     assert!(text.contains("impair udp summary"), "{text}");
     assert!(text.contains("the store holds 2000 bets"), "{text}");
+    assert!(text.contains("   Test Packet"), "{text}");
+    assert!(
+        text.contains("   El resultado de la operacion es "),
+        "{text}"
+    );
     assert!(text.contains("demo finished"), "{text}");
 }
 
