@@ -62,6 +62,18 @@ async fn read_exactly(s: &mut TcpStream, n: usize) -> Vec<u8> {
     v
 }
 
+/// Sends one math request and checks the exact reply bytes.
+async fn ask(s: &mut TcpStream, req: &Request) {
+    s.write_all(&request_bytes(std::slice::from_ref(req)))
+        .await
+        .unwrap();
+    let want = req.reply();
+    assert_eq!(
+        String::from_utf8(read_exactly(s, want.len()).await).unwrap(),
+        want
+    );
+}
+
 async fn read_until_eof(s: &mut TcpStream) -> usize {
     let mut total = 0;
     let mut buf = vec![0u8; 65536];
@@ -128,13 +140,8 @@ async fn math_golden_replies() {
             "El resultado de la operacion es None",
         ),
     ] {
-        c.write_all(&request_bytes(std::slice::from_ref(&req)))
-            .await
-            .unwrap();
-        assert_eq!(
-            String::from_utf8(read_exactly(&mut c, want.len()).await).unwrap(),
-            want
-        );
+        assert_eq!(req.reply(), want, "the golden text");
+        ask(&mut c, &req).await;
     }
     srv.stop().await;
 }
@@ -165,14 +172,7 @@ async fn math_requests_split_one_byte_per_segment() {
     .await;
     let mut c = TcpStream::connect(p.local_addr()).await.unwrap();
     for req in some_requests() {
-        c.write_all(&request_bytes(std::slice::from_ref(&req)))
-            .await
-            .unwrap();
-        let want = req.reply();
-        assert_eq!(
-            String::from_utf8(read_exactly(&mut c, want.len()).await).unwrap(),
-            want
-        );
+        ask(&mut c, &req).await;
     }
     srv.stop().await;
 }
@@ -218,14 +218,7 @@ async fn a_4_gib_command_length_closes_that_connection_only() {
         .unwrap();
     assert_eq!(read_until_eof(&mut bad).await, 0, "closed with no reply");
     let mut good = TcpStream::connect(srv.addr).await.unwrap();
-    let req = Request::new("SUMA", 1, 1);
-    good.write_all(&request_bytes(std::slice::from_ref(&req)))
-        .await
-        .unwrap();
-    assert_eq!(
-        read_exactly(&mut good, req.reply().len()).await,
-        req.reply().as_bytes()
-    );
+    ask(&mut good, &Request::new("SUMA", 1, 1)).await;
     srv.stop().await;
 }
 
@@ -241,14 +234,7 @@ async fn a_client_reset_mid_request_affects_nobody_else() {
     victim.set_linger(Some(Duration::ZERO)).unwrap();
     drop(victim); // RST
     for req in some_requests() {
-        other
-            .write_all(&request_bytes(std::slice::from_ref(&req)))
-            .await
-            .unwrap();
-        assert_eq!(
-            read_exactly(&mut other, req.reply().len()).await,
-            req.reply().as_bytes()
-        );
+        ask(&mut other, &req).await;
     }
     srv.stop().await;
 }

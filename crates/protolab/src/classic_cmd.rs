@@ -129,6 +129,8 @@ pub async fn run(args: ClassicArgs) -> anyhow::Result<()> {
     };
     match role {
         Role::Serve(a) => {
+            // Handlers first: a signal right after the address is printed is not lost.
+            let signal = netkit::shutdown::signal().context("cannot install signal handlers")?;
             let addr = format!("{}:{}", a.host, a.port);
             let listener = netkit::server::bind(
                 tokio::net::lookup_host(&addr)
@@ -146,7 +148,6 @@ pub async fn run(args: ClassicArgs) -> anyhow::Result<()> {
             let mut opts = Options::new(kind);
             opts.idle_timeout = a.idle_timeout.0;
             opts.max_clients = a.max_clients;
-            let signal = netkit::shutdown::signal().context("cannot install signal handlers")?;
             classic::server::run(listener, opts, signal).await?;
         }
         Role::Client(a) => {

@@ -210,9 +210,12 @@ async fn resolve(upstream: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("upstream {upstream:?} has no address"))
 }
 
-/// Waits for SIGINT/SIGTERM or the end of `--duration`.
-async fn until_stopped(duration: Option<Dur>) -> anyhow::Result<()> {
-    let signal = netkit::shutdown::signal().context("cannot install signal handlers")?;
+/// Waits for SIGINT/SIGTERM (handlers installed by the caller before it
+/// announces its address, so an early signal is not lost) or `--duration`.
+async fn until_stopped(
+    signal: impl Future<Output = netkit::shutdown::Signal>,
+    duration: Option<Dur>,
+) -> anyhow::Result<()> {
     match duration {
         Some(d) => {
             tokio::select! {
@@ -242,9 +245,10 @@ pub async fn run(args: ImpairArgs) -> anyhow::Result<()> {
             cfg.seed = a.common.seed;
             cfg.log_decisions = a.common.log;
             cfg.max_flows = a.max_flows;
+            let signal = netkit::shutdown::signal().context("cannot install signal handlers")?;
             let proxy = UdpProxy::start(cfg).await?;
             announce("udp", proxy.local_addr(), upstream);
-            until_stopped(a.common.duration).await?;
+            until_stopped(signal, a.common.duration).await?;
             print!("{}", proxy.shutdown().await);
         }
         Kind::Tcp(a) => {
@@ -254,9 +258,10 @@ pub async fn run(args: ImpairArgs) -> anyhow::Result<()> {
             cfg.seed = a.common.seed;
             cfg.log_decisions = a.common.log;
             cfg.max_connections = a.max_connections;
+            let signal = netkit::shutdown::signal().context("cannot install signal handlers")?;
             let proxy = TcpProxy::start(cfg).await?;
             announce("tcp", proxy.local_addr(), upstream);
-            until_stopped(a.common.duration).await?;
+            until_stopped(signal, a.common.duration).await?;
             print!("{}", proxy.shutdown().await);
         }
         Kind::Bench { size, runs } => {

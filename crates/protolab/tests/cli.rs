@@ -2,63 +2,19 @@
 //! bound address and relaying, clean exit on SIGTERM with a summary, errors.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use common::{BOUND, protolab, signal, spawn_listening, wait_bounded};
+
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
-
-const BOUND: Duration = Duration::from_secs(30);
-
-fn protolab() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_protolab"));
-    c.env_remove("RUST_LOG");
-    c
-}
-
-fn wait_bounded(child: &mut Child) -> ExitStatus {
-    let deadline = Instant::now() + BOUND;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("protolab did not exit in time");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn sigterm(child: &Child) {
-    let ok = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
+use std::process::{Child, Stdio};
 
 /// Starts `protolab impair ...` and reads the bound address from its first line.
 fn start_proxy(args: &[&str]) -> (Child, BufReader<std::process::ChildStdout>, SocketAddr) {
     let mut cmd = protolab();
     cmd.args(args).stderr(Stdio::null());
-    spawn_proxy(&mut cmd)
-}
-
-/// Spawns a prepared proxy command with stdout piped and reads the bound address.
-fn spawn_proxy(cmd: &mut Command) -> (Child, BufReader<std::process::ChildStdout>, SocketAddr) {
-    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let addr = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap_or_else(|| panic!("no bound address in {line:?}"))
-        .parse()
-        .unwrap();
-    (child, out, addr)
+    spawn_listening(&mut cmd)
 }
 
 fn tcp_echo() -> SocketAddr {
@@ -120,7 +76,7 @@ fn impair_tcp_prints_its_address_relays_and_exits_0_on_sigterm() {
     c.read_exact(&mut back).unwrap();
     assert_eq!(&back, b"hello through the proxy");
     drop(c);
-    sigterm(&child);
+    signal(&child, "-TERM");
     let status = wait_bounded(&mut child);
     assert_eq!(status.code(), Some(0));
     let mut rest = String::new();
@@ -171,7 +127,7 @@ fn impair_udp_drops_the_nth_and_reports_it() {
     c.send(b"three").unwrap();
     let n = c.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"three", "the 2nd datagram must not arrive");
-    sigterm(&child);
+    signal(&child, "-TERM");
     assert_eq!(wait_bounded(&mut child).code(), Some(0));
     let mut rest = String::new();
     out.read_to_string(&mut rest).unwrap();
@@ -273,14 +229,14 @@ fn impair_session_stderr(extra: &[&str], rust_log: Option<&str>) -> String {
     if let Some(l) = rust_log {
         cmd.env("RUST_LOG", l);
     }
-    let (mut child, _out, addr) = spawn_proxy(&mut cmd);
+    let (mut child, _out, addr) = spawn_listening(&mut cmd);
     let mut c = TcpStream::connect(addr).unwrap();
     c.set_read_timeout(Some(BOUND)).unwrap();
     c.write_all(b"ping").unwrap();
     let mut back = [0u8; 4];
     c.read_exact(&mut back).unwrap();
     drop(c);
-    sigterm(&child);
+    signal(&child, "-TERM");
     assert_eq!(wait_bounded(&mut child).code(), Some(0));
     let mut err = String::new();
     child
@@ -323,4 +279,32 @@ fn log_level_comes_from_the_flag_then_rust_log() {
         flag_wins.contains("INFO"),
         "--log-level overrides RUST_LOG:\n{flag_wins}"
     );
+}
+
+#[test]
+fn classic_math_serve_answers_and_exits_0_on_sigterm() {
+    let mut cmd = protolab();
+    cmd.args([
+        "classic",
+        "math",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ])
+    .stderr(Stdio::null());
+    let (mut child, _out, addr) = spawn_listening(&mut cmd);
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(BOUND)).unwrap();
+    // L=8, a=1, b=3, "DIVISION"
+    let mut req = vec![8, 0, 0, 0, 1, 0, 3, 0];
+    req.extend_from_slice(b"DIVISION");
+    c.write_all(&req).unwrap();
+    let want = b"El resultado de la operacion es 0.333333333333";
+    let mut got = vec![0u8; want.len()];
+    c.read_exact(&mut got).unwrap();
+    assert_eq!(&got[..], &want[..]);
+    signal(&child, "-TERM");
+    assert_eq!(wait_bounded(&mut child).code(), Some(0));
 }

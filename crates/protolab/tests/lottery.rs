@@ -2,38 +2,21 @@
 //! environment variables and log lines, export.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use common::{BOUND, protolab, spawn_listening, wait_bounded};
+
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use lottery::Bet;
 use lottery::proto::{Request, encode_request};
 use lottery::store::{batch_recorded, read_all};
 
-const BOUND: Duration = Duration::from_secs(60);
 const BATCH: usize = 100;
-
-fn protolab() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_protolab"));
-    c.env_remove("RUST_LOG")
-        .env_remove("LOGGING_LEVEL")
-        .env_remove("CLI_LOG_LEVEL");
-    c
-}
-
-fn wait_bounded(child: &mut Child) -> ExitStatus {
-    let deadline = Instant::now() + BOUND;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "process did not exit in time");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 /// A server process; its stderr is drained into `log` so it never blocks.
 struct Served {
@@ -43,35 +26,21 @@ struct Served {
 }
 
 fn serve(db: &Path, agencies: usize) -> Served {
-    let mut child = protolab()
-        .args([
-            "lottery",
-            "serve",
-            "--address",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--agencies",
-            &agencies.to_string(),
-        ])
-        .arg("--db")
-        .arg(db)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let addr = line
-        .split("listening on ")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let mut cmd = protolab();
+    cmd.args([
+        "lottery",
+        "serve",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--agencies",
+        &agencies.to_string(),
+    ])
+    .arg("--db")
+    .arg(db)
+    .stderr(Stdio::piped());
+    let (mut child, _out, addr) = spawn_listening(&mut cmd);
     let log = Arc::new(Mutex::new(String::new()));
     let mut err = child.stderr.take().unwrap();
     let sink = log.clone();
