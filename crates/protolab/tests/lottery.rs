@@ -100,27 +100,32 @@ fn batch_bytes(seq: u32, last: bool) -> Vec<u8> {
     b.to_vec()
 }
 
-/// Streams batches `seqs` over one connection from a thread; returns how many
-/// acks arrived, watching `stop_after` acks to call `on_threshold` once.
+/// Streams batches `seqs` over one connection, at most `WINDOW` unacknowledged
+/// at a time (so a kill after N acks lands with at most N + WINDOW sent);
+/// returns how many acks arrived, calling `on_threshold` once at `stop_after`.
 fn stream_batches(
     addr: SocketAddr,
     seqs: std::ops::Range<u32>,
     stop_after: usize,
     on_threshold: impl FnOnce(),
 ) -> usize {
-    let s = TcpStream::connect(addr).unwrap();
+    const WINDOW: u32 = 20;
+    let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(BOUND)).unwrap();
-    let mut w = s.try_clone().unwrap();
     let last = seqs.end - 1;
     let count = seqs.len();
-    let writer = std::thread::spawn(move || {
-        for seq in seqs {
-            if w.write_all(&batch_bytes(seq, seq == last)).is_err() {
-                return;
-            }
+    let mut next = seqs.start;
+    let mut writable = true;
+    let send_one = |s: &mut TcpStream, next: &mut u32, writable: &mut bool| {
+        if *writable && *next <= last {
+            *writable = s.write_all(&batch_bytes(*next, *next == last)).is_ok();
+            *next += 1;
         }
-    });
-    let mut r = BufReader::new(s);
+    };
+    for _ in 0..WINDOW {
+        send_one(&mut s, &mut next, &mut writable);
+    }
+    let mut r = BufReader::new(s.try_clone().unwrap());
     let mut acks = 0;
     let mut on_threshold = Some(on_threshold);
     let mut header = [0u8; 5];
@@ -132,8 +137,8 @@ fn stream_batches(
                 f();
             }
         }
+        send_one(&mut s, &mut next, &mut writable);
     }
-    let _ = writer.join();
     acks
 }
 
