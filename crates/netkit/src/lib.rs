@@ -19,5 +19,5 @@ pub mod shutdown;
 
 pub use error::Error;
 pub use frame::Limit;
-pub use line::{Line, LineReader, Overflow};
+pub use line::{Head, Line, LineReader, LineSink, Overflow};
 pub use logfmt::{LogLine, Outcome};

@@ -10,6 +10,11 @@
 //!   ([`Overflow::Truncate`]) so a server can still answer it as the whole line
 //!   would have been answered (HFTP's 5 MiB file name gets `202`).
 //!
+//! What is kept of a line is up to a [`LineSink`]: the default [`Head`] keeps the
+//! first `limit` bytes; a protocol can keep a summary instead (HFTP keeps, per
+//! word, its first bytes, its length and what kind of characters it holds), so a
+//! line of any length is judged exactly in constant memory.
+//!
 //! The same type is a `tokio_util::codec::Decoder`, for use with `FramedRead`.
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -42,40 +47,99 @@ impl Line {
     }
 }
 
-/// The line reader state machine. See the module docs.
+/// Receives the content of a line as it arrives (never its CR LF), so a
+/// protocol can keep exactly what it needs of a line of any length: the default
+/// [`Head`] keeps the first bytes; HFTP keeps a summary of each word.
+pub trait LineSink {
+    /// What a finished line becomes.
+    type Line;
+    /// More bytes of the current line. An error ends the stream.
+    fn push(&mut self, bytes: &[u8]) -> Result<(), Error>;
+    /// The current line's CR LF arrived: hand it over and start afresh.
+    fn finish(&mut self) -> Self::Line;
+}
+
+/// The default sink: the first `limit` bytes of the line and its total length;
+/// past the limit, an error or the tail discarded, as [`Overflow`] says.
 #[derive(Debug)]
-pub struct LineReader {
+pub struct Head {
     limit: usize,
     overflow: Overflow,
-    /// The current line's kept bytes (at most `limit`, plus one pending CR).
-    current: BytesMut,
-    /// Length of the current line so far, kept bytes and discarded ones.
+    kept: BytesMut,
     total: usize,
-    /// Whether the last byte seen of the current line was a CR.
-    last_cr: bool,
+}
+
+impl Head {
+    /// Lines of at most `limit` bytes (CR LF excluded).
+    pub fn new(limit: usize, overflow: Overflow) -> Self {
+        Self {
+            limit,
+            overflow,
+            kept: BytesMut::new(),
+            total: 0,
+        }
+    }
+}
+
+impl LineSink for Head {
+    type Line = Line;
+
+    fn push(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.total += bytes.len();
+        let room = self.limit.saturating_sub(self.kept.len());
+        self.kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        if self.total > self.limit && self.overflow == Overflow::Error {
+            return Err(Error::LineTooLong { max: self.limit });
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Line {
+        let total_len = std::mem::take(&mut self.total);
+        Line {
+            bytes: self.kept.split().freeze(),
+            total_len,
+        }
+    }
+}
+
+/// The line reader state machine. See the module docs.
+#[derive(Debug)]
+pub struct LineReader<S: LineSink = Head> {
+    sink: S,
+    /// Bytes of the current line handed to the sink so far.
+    total: usize,
+    /// The previous piece ended in CR: a terminator if LF comes next, content if
+    /// anything else does. Held back from the sink until then.
+    pending_cr: bool,
     /// Input fed but not yet scanned (only used through [`LineReader::feed`]).
     pending: BytesMut,
     /// Set once an error was returned: the stream is no longer framed.
     failed: bool,
 }
 
-impl LineReader {
+impl LineReader<Head> {
     /// A reader for lines of at most `limit` bytes (CR LF excluded).
     pub fn new(limit: usize, overflow: Overflow) -> Self {
-        Self {
-            limit,
-            overflow,
-            current: BytesMut::new(),
-            total: 0,
-            last_cr: false,
-            pending: BytesMut::new(),
-            failed: false,
-        }
+        Self::with_sink(Head::new(limit, overflow))
     }
 
     /// The configured limit.
     pub fn limit(&self) -> usize {
-        self.limit
+        self.sink.limit
+    }
+}
+
+impl<S: LineSink> LineReader<S> {
+    /// A reader that hands each line's content to `sink`.
+    pub fn with_sink(sink: S) -> Self {
+        Self {
+            sink,
+            total: 0,
+            pending_cr: false,
+            pending: BytesMut::new(),
+            failed: false,
+        }
     }
 
     /// Adds input; take lines out with [`LineReader::next_line`].
@@ -86,91 +150,113 @@ impl LineReader {
     /// The next complete line of the fed input, if any.
     ///
     /// `Some(Err(_))` is final: after an error the reader yields nothing more.
-    pub fn next_line(&mut self) -> Option<Result<Line, Error>> {
+    pub fn next_line(&mut self) -> Option<Result<S::Line, Error>> {
         let mut pending = std::mem::take(&mut self.pending);
         let out = self.decode_from(&mut pending);
         self.pending = pending;
         out.transpose()
     }
 
-    /// Scans `src`, consuming what it has looked at: every byte is either part of a
-    /// returned line, kept in `current`, or counted and dropped. This is what keeps
-    /// memory bounded however long a line is.
-    fn decode_from(&mut self, src: &mut BytesMut) -> Result<Option<Line>, Error> {
+    /// Scans `src`, consuming what it has looked at: every byte goes to the sink
+    /// or is the held-back CR. The sink decides what to keep, which is what
+    /// keeps memory bounded however long a line is.
+    fn decode_from(&mut self, src: &mut BytesMut) -> Result<Option<S::Line>, Error> {
         if self.failed {
             src.clear();
             return Ok(None);
         }
-        match memchr::memchr(b'\n', src) {
+        let result = match memchr::memchr(b'\n', src) {
             None => {
                 let chunk = src.split();
-                self.absorb(&chunk)?;
-                Ok(None)
+                self.absorb(&chunk).map(|()| None)
             }
             Some(lf) => {
                 let before = src.split_to(lf);
                 src.advance(1);
-                self.absorb(&before)?;
-                if !self.last_cr {
-                    self.failed = true;
-                    return Err(Error::BareLf { offset: self.total });
-                }
-                Ok(Some(self.finish_line()))
+                self.end_line(&before).map(Some)
             }
+        };
+        if result.is_err() {
+            self.failed = true;
         }
+        result
     }
 
-    /// Appends bytes of the current line (no LF among them), within the limit.
+    /// Bytes of the current line with no LF among them.
     fn absorb(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let Some(&last) = bytes.last() else {
+        let Some((&last, _)) = bytes.split_last() else {
             return Ok(());
         };
-        self.total += bytes.len();
-        self.last_cr = last == b'\r';
-        // Keep one byte beyond the limit so that a trailing CR of a line of
-        // exactly `limit` bytes is still there to strip.
-        let room = (self.limit + 1).saturating_sub(self.current.len());
-        self.current
-            .extend_from_slice(&bytes[..bytes.len().min(room)]);
-        // The line so far, less a CR that may turn out to be the terminator.
-        let content = self.total - usize::from(self.last_cr);
-        if content > self.limit && self.overflow == Overflow::Error {
-            self.failed = true;
-            return Err(Error::LineTooLong { max: self.limit });
+        self.flush_cr()?;
+        let (content, holds_cr) = if last == b'\r' {
+            (&bytes[..bytes.len() - 1], true)
+        } else {
+            (bytes, false)
+        };
+        self.push(content)?;
+        self.pending_cr = holds_cr;
+        Ok(())
+    }
+
+    /// The bytes before an LF: the line ends here if a CR is right before it.
+    fn end_line(&mut self, before: &[u8]) -> Result<S::Line, Error> {
+        let terminated = match before.last() {
+            Some(&b) => b == b'\r',
+            None => self.pending_cr,
+        };
+        if !terminated {
+            // The bytes before the LF count first, as they would had they come
+            // in an earlier piece: a too-long line is reported the same way
+            // however the input was split (found by the netkit_line fuzz target).
+            self.flush_cr()?;
+            self.push(before)?;
+            return Err(Error::BareLf { offset: self.total });
+        }
+        if let Some((_, content)) = before.split_last() {
+            self.flush_cr()?;
+            self.push(content)?;
+        }
+        self.pending_cr = false;
+        self.total = 0;
+        Ok(self.sink.finish())
+    }
+
+    /// A held CR followed by more than LF was content after all.
+    fn flush_cr(&mut self) -> Result<(), Error> {
+        if std::mem::take(&mut self.pending_cr) {
+            self.push(b"\r")?;
         }
         Ok(())
     }
 
-    fn finish_line(&mut self) -> Line {
-        // The CR of the CR LF is the last byte of the line; drop it.
-        let total_len = self.total - 1;
-        let mut kept = self.current.split();
-        kept.truncate(total_len.min(self.limit));
-        self.total = 0;
-        self.last_cr = false;
-        Line {
-            bytes: kept.freeze(),
-            total_len,
+    fn push(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        if bytes.is_empty() {
+            return Ok(());
         }
+        self.total += bytes.len();
+        self.sink.push(bytes)
     }
 }
 
-impl Decoder for LineReader {
-    type Item = Line;
+impl<S: LineSink> Decoder for LineReader<S> {
+    type Item = S::Line;
     type Error = Error;
 
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Line>, Error> {
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<S::Line>, Error> {
         self.decode_from(src)
     }
 
-    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Line>, Error> {
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<S::Line>, Error> {
         match self.decode_from(src)? {
             Some(line) => Ok(Some(line)),
-            None if self.total > 0 && !self.failed => Err(Error::UnexpectedEof {
-                part: "line",
-                got: self.total,
-                expected: self.total + 2,
-            }),
+            None if (self.total > 0 || self.pending_cr) && !self.failed => {
+                let got = self.total + usize::from(self.pending_cr);
+                Err(Error::UnexpectedEof {
+                    part: "line",
+                    got,
+                    expected: got + 2,
+                })
+            }
             None => Ok(None),
         }
     }
@@ -275,6 +361,25 @@ mod tests {
     }
 
     #[test]
+    fn the_same_error_however_the_input_is_split() {
+        // Found by fuzzing: a long line with a bare LF is "too long" whether the
+        // LF comes in the same piece or a later one.
+        let mut whole = LineReader::new(1, Overflow::Error);
+        whole.feed(b"xyz\n");
+        let mut split = LineReader::new(1, Overflow::Error);
+        split.feed(b"xy");
+        let first = split.next_line();
+        split.feed(b"z\n");
+        let err = first
+            .or_else(|| split.next_line())
+            .unwrap()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(whole.next_line().unwrap().unwrap_err().to_string(), err);
+        assert_eq!(err, "line longer than 1 bytes");
+    }
+
+    #[test]
     fn too_long_error_comes_before_any_terminator() {
         let mut r = LineReader::new(8, Overflow::Error);
         r.feed(&[b'x'; 9]);
@@ -294,7 +399,7 @@ mod tests {
         for _ in 0..80 {
             r.feed(&piece);
             assert!(r.next_line().is_none());
-            assert!(r.current.len() <= 17);
+            assert!(r.sink.kept.len() <= 16);
             assert!(r.pending.is_empty());
         }
         r.feed(b"\r\nhelp\r\n");
@@ -370,7 +475,7 @@ mod tests {
                 while let Some(l) = r.next_line() {
                     got.push(l.map(|l| (l.bytes.to_vec(), l.total_len)).map_err(|_| ()));
                 }
-                proptest::prop_assert!(r.current.len() <= limit + 1);
+                proptest::prop_assert!(r.sink.kept.len() <= limit);
             }
             proptest::prop_assert_eq!(got, model(&input, limit));
         }
