@@ -5,6 +5,7 @@
 
 mod classic_cmd;
 mod demo;
+mod hftp_cmd;
 mod impair_cmd;
 mod lottery_cmd;
 
@@ -21,7 +22,8 @@ Systems:
             reordering, corruption, chopped streams, resets          [done]
   lottery   agencies send bets to a central server over a binary
             protocol; durable store, the draw, winners (seed 000)    [done]
-  hftp      a text-protocol file server, client and checker (seed 001) [planned]
+  hftp      a text-protocol file server (seed 001); its client and
+            conformance checker are still to come               [server done]
   relay     ordered group chat through a dispatcher (seed 002)       [planned]
   rdt       reliable transport over UDP: Stop & Wait... (seed 003)   [planned]
   classic   echo, math and positions servers and clients, byte-
@@ -53,6 +55,8 @@ enum Command {
     Impair(impair_cmd::ImpairArgs),
     /// The lottery bets system (seed 000): server, agencies, draw.
     Lottery(lottery_cmd::LotteryArgs),
+    /// The HFTP file server (seed 001).
+    Hftp(hftp_cmd::HftpArgs),
     /// Echo, math and positions, byte-compatible with the Python originals (seed 004).
     Classic(classic_cmd::ClassicArgs),
 }
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
             Command::Impair(args) => impair_cmd::run(args).await,
             Command::Lottery(args) => lottery_cmd::run(args).await,
             Command::Classic(args) => classic_cmd::run(args).await,
+            Command::Hftp(args) => hftp_cmd::run(args).await,
         }
     });
     match result {

@@ -46,8 +46,19 @@ fn help_lists_the_systems_and_subcommands_have_examples() {
         &["impair", "--help"][..],
         &["impair", "tcp", "--help"],
         &["impair", "udp", "--help"],
-        &["demo", "--help"],
         &["impair", "bench", "--help"],
+        &["demo", "--help"],
+        &["lottery", "--help"],
+        &["lottery", "serve", "--help"],
+        &["lottery", "client", "--help"],
+        &["lottery", "simulate", "--help"],
+        &["lottery", "bench", "--help"],
+        &["classic", "--help"],
+        &["classic", "math", "--help"],
+        &["classic", "positions", "client", "--help"],
+        &["classic", "bench", "--help"],
+        &["hftp", "--help"],
+        &["hftp", "serve", "--help"],
     ] {
         let out = protolab().args(sub).output().unwrap();
         assert!(out.status.success());
@@ -305,6 +316,26 @@ fn classic_math_serve_answers_and_exits_0_on_sigterm() {
     let mut got = vec![0u8; want.len()];
     c.read_exact(&mut got).unwrap();
     assert_eq!(&got[..], &want[..]);
+    signal(&child, "-TERM");
+    assert_eq!(wait_bounded(&mut child).code(), Some(0));
+}
+
+#[test]
+fn hftp_serve_answers_and_exits_0_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.txt"), b"hi!").unwrap();
+    let mut cmd = protolab();
+    cmd.args(["hftp", "serve", "-a", "127.0.0.1", "-p", "0", "-d"])
+        .arg(dir.path())
+        .stderr(Stdio::null());
+    let (mut child, _out, addr) = spawn_listening(&mut cmd);
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(BOUND)).unwrap();
+    c.write_all(b"get_file_listing\r\nget_slice hello.txt 0 3\r\nquit\r\n")
+        .unwrap();
+    let mut all = String::new();
+    c.read_to_string(&mut all).unwrap();
+    assert_eq!(all, "0 OK\r\nhello.txt\r\n\r\n0 OK\r\naGkh\r\n0 OK\r\n");
     signal(&child, "-TERM");
     assert_eq!(wait_bounded(&mut child).code(), Some(0));
 }

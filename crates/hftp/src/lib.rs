@@ -1,0 +1,13 @@
+//! HFTP, the Home-made File Transfer Protocol of seed 001 (spec: `hftp.md`): a
+//! drop-in replacement for the course's file server.
+//!
+//! - [`request`]: what is kept of a request line (constant memory, any length);
+//! - [`proto`]: commands, status codes, the check order (pure);
+//! - [`server`]: the server.
+
+pub mod proto;
+pub mod request;
+pub mod server;
+
+/// Default port, as the course's server.
+pub const DEFAULT_PORT: u16 = 19500;

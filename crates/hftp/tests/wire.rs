@@ -1,0 +1,430 @@
+//! The HFTP server over real loopback sockets: every rule of the spec.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine as _;
+use hftp::server::{Config, run};
+use impair::{TcpProxy, TcpProxyConfig, TcpRules};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+
+const BOUND: Duration = Duration::from_secs(30);
+
+struct Running {
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+    stop: CancellationToken,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn start() -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    tokio::spawn(run(
+        l,
+        Config::new(dir.path()),
+        stop.clone().cancelled_owned(),
+    ));
+    Running { addr, dir, stop }
+}
+
+impl Running {
+    fn file(&self, name: &str, bytes: &[u8]) {
+        std::fs::write(self.dir.path().join(name), bytes).unwrap();
+    }
+    async fn connect(&self) -> TcpStream {
+        TcpStream::connect(self.addr).await.unwrap()
+    }
+}
+
+/// Sends `req` and reads exactly `want.len()` bytes, which must be `want`.
+async fn exchange(s: &mut TcpStream, req: &[u8], want: &[u8]) {
+    s.write_all(req).await.unwrap();
+    expect(s, want).await;
+}
+
+async fn expect(s: &mut TcpStream, want: &[u8]) {
+    let mut got = vec![0u8; want.len()];
+    timeout(BOUND, s.read_exact(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+}
+
+/// The connection ends with a clean FIN (not a reset), nothing more sent.
+async fn expect_graceful_close(s: &mut TcpStream) {
+    let mut b = [0u8; 64];
+    let n = timeout(BOUND, s.read(&mut b))
+        .await
+        .unwrap()
+        .expect("FIN, not RST");
+    assert_eq!(n, 0, "nothing after the status line: {:?}", &b[..n]);
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[tokio::test]
+async fn listing_metadata_and_help() {
+    let srv = start().await;
+    let mut s = srv.connect().await;
+    exchange(&mut s, b"get_file_listing\r\n", b"0 OK\r\n\r\n").await;
+    srv.file("b.txt", b"hello");
+    srv.file("a.bin", &[0u8; 3]);
+    srv.file("bad name.txt", b"x");
+    std::fs::create_dir(srv.dir.path().join("subdir")).unwrap();
+    exchange(
+        &mut s,
+        b"get_file_listing\r\n",
+        b"0 OK\r\na.bin\r\nb.txt\r\n\r\n",
+    )
+    .await;
+    exchange(&mut s, b"get_metadata b.txt\r\n", b"0 OK\r\n5\r\n").await;
+    exchange(
+        &mut s,
+        b"get_metadata subdir\r\n",
+        b"202 FILE NOT FOUND\r\n",
+    )
+    .await;
+    exchange(
+        &mut s,
+        b"help\r\n",
+        b"0 OK\r\nget_file_listing\r\nget_metadata\r\nget_slice\r\nhelp\r\nquit\r\n\r\n",
+    )
+    .await;
+    exchange(&mut s, b"quit\r\n", b"0 OK\r\n").await;
+    expect_graceful_close(&mut s).await;
+}
+
+#[tokio::test]
+async fn a_thousand_file_listing() {
+    let srv = start().await;
+    for i in 0..1000 {
+        srv.file(&format!("f{i:04}.dat"), b"");
+    }
+    let mut want = b"0 OK\r\n".to_vec();
+    for i in 0..1000 {
+        want.extend_from_slice(format!("f{i:04}.dat\r\n").as_bytes());
+    }
+    want.extend_from_slice(b"\r\n");
+    exchange(&mut srv.connect().await, b"get_file_listing\r\n", &want).await;
+}
+
+#[tokio::test]
+async fn the_directory_is_resolved_on_every_request() {
+    let srv = start().await;
+    srv.file("x", b"1");
+    let mut s = srv.connect().await;
+    exchange(&mut s, b"get_metadata x\r\n", b"0 OK\r\n1\r\n").await;
+    std::fs::remove_dir_all(srv.dir.path()).unwrap();
+    exchange(&mut s, b"get_metadata x\r\n", b"202 FILE NOT FOUND\r\n").await;
+    exchange(&mut s, b"get_file_listing\r\n", b"0 OK\r\n\r\n").await;
+    std::fs::create_dir(srv.dir.path()).unwrap();
+    srv.file("y", b"22");
+    exchange(&mut s, b"get_file_listing\r\n", b"0 OK\r\ny\r\n\r\n").await;
+    exchange(&mut s, b"get_metadata y\r\n", b"0 OK\r\n2\r\n").await;
+}
+
+#[tokio::test]
+async fn slices_base64_and_raw_with_every_byte_value() {
+    let srv = start().await;
+    let all: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+    srv.file("all.bin", &all);
+    let mut s = srv.connect().await;
+    let want = format!("0 OK\r\n{}\r\n", b64(&all));
+    exchange(&mut s, b"get_slice all.bin 0 1000\r\n", want.as_bytes()).await;
+    let want = format!("0 OK\r\n{}\r\n", b64(&all[10..17]));
+    exchange(
+        &mut s,
+        b"get_slice all.bin 10 7 base64\r\n",
+        want.as_bytes(),
+    )
+    .await;
+    // Zero size, and a slice ending exactly at EOF.
+    exchange(&mut s, b"get_slice all.bin 5 0\r\n", b"0 OK\r\n\r\n").await;
+    let want = format!("0 OK\r\n{}\r\n", b64(&all[990..]));
+    exchange(&mut s, b"get_slice all.bin 990 10\r\n", want.as_bytes()).await;
+    exchange(&mut s, b"get_slice all.bin 1000 0\r\n", b"0 OK\r\n\r\n").await;
+    // Raw.
+    let mut want = b"0 OK\r\nContent-Length: 256\r\n\r\n".to_vec();
+    want.extend_from_slice(&all[..256]);
+    exchange(&mut s, b"get_slice all.bin 0 256 raw\r\n", &want).await;
+    // Still in step afterwards.
+    exchange(&mut s, b"get_metadata all.bin\r\n", b"0 OK\r\n1000\r\n").await;
+}
+
+#[tokio::test]
+async fn a_large_slice_crosses_many_chunks() {
+    let srv = start().await;
+    let big: Vec<u8> = (0..3_000_001u32).map(|i| (i * 7 % 251) as u8).collect();
+    srv.file("big", &big);
+    let mut s = srv.connect().await;
+    let want = format!("0 OK\r\n{}\r\n", b64(&big[1..]));
+    exchange(&mut s, b"get_slice big 1 3000000\r\n", want.as_bytes()).await;
+}
+
+#[tokio::test]
+async fn check_order_and_status_codes() {
+    let srv = start().await;
+    srv.file("f", b"0123456789");
+    let mut s = srv.connect().await;
+    for (req, want) in [
+        (&b"frobnicate\r\n"[..], &b"200 NO SUCH COMMAND\r\n"[..]),
+        (b"GET_FILE_LISTING\r\n", b"200 NO SUCH COMMAND\r\n"),
+        (b"quit now\r\n", b"201 INVALID ARGUMENTS FOR COMMAND\r\n"),
+        (
+            b"get_file_listing x\r\n",
+            b"201 INVALID ARGUMENTS FOR COMMAND\r\n",
+        ),
+        (
+            b"get_metadata\r\n",
+            b"201 INVALID ARGUMENTS FOR COMMAND\r\n",
+        ),
+        (
+            b"get_metadata ../secret\r\n",
+            b"201 INVALID ARGUMENTS FOR COMMAND\r\n",
+        ),
+        (
+            b"get_metadata ..\r\n",
+            b"201 INVALID ARGUMENTS FOR COMMAND\r\n",
+        ),
+        (
+            b"get_metadata a\0b\r\n",
+            b"201 INVALID ARGUMENTS FOR COMMAND\r\n",
+        ),
+        (b"get_metadata nothere\r\n", b"202 FILE NOT FOUND\r\n"),
+        (
+            b"get_slice f -1 2\r\n",
+            b"201 INVALID ARGUMENTS FOR COMMAND\r\n",
+        ),
+        (
+            b"get_slice f x 2\r\n",
+            b"201 INVALID ARGUMENTS FOR COMMAND\r\n",
+        ),
+        (
+            b"get_slice f 1 2 hex\r\n",
+            b"201 INVALID ARGUMENTS FOR COMMAND\r\n",
+        ),
+        (
+            b"get_slice f 99999999999999999999999 2 hex\r\n",
+            b"201 INVALID ARGUMENTS FOR COMMAND\r\n",
+        ),
+        (
+            b"get_slice nothere 99999999999999999999999 2\r\n",
+            b"202 FILE NOT FOUND\r\n",
+        ),
+        (
+            b"get_slice f 99999999999999999999999 2\r\n",
+            b"203 OFFSET EXCEEDS FILE SIZE\r\n",
+        ),
+        (
+            b"get_slice f 18446744073709551615 1\r\n",
+            b"203 OFFSET EXCEEDS FILE SIZE\r\n",
+        ),
+        (b"get_slice f 5 6\r\n", b"203 OFFSET EXCEEDS FILE SIZE\r\n"),
+        (b"get_slice f 11 0\r\n", b"203 OFFSET EXCEEDS FILE SIZE\r\n"),
+        (b"   get_metadata    f   \r\n", b"0 OK\r\n10\r\n"),
+    ] {
+        exchange(&mut s, req, want).await;
+    }
+    // A name longer than the OS allows is 202.
+    let long = format!("get_metadata {}\r\n", "n".repeat(300));
+    exchange(&mut s, long.as_bytes(), b"202 FILE NOT FOUND\r\n").await;
+}
+
+#[tokio::test]
+async fn a_five_mib_file_name_is_202() {
+    let srv = start().await;
+    let mut s = srv.connect().await;
+    s.write_all(b"get_metadata ").await.unwrap();
+    let chunk = vec![b'a'; 64 * 1024];
+    for _ in 0..80 {
+        s.write_all(&chunk).await.unwrap();
+    }
+    exchange(&mut s, b"\r\n", b"202 FILE NOT FOUND\r\n").await;
+    exchange(&mut s, b"get_file_listing\r\n", b"0 OK\r\n\r\n").await;
+}
+
+#[tokio::test]
+async fn bare_lf_is_100_at_once_and_fatal() {
+    let srv = start().await;
+    let mut s = srv.connect().await;
+    // Answered as soon as the LF arrives: nothing else is sent, nothing closed.
+    exchange(&mut s, b"get_file_listing\n", b"100 BAD EOL\r\n").await;
+    expect_graceful_close(&mut s).await;
+    let mut s = srv.connect().await;
+    exchange(&mut s, b"\n", b"100 BAD EOL\r\n").await;
+    expect_graceful_close(&mut s).await;
+    // After valid requests in the same segment: those are answered first.
+    let mut s = srv.connect().await;
+    exchange(&mut s, b"help\r\nget_metadata x\n", b"0 OK\r\nget_file_listing\r\nget_metadata\r\nget_slice\r\nhelp\r\nquit\r\n\r\n100 BAD EOL\r\n").await;
+    expect_graceful_close(&mut s).await;
+}
+
+#[tokio::test]
+async fn empty_line_and_non_ascii_are_101_and_fatal() {
+    let srv = start().await;
+    let mut s = srv.connect().await;
+    exchange(&mut s, b"\r\n", b"101 BAD REQUEST\r\n").await;
+    expect_graceful_close(&mut s).await;
+    let mut s = srv.connect().await;
+    exchange(&mut s, b"   \r\n", b"101 BAD REQUEST\r\n").await;
+    expect_graceful_close(&mut s).await;
+    let mut s = srv.connect().await;
+    exchange(
+        &mut s,
+        "get_metadata año\r\n".as_bytes(),
+        b"101 BAD REQUEST\r\n",
+    )
+    .await;
+    expect_graceful_close(&mut s).await;
+}
+
+#[tokio::test]
+async fn fatal_close_ignores_input_already_sent_and_is_not_a_reset() {
+    let srv = start().await;
+    let mut s = srv.connect().await;
+    s.write_all(b"\r\nhelp\r\nhelp\r\n").await.unwrap();
+    expect(&mut s, b"101 BAD REQUEST\r\n").await;
+    expect_graceful_close(&mut s).await;
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let srv = start().await;
+    srv.file("p", b"abc");
+    let mut s = srv.connect().await;
+    let want = format!(
+        "0 OK\r\n3\r\n202 FILE NOT FOUND\r\n0 OK\r\n{}\r\n200 NO SUCH COMMAND\r\n0 OK\r\n",
+        b64(b"bc")
+    );
+    exchange(
+        &mut s,
+        b"get_metadata p\r\nget_metadata q\r\nget_slice p 1 2\r\nnope\r\nquit\r\n",
+        want.as_bytes(),
+    )
+    .await;
+    expect_graceful_close(&mut s).await;
+}
+
+async fn through(srv: &Running, rules: TcpRules) -> (TcpProxy, TcpStream) {
+    let mut cfg = TcpProxyConfig::new("127.0.0.1:0".parse().unwrap(), srv.addr);
+    cfg.rules.up = rules;
+    let p = TcpProxy::start(cfg).await.unwrap();
+    let s = TcpStream::connect(p.local_addr()).await.unwrap();
+    (p, s)
+}
+
+#[tokio::test]
+async fn requests_one_byte_per_segment() {
+    let srv = start().await;
+    srv.file("f", b"xyz");
+    let (p, mut s) = through(
+        &srv,
+        TcpRules {
+            chop: Some(1),
+            chop_pause: Duration::from_millis(1),
+            ..TcpRules::default()
+        },
+    )
+    .await;
+    let want = format!("0 OK\r\n3\r\n0 OK\r\n{}\r\n", b64(b"yz"));
+    exchange(
+        &mut s,
+        b"get_metadata f\r\nget_slice f 1 2\r\n",
+        want.as_bytes(),
+    )
+    .await;
+    assert_eq!(p.summary().dirs.up.writes, 33);
+}
+
+#[tokio::test]
+async fn cr_and_lf_in_separate_segments() {
+    let srv = start().await;
+    let mut s = srv.connect().await;
+    s.set_nodelay(true).unwrap();
+    s.write_all(b"get_file_listing\r").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    exchange(&mut s, b"\n", b"0 OK\r\n\r\n").await;
+}
+
+#[tokio::test]
+async fn an_idle_half_sent_request_never_delays_another_client() {
+    let srv = start().await;
+    let big: Vec<u8> = (0..2_000_000u32).map(|i| i as u8).collect();
+    srv.file("big", &big);
+    let mut idle = srv.connect().await;
+    idle.write_all(b"get_metad").await.unwrap();
+    let mut busy = srv.connect().await;
+    let want = format!("0 OK\r\n{}\r\n", b64(&big));
+    exchange(&mut busy, b"get_slice big 0 2000000\r\n", want.as_bytes()).await;
+    // The idle one is still there and still served.
+    exchange(&mut idle, b"ata big\r\n", b"0 OK\r\n2000000\r\n").await;
+}
+
+#[tokio::test]
+async fn a_client_that_resets_mid_slice_affects_nobody_else() {
+    let srv = start().await;
+    srv.file("big", &vec![7u8; 20 << 20]);
+    let mut victim = srv.connect().await;
+    victim
+        .write_all(b"get_slice big 0 20971520 raw\r\n")
+        .await
+        .unwrap();
+    let mut some = [0u8; 4096];
+    victim.read_exact(&mut some).await.unwrap();
+    #[allow(deprecated)] // a zero linger is the point: the drop sends RST
+    victim.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(victim);
+    let mut other = srv.connect().await;
+    exchange(&mut other, b"get_metadata big\r\n", b"0 OK\r\n20971520\r\n").await;
+}
+
+#[tokio::test]
+async fn an_unreadable_file_is_199_when_not_root() {
+    if is_root() {
+        eprintln!("running as root: permissions do not stop reads; skipped");
+        return;
+    }
+    let srv = start().await;
+    srv.file("secret", b"s");
+    set_mode(&srv.dir.path().join("secret"), 0o000);
+    let mut s = srv.connect().await;
+    exchange(
+        &mut s,
+        b"get_slice secret 0 1\r\n",
+        b"199 INTERNAL SERVER ERROR\r\n",
+    )
+    .await;
+    expect_graceful_close(&mut s).await;
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
