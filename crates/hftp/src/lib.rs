@@ -3,11 +3,16 @@
 //!
 //! - [`request`]: what is kept of a request line (constant memory, any length);
 //! - [`proto`]: commands, status codes, the check order (pure);
-//! - [`server`]: the server.
+//! - [`server`]: the server;
+//! - [`client`]: the client (list, metadata, sliced downloads).
 
+pub mod check;
+pub mod client;
+pub mod error;
 pub mod proto;
 pub mod request;
 pub mod server;
 
 /// Default port, as the course's server.
 pub const DEFAULT_PORT: u16 = 19500;
+pub use error::Error;

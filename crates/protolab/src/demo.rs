@@ -31,6 +31,9 @@ pub async fn run() -> anyhow::Result<()> {
     tokio::time::timeout(STEP, classic_run())
         .await
         .context("classic demo timed out")??;
+    tokio::time::timeout(STEP, hftp_run())
+        .await
+        .context("hftp demo timed out")??;
     println!("demo finished: every step behaved as described above.");
     Ok(())
 }
@@ -241,6 +244,59 @@ async fn classic_run() -> anyhow::Result<()> {
             Kind::Positions => classic::client::positions(&opts, say).await?,
         }
     }
+    stop.cancel();
+    println!();
+    Ok(())
+}
+
+/// HFTP: the server on a temporary directory, a download in slices over two
+/// connections, then the conformance checker against it.
+async fn hftp_run() -> anyhow::Result<()> {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+
+    println!("== hftp: the file server, a sliced download, the conformance checker ==");
+    let dir = tempfile::tempdir()?;
+    let data: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    std::fs::write(dir.path().join("report.bin"), &data)?;
+    let listener = TcpListener::bind(loopback()).await?;
+    let addr = listener.local_addr()?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(hftp::server::run(
+        listener,
+        hftp::server::Config::new(dir.path()),
+        stop.clone().cancelled_owned(),
+    ));
+    println!("hftp server on {addr} serving {}", dir.path().display());
+    let out = tempfile::tempdir()?;
+    let target = out.path().join("report.bin");
+    let d = hftp::client::Download {
+        server: addr.to_string(),
+        name: "report.bin".into(),
+        offset: 0,
+        size: None,
+        encoding: hftp::proto::Encoding::Base64,
+        connections: 2,
+        slice_size: 500_000,
+    };
+    let n = hftp::client::download(&d, &target, Arc::new(AtomicU64::new(0))).await?;
+    let same = std::fs::read(&target)? == data;
+    println!(
+        "downloaded report.bin: {n} bytes in 6 base64 slices over 2 connections, {}",
+        if same { "identical" } else { "DIFFERENT" }
+    );
+    anyhow::ensure!(same, "the download differs from the file");
+    let report = hftp::check::run(&addr.to_string(), dir.path(), hftp::check::WAIT).await?;
+    println!(
+        "conformance checker: {}",
+        report.to_string().lines().last().unwrap_or_default()
+    );
+    anyhow::ensure!(
+        report.failures() == 0,
+        "the checker found failures:\n{report}"
+    );
     stop.cancel();
     println!();
     Ok(())

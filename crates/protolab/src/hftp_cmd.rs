@@ -2,6 +2,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -39,6 +42,93 @@ enum Cmd {
         #[arg(long, default_value_t = 10_000)]
         max_connections: usize,
     },
+    /// List the files a server shares.
+    #[command(after_help = "Example:\n  protolab hftp list --server 127.0.0.1:19500")]
+    List {
+        #[command(flatten)]
+        at: ServerArg,
+    },
+    /// Print a file's size.
+    #[command(after_help = "Example:\n  protolab hftp meta report.pdf")]
+    Meta {
+        #[command(flatten)]
+        at: ServerArg,
+        /// File name on the server.
+        file: String,
+    },
+    /// Download a file, or a range of it, in slices over one or more connections.
+    #[command(
+        after_help = "Examples:\n  protolab hftp get big.iso --connections 4\n  protolab hftp get log.txt --offset 100 --size 50 -o part.txt --raw"
+    )]
+    Get {
+        #[command(flatten)]
+        at: ServerArg,
+        /// File name on the server.
+        file: String,
+        /// Output file (default: the same name in the current directory).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// First byte.
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        /// Bytes (default: to the end).
+        #[arg(long)]
+        size: Option<u64>,
+        /// Ask for raw slices instead of base64.
+        #[arg(long)]
+        raw: bool,
+        /// Connections at once.
+        #[arg(long, default_value_t = 1)]
+        connections: usize,
+        /// Bytes per slice.
+        #[arg(long, default_value_t = 8 << 20)]
+        slice_size: u64,
+    },
+    /// Run the conformance suite against any HFTP server.
+    #[command(
+        after_help = "Example:\n  protolab hftp check 127.0.0.1:19500 --dir /path/the/server/serves"
+    )]
+    Check {
+        /// The server, host:port.
+        server: String,
+        /// The directory that server serves (fixture files are written there).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Longest wait for any one answer.
+        #[arg(long, default_value = "10s")]
+        wait: Dur,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ServerArg {
+    /// The server, host:port.
+    #[arg(long, default_value = "127.0.0.1:19500")]
+    server: String,
+}
+
+/// A progress bar on a terminal, nothing when piped.
+fn progress_bar(
+    total: u64,
+    done: Arc<AtomicU64>,
+) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    let b = bar.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            b.set_position(done.load(Ordering::Relaxed));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    (bar, ticker)
 }
 
 pub async fn run(args: HftpArgs) -> anyhow::Result<()> {
@@ -68,6 +158,71 @@ pub async fn run(args: HftpArgs) -> anyhow::Result<()> {
             cfg.idle_timeout = idle_timeout.0;
             cfg.max_connections = max_connections;
             hftp::server::run(listener, cfg, signal).await;
+        }
+        Cmd::List { at } => {
+            let mut c = hftp::client::Client::connect(&at.server).await?;
+            for name in c.list().await? {
+                println!("{name}");
+            }
+            c.quit().await?;
+        }
+        Cmd::Meta { at, file } => {
+            let mut c = hftp::client::Client::connect(&at.server).await?;
+            println!("{}", c.metadata(&file).await?);
+            c.quit().await?;
+        }
+        Cmd::Get {
+            at,
+            file,
+            output,
+            offset,
+            size,
+            raw,
+            connections,
+            slice_size,
+        } => {
+            let output = output.unwrap_or_else(|| PathBuf::from(&file));
+            let mut probe = hftp::client::Client::connect(&at.server).await?;
+            let total = size.unwrap_or(probe.metadata(&file).await?.saturating_sub(offset));
+            let _ = probe.quit().await;
+            let done = Arc::new(AtomicU64::new(0));
+            let (bar, ticker) = progress_bar(total, Arc::clone(&done));
+            let d = hftp::client::Download {
+                server: at.server,
+                name: file.clone(),
+                offset,
+                size,
+                encoding: if raw {
+                    hftp::proto::Encoding::Raw
+                } else {
+                    hftp::proto::Encoding::Base64
+                },
+                connections,
+                slice_size,
+            };
+            let start = std::time::Instant::now();
+            let result = hftp::client::download(&d, &output, done).await;
+            ticker.abort();
+            bar.finish_and_clear();
+            let n = result?;
+            let secs = start.elapsed().as_secs_f64();
+            eprintln!(
+                "{file}: {n} bytes to {} in {secs:.2} s ({:.1} MB/s)",
+                output.display(),
+                n as f64 / secs.max(1e-9) / 1e6
+            );
+        }
+        Cmd::Check { server, dir, wait } => {
+            let report = hftp::check::run(&server, &dir, wait.0)
+                .await
+                .with_context(|| format!("cannot write fixtures into {}", dir.display()))?;
+            print!("{report}");
+            anyhow::ensure!(
+                report.failures() == 0,
+                "{} of {} rules failed",
+                report.failures(),
+                report.outcomes.len()
+            );
         }
     }
     Ok(())

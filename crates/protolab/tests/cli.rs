@@ -59,6 +59,8 @@ fn help_lists_the_systems_and_subcommands_have_examples() {
         &["classic", "bench", "--help"],
         &["hftp", "--help"],
         &["hftp", "serve", "--help"],
+        &["hftp", "get", "--help"],
+        &["hftp", "check", "--help"],
     ] {
         let out = protolab().args(sub).output().unwrap();
         assert!(out.status.success());
@@ -220,6 +222,14 @@ fn demo_runs_and_shows_impairs_effects() {
         text.contains("   El resultado de la operacion es "),
         "{text}"
     );
+    assert!(
+        text.contains("bytes in 6 base64 slices over 2 connections, identical"),
+        "{text}"
+    );
+    assert!(
+        text.contains("conformance checker: 26 passed, 0 failed"),
+        "{text}"
+    );
     assert!(text.contains("demo finished"), "{text}");
 }
 
@@ -336,6 +346,62 @@ fn hftp_serve_answers_and_exits_0_on_sigterm() {
     let mut all = String::new();
     c.read_to_string(&mut all).unwrap();
     assert_eq!(all, "0 OK\r\nhello.txt\r\n\r\n0 OK\r\naGkh\r\n0 OK\r\n");
+    signal(&child, "-TERM");
+    assert_eq!(wait_bounded(&mut child).code(), Some(0));
+}
+
+#[test]
+fn hftp_client_and_checker_against_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(dir.path().join("data.bin"), &data).unwrap();
+    let mut cmd = protolab();
+    cmd.args(["hftp", "serve", "-a", "127.0.0.1", "-p", "0", "-d"])
+        .arg(dir.path())
+        .stderr(Stdio::null());
+    let (mut child, _out, addr) = spawn_listening(&mut cmd);
+    let server = addr.to_string();
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("copy.bin");
+    let get = protolab()
+        .args([
+            "hftp",
+            "get",
+            "data.bin",
+            "--connections",
+            "2",
+            "--slice-size",
+            "30000",
+            "--server",
+            &server,
+            "-o",
+        ])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(
+        get.status.success(),
+        "{}",
+        String::from_utf8_lossy(&get.stderr)
+    );
+    assert!(std::fs::read(&target).unwrap() == data);
+    let missing = protolab()
+        .args(["hftp", "meta", "nope.txt", "--server", &server])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr).trim_end(),
+        "error: the server has no file \"nope.txt\" (202)"
+    );
+    let check = protolab()
+        .args(["hftp", "check", &server, "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{report}");
+    assert!(report.contains(" passed, 0 failed"), "{report}");
     signal(&child, "-TERM");
     assert_eq!(wait_bounded(&mut child).code(), Some(0));
 }

@@ -1,0 +1,308 @@
+//! The HFTP client (spec: hftp.md, "Client"): list, metadata, and downloads of
+//! whole files or ranges in several slices, over one or several connections at
+//! once, streamed to disk (a slice is decoded as it arrives, never held whole).
+//! Each status code becomes a clear one-line error.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use crate::error::Error;
+use crate::proto::{Encoding, Status};
+
+/// Longest status or listing line accepted from a server.
+const MAX_LINE: usize = 64 * 1024;
+/// Wait for any one answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One connection to an HFTP server.
+#[derive(Debug)]
+pub struct Client {
+    r: BufReader<OwnedReadHalf>,
+    w: OwnedWriteHalf,
+}
+
+impl Client {
+    /// Connects to `addr` (`host:port`).
+    pub async fn connect(addr: &str) -> Result<Client, Error> {
+        let s = tokio::time::timeout(ANSWER_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| Error::Timeout("connecting"))??;
+        s.set_nodelay(true)?;
+        let (r, w) = s.into_split();
+        Ok(Client {
+            r: BufReader::with_capacity(256 * 1024, r),
+            w,
+        })
+    }
+
+    async fn send(&mut self, line: &str) -> Result<(), Error> {
+        self.w.write_all(format!("{line}\r\n").as_bytes()).await?;
+        Ok(())
+    }
+
+    /// Reads one CR LF line (without it).
+    async fn line(&mut self) -> Result<String, Error> {
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(
+            ANSWER_TIMEOUT,
+            (&mut self.r)
+                .take(MAX_LINE as u64 + 2)
+                .read_until(b'\n', &mut buf),
+        )
+        .await
+        .map_err(|_| Error::Timeout("waiting for the server's answer"))??;
+        if read == 0 {
+            return Err(Error::Protocol("the server closed the connection".into()));
+        }
+        match buf.strip_suffix(b"\r\n") {
+            Some(line) => String::from_utf8(line.to_vec())
+                .map_err(|_| Error::Protocol("a line that is not text".into())),
+            None => Err(Error::Protocol(format!(
+                "a line not ended by CR LF: {:?}",
+                String::from_utf8_lossy(&buf)
+            ))),
+        }
+    }
+
+    /// Reads a status line; an error status becomes [`Error::Status`].
+    async fn status(&mut self, about: &str) -> Result<(), Error> {
+        let line = self.line().await?;
+        let code = line
+            .split(' ')
+            .next()
+            .and_then(|c| c.parse::<u16>().ok())
+            .and_then(Status::from_code)
+            .ok_or_else(|| Error::Protocol(format!("not a status line: {line:?}")))?;
+        if code == Status::Ok {
+            Ok(())
+        } else {
+            Err(Error::Status(code, about.to_string()))
+        }
+    }
+
+    /// `get_file_listing`.
+    pub async fn list(&mut self) -> Result<Vec<String>, Error> {
+        self.send("get_file_listing").await?;
+        self.status("get_file_listing").await?;
+        let mut names = Vec::new();
+        loop {
+            let l = self.line().await?;
+            if l.is_empty() {
+                return Ok(names);
+            }
+            names.push(l);
+        }
+    }
+
+    /// `get_metadata NAME`: the file's size.
+    pub async fn metadata(&mut self, name: &str) -> Result<u64, Error> {
+        self.send(&format!("get_metadata {name}")).await?;
+        self.status(name).await?;
+        let l = self.line().await?;
+        l.parse()
+            .map_err(|_| Error::Protocol(format!("a size that is not a number: {l:?}")))
+    }
+
+    /// `get_slice`: `size` bytes from `offset`, written to `out` as they are
+    /// decoded; `progress` is told of every byte.
+    pub async fn slice(
+        &mut self,
+        name: &str,
+        offset: u64,
+        size: u64,
+        encoding: Encoding,
+        out: &mut (impl AsyncWriteExt + Unpin),
+        progress: &AtomicU64,
+    ) -> Result<(), Error> {
+        let suffix = if encoding == Encoding::Raw {
+            " raw"
+        } else {
+            ""
+        };
+        self.send(&format!("get_slice {name} {offset} {size}{suffix}"))
+            .await?;
+        self.status(name).await?;
+        match encoding {
+            Encoding::Raw => {
+                let header = self.line().await?;
+                let n: u64 = header
+                    .strip_prefix("Content-Length: ")
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| {
+                        Error::Protocol(format!("expected Content-Length, got {header:?}"))
+                    })?;
+                if n != size {
+                    return Err(Error::Protocol(format!(
+                        "asked for {size} bytes, the server announces {n}"
+                    )));
+                }
+                if !self.line().await?.is_empty() {
+                    return Err(Error::Protocol("no empty line after Content-Length".into()));
+                }
+                let mut left = n;
+                while left > 0 {
+                    let buf = self.r.fill_buf().await?;
+                    if buf.is_empty() {
+                        return Err(Error::Protocol(format!(
+                            "the connection ended {left} bytes short"
+                        )));
+                    }
+                    let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    out.write_all(&buf[..take]).await?;
+                    self.r.consume(take);
+                    left -= take as u64;
+                    progress.fetch_add(take as u64, Ordering::Relaxed);
+                }
+                Ok(())
+            }
+            Encoding::Base64 => self.base64_line(size, out, progress).await,
+        }
+    }
+
+    /// Decodes a base64 line of any length as it arrives.
+    async fn base64_line(
+        &mut self,
+        size: u64,
+        out: &mut (impl AsyncWriteExt + Unpin),
+        progress: &AtomicU64,
+    ) -> Result<(), Error> {
+        let engine = base64::engine::general_purpose::STANDARD;
+        let mut carry: Vec<u8> = Vec::with_capacity(4);
+        let mut decoded = Vec::new();
+        let mut total = 0u64;
+        loop {
+            let buf = tokio::time::timeout(ANSWER_TIMEOUT, self.r.fill_buf())
+                .await
+                .map_err(|_| Error::Timeout("waiting for slice data"))??;
+            if buf.is_empty() {
+                return Err(Error::Protocol(
+                    "the connection ended inside a slice".into(),
+                ));
+            }
+            let (chunk, end) = match memchr_cr(buf) {
+                Some(i) => (&buf[..i], Some(i)),
+                None => (buf, None),
+            };
+            // Decode whole groups of 4 characters; keep the rest for later.
+            let mut joined = std::mem::take(&mut carry);
+            joined.extend_from_slice(chunk);
+            let whole = if end.is_some() {
+                joined.len()
+            } else {
+                joined.len() / 4 * 4
+            };
+            carry = joined[whole..].to_vec();
+            decoded.clear();
+            engine
+                .decode_vec(&joined[..whole], &mut decoded)
+                .map_err(|e| Error::Protocol(format!("bad base64: {e}")))?;
+            out.write_all(&decoded).await?;
+            total += decoded.len() as u64;
+            progress.fetch_add(decoded.len() as u64, Ordering::Relaxed);
+            let consumed = chunk.len();
+            self.r.consume(consumed);
+            if end.is_some() {
+                // The CR LF.
+                let mut crlf = [0u8; 2];
+                self.r.read_exact(&mut crlf).await?;
+                if &crlf != b"\r\n" {
+                    return Err(Error::Protocol("slice line not ended by CR LF".into()));
+                }
+                return if total == size {
+                    Ok(())
+                } else {
+                    Err(Error::Protocol(format!(
+                        "asked for {size} bytes, got {total}"
+                    )))
+                };
+            }
+        }
+    }
+
+    /// `quit`, then close.
+    pub async fn quit(mut self) -> Result<(), Error> {
+        self.send("quit").await?;
+        self.status("quit").await
+    }
+}
+
+fn memchr_cr(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&x| x == b'\r')
+}
+
+/// What to download.
+#[derive(Debug, Clone)]
+pub struct Download {
+    /// Server `host:port`.
+    pub server: String,
+    /// File name on the server.
+    pub name: String,
+    /// First byte (default 0).
+    pub offset: u64,
+    /// Bytes (default: to the end of the file).
+    pub size: Option<u64>,
+    /// Raw instead of base64.
+    pub encoding: Encoding,
+    /// Connections used at once.
+    pub connections: usize,
+    /// Bytes per `get_slice`.
+    pub slice_size: u64,
+}
+
+/// Downloads to `path` in slices over `connections` connections; `progress`
+/// counts bytes as they land. Returns the number of bytes written.
+pub async fn download(d: &Download, path: &Path, progress: Arc<AtomicU64>) -> Result<u64, Error> {
+    let mut first = Client::connect(&d.server).await?;
+    let file_size = first.metadata(&d.name).await?;
+    let _ = first.quit().await;
+    let size = d.size.unwrap_or_else(|| file_size.saturating_sub(d.offset));
+    let out = tokio::fs::File::create(path).await?;
+    out.set_len(size).await?;
+    drop(out);
+    let slice = d.slice_size.max(1);
+    let slices: Vec<(u64, u64)> = (0..size.div_ceil(slice))
+        .map(|i| (i * slice, (size - i * slice).min(slice)))
+        .collect();
+    let queue = Arc::new(std::sync::Mutex::new(slices.into_iter()));
+    let mut workers = Vec::new();
+    for _ in 0..d.connections.max(1) {
+        let queue = Arc::clone(&queue);
+        let progress = Arc::clone(&progress);
+        let d = d.clone();
+        let path = path.to_path_buf();
+        workers.push(tokio::spawn(async move {
+            let mut c = Client::connect(&d.server).await?;
+            let mut f = tokio::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .await?;
+            loop {
+                let next = queue
+                    .lock()
+                    .map_err(|_| Error::Protocol("worker panicked".into()))?
+                    .next();
+                let Some((at, len)) = next else { break };
+                f.seek(std::io::SeekFrom::Start(at)).await?;
+                let mut w = tokio::io::BufWriter::with_capacity(1 << 20, &mut f);
+                c.slice(&d.name, d.offset + at, len, d.encoding, &mut w, &progress)
+                    .await?;
+                w.flush().await?;
+            }
+            f.flush().await?;
+            let _ = c.quit().await;
+            Ok::<(), Error>(())
+        }));
+    }
+    for w in workers {
+        w.await
+            .map_err(|e| Error::Protocol(format!("download task: {e}")))??;
+    }
+    Ok(size)
+}

@@ -1,0 +1,167 @@
+//! The client and the conformance checker against our server (and the checker
+//! against a broken one).
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hftp::Error;
+use hftp::client::{Client, Download, download};
+use hftp::proto::{Encoding, Status};
+use hftp::server::{Config, run};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+
+const BOUND: Duration = Duration::from_secs(60);
+
+async fn start(dir: &std::path::Path) -> (String, CancellationToken) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let stop = CancellationToken::new();
+    tokio::spawn(run(l, Config::new(dir), stop.clone().cancelled_owned()));
+    (addr, stop)
+}
+
+#[tokio::test]
+async fn the_checker_passes_against_our_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, stop) = start(dir.path()).await;
+    let report = timeout(
+        BOUND,
+        hftp::check::run(&addr, dir.path(), hftp::check::WAIT),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(report.failures(), 0, "\n{report}");
+    assert_eq!(report.outcomes.len(), hftp::check::RULES.len());
+    assert!(
+        report
+            .to_string()
+            .ends_with(&format!("{} passed, 0 failed\n", hftp::check::RULES.len()))
+    );
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn the_checker_catches_a_server_that_gets_things_wrong() {
+    // A "server" that answers every line with 0 OK and never closes.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    for _ in buf[..n].iter().filter(|&&b| b == b'\n') {
+                        let _ = s.write_all(b"0 OK\r\n").await;
+                    }
+                }
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let report = timeout(
+        BOUND,
+        hftp::check::run(&addr, dir.path(), Duration::from_millis(300)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(report.failures() >= 20, "\n{report}");
+    let text = report.to_string();
+    assert!(text.contains("FAIL  202 for a missing file\n      expected \"202 FILE NOT FOUND\\r\\n\", got \"0 OK\\r\\n\""), "{text}");
+}
+
+#[tokio::test]
+async fn client_lists_reads_metadata_and_names_errors_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), b"hello").unwrap();
+    let (addr, stop) = start(dir.path()).await;
+    let mut c = Client::connect(&addr).await.unwrap();
+    assert_eq!(c.list().await.unwrap(), vec!["a.txt"]);
+    assert_eq!(c.metadata("a.txt").await.unwrap(), 5);
+    let err = c.metadata("missing.txt").await.unwrap_err();
+    assert!(matches!(err, Error::Status(Status::FileNotFound, _)));
+    assert_eq!(
+        err.to_string(),
+        "the server has no file \"missing.txt\" (202)"
+    );
+    let mut out = Vec::new();
+    let progress = AtomicU64::new(0);
+    let err = c
+        .slice("a.txt", 3, 9, Encoding::Base64, &mut out, &progress)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the range asked of \"a.txt\" goes past its end (203)"
+    );
+    c.slice("a.txt", 1, 3, Encoding::Base64, &mut out, &progress)
+        .await
+        .unwrap();
+    c.slice("a.txt", 0, 0, Encoding::Raw, &mut out, &progress)
+        .await
+        .unwrap();
+    assert_eq!(out, b"ell");
+    c.quit().await.unwrap();
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn sliced_downloads_over_several_connections_are_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..5_000_003u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(dir.path().join("data.bin"), &data).unwrap();
+    let (addr, stop) = start(dir.path()).await;
+    let out = tempfile::tempdir().unwrap();
+    for (encoding, connections) in [
+        (Encoding::Base64, 1),
+        (Encoding::Base64, 4),
+        (Encoding::Raw, 3),
+    ] {
+        let d = Download {
+            server: addr.clone(),
+            name: "data.bin".into(),
+            offset: 0,
+            size: None,
+            encoding,
+            connections,
+            slice_size: 1_000_000,
+        };
+        let progress = Arc::new(AtomicU64::new(0));
+        let path = out.path().join(format!("{connections}.bin"));
+        let n = timeout(BOUND, download(&d, &path, progress.clone()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, data.len() as u64);
+        assert_eq!(progress.load(Ordering::Relaxed), n);
+        assert!(
+            std::fs::read(&path).unwrap() == data,
+            "{encoding:?} over {connections}"
+        );
+    }
+    // A range.
+    let d = Download {
+        server: addr.clone(),
+        name: "data.bin".into(),
+        offset: 1234,
+        size: Some(777_777),
+        encoding: Encoding::Base64,
+        connections: 2,
+        slice_size: 100_000,
+    };
+    let path = out.path().join("range.bin");
+    download(&d, &path, Arc::default()).await.unwrap();
+    assert!(std::fs::read(&path).unwrap() == data[1234..1234 + 777_777]);
+    stop.cancel();
+}
