@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use base64::Engine as _;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -173,9 +172,8 @@ impl Client {
         out: &mut (impl AsyncWriteExt + Unpin),
         progress: &AtomicU64,
     ) -> Result<(), Error> {
-        let engine = base64::engine::general_purpose::STANDARD;
         let mut carry: Vec<u8> = Vec::with_capacity(4);
-        let mut decoded = Vec::new();
+        let mut decoded: Vec<u8> = Vec::new();
         let mut total = 0u64;
         loop {
             let buf = tokio::time::timeout(ANSWER_TIMEOUT, self.r.fill_buf())
@@ -190,22 +188,38 @@ impl Client {
                 Some(i) => (&buf[..i], Some(i)),
                 None => (buf, None),
             };
-            // Decode whole groups of 4 characters; keep the rest for later.
-            let mut joined = std::mem::take(&mut carry);
-            joined.extend_from_slice(chunk);
-            let whole = if end.is_some() {
-                joined.len()
-            } else {
-                joined.len() / 4 * 4
+            // Decode whole groups of 4 characters; keep the rest (< 4) for the
+            // next read. Without a carry, decode straight from the buffer.
+            // One buffer for every chunk: fresh large allocations cost page faults.
+            let mut decode = |b: &[u8]| -> Result<usize, Error> {
+                decoded.resize(b.len() / 4 * 3, 0);
+                base64_simd::STANDARD
+                    .decode(b, base64_simd::Out::from_slice(&mut decoded))
+                    .map(|d| d.len())
+                    .map_err(|e| Error::Protocol(format!("bad base64: {e}")))
             };
-            carry = joined[whole..].to_vec();
-            decoded.clear();
-            engine
-                .decode_vec(&joined[..whole], &mut decoded)
-                .map_err(|e| Error::Protocol(format!("bad base64: {e}")))?;
-            out.write_all(&decoded).await?;
-            total += decoded.len() as u64;
-            progress.fetch_add(decoded.len() as u64, Ordering::Relaxed);
+            let n = if carry.is_empty() {
+                let whole = if end.is_some() {
+                    chunk.len()
+                } else {
+                    chunk.len() / 4 * 4
+                };
+                carry.extend_from_slice(&chunk[whole..]);
+                decode(&chunk[..whole])?
+            } else {
+                let mut joined = std::mem::take(&mut carry);
+                joined.extend_from_slice(chunk);
+                let whole = if end.is_some() {
+                    joined.len()
+                } else {
+                    joined.len() / 4 * 4
+                };
+                carry.extend_from_slice(&joined[whole..]);
+                decode(&joined[..whole])?
+            };
+            out.write_all(&decoded[..n]).await?;
+            total += n as u64;
+            progress.fetch_add(n as u64, Ordering::Relaxed);
             let consumed = chunk.len();
             self.r.consume(consumed);
             if end.is_some() {

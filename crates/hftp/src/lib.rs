@@ -6,6 +6,7 @@
 //! - [`server`]: the server;
 //! - [`client`]: the client (list, metadata, sliced downloads).
 
+pub mod bench;
 pub mod check;
 pub mod client;
 pub mod error;

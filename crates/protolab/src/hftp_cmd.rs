@@ -84,6 +84,16 @@ enum Cmd {
         #[arg(long, default_value_t = 8 << 20)]
         slice_size: u64,
     },
+    /// Download throughput, small-request rate and server memory, against raw TCP.
+    #[command(after_help = "Example:\n  cargo run --release -- hftp bench --size 1GiB")]
+    Bench {
+        /// Size of the file downloaded.
+        #[arg(long, default_value = "1GiB")]
+        size: impair::units::Bytes,
+        /// Seconds per small-request measurement.
+        #[arg(long, default_value = "3s")]
+        duration: Dur,
+    },
     /// Run the conformance suite against any HFTP server.
     #[command(
         after_help = "Example:\n  protolab hftp check 127.0.0.1:19500 --dir /path/the/server/serves"
@@ -212,6 +222,7 @@ pub async fn run(args: HftpArgs) -> anyhow::Result<()> {
                 n as f64 / secs.max(1e-9) / 1e6
             );
         }
+        Cmd::Bench { size, duration } => bench(size.0, duration.0).await?,
         Cmd::Check { server, dir, wait } => {
             let report = hftp::check::run(&server, &dir, wait.0)
                 .await
@@ -224,6 +235,127 @@ pub async fn run(args: HftpArgs) -> anyhow::Result<()> {
                 report.outcomes.len()
             );
         }
+    }
+    Ok(())
+}
+
+/// Peak resident memory of a process (`VmHWM`), in bytes.
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}
+
+/// Starts this program's own `hftp serve` as a separate process (so its memory
+/// is its own), measures against it, and stops it.
+async fn bench(size: u64, secs: Duration) -> anyhow::Result<()> {
+    use hftp::proto::Encoding;
+    use std::io::BufRead as _;
+
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("bench.bin");
+    hftp::bench::make_file(&path, size)?;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args([
+            "--log-level",
+            "warn",
+            "hftp",
+            "serve",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-d",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot start the server process")?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
+    let server = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .context("the server did not print its address")?
+        .to_string();
+    let result = async {
+        let raw_copy = hftp::bench::raw_copy(&path).await?;
+        let b64 = hftp::bench::download(&server, "bench.bin", size, Encoding::Base64).await?;
+        let rss = peak_rss(child.id()).unwrap_or(0);
+        let raw = hftp::bench::download(&server, "bench.bin", size, Encoding::Raw).await?;
+        let mut small = Vec::new();
+        for clients in [1, 100, 1000] {
+            small.push(hftp::bench::small_requests(&server, "bench.bin", clients, secs).await?);
+        }
+        anyhow::Ok((raw_copy, b64, rss, raw, small))
+    }
+    .await;
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+    let (raw_copy, b64, rss, raw, small) = result?;
+    let mb = |t: &hftp::bench::Transfer| t.rate() / 1e6;
+    println!(
+        "hftp download of a {} MB file (one slice, one connection)",
+        size / 1_000_000
+    );
+    println!(
+        "  {:<34} {:>10} {:>10} {:>12}",
+        "path", "MB/s", "ratio", "first byte"
+    );
+    for (label, t) in [
+        ("raw TCP copy (baseline)", &raw_copy),
+        ("get_slice base64", &b64),
+        ("get_slice raw", &raw),
+    ] {
+        println!(
+            "  {label:<34} {:>10.0} {:>10.2} {:>9.3} ms",
+            mb(t),
+            t.rate() / raw_copy.rate(),
+            t.first_byte.as_secs_f64() * 1e3
+        );
+    }
+    println!(
+        "  server peak memory (VmHWM) after the base64 download: {:.1} MiB",
+        rss as f64 / 1_048_576.0
+    );
+    println!("hftp small requests (get_metadata, one in flight per client)");
+    println!(
+        "  {:>8} {:>12} {:>10} {:>10} {:>7}",
+        "clients", "req/s", "p50 ms", "p99 ms", "errors"
+    );
+    for r in &small {
+        println!(
+            "  {:>8} {:>12.0} {:>10.3} {:>10.3} {:>7}",
+            r.clients,
+            r.per_second,
+            r.p50.as_secs_f64() * 1e3,
+            r.p99.as_secs_f64() * 1e3,
+            r.errors
+        );
+    }
+    println!(
+        "BENCH hftp_download bytes={size} base64_mb_s={:.0} raw_mb_s={:.0} baseline_mb_s={:.0} base64_ratio={:.3} raw_ratio={:.3} first_byte_ms={:.3} server_peak_rss_mib={:.1}",
+        mb(&b64),
+        mb(&raw),
+        mb(&raw_copy),
+        b64.rate() / raw_copy.rate(),
+        raw.rate() / raw_copy.rate(),
+        b64.first_byte.as_secs_f64() * 1e3,
+        rss as f64 / 1_048_576.0
+    );
+    for r in &small {
+        println!(
+            "BENCH hftp_small clients={} req_s={:.0} p50_ms={:.3} p99_ms={:.3} errors={}",
+            r.clients,
+            r.per_second,
+            r.p50.as_secs_f64() * 1e3,
+            r.p99.as_secs_f64() * 1e3,
+            r.errors
+        );
     }
     Ok(())
 }

@@ -22,8 +22,8 @@ Systems:
             reordering, corruption, chopped streams, resets          [done]
   lottery   agencies send bets to a central server over a binary
             protocol; durable store, the draw, winners (seed 000)    [done]
-  hftp      a text-protocol file server (seed 001); its client and
-            conformance checker are still to come               [server done]
+  hftp      a text-protocol file server, a sliced-download client and
+            a conformance checker (seed 001)                         [done]
   relay     ordered group chat through a dispatcher (seed 002)       [planned]
   rdt       reliable transport over UDP: Stop & Wait... (seed 003)   [planned]
   classic   echo, math and positions servers and clients, byte-

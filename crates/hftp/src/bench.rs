@@ -1,0 +1,223 @@
+//! Measurements for `protolab hftp bench` (spec: hftp.md; targets in
+//! TARGETS.md). The server under test runs wherever the caller started it (the
+//! CLI starts it as a separate process, so its memory can be read); these
+//! functions are the clients and the baseline.
+
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::client::Client;
+use crate::error::Error;
+use crate::proto::Encoding;
+
+/// One download figure.
+#[derive(Debug, Clone, Copy)]
+pub struct Transfer {
+    /// Bytes of file data.
+    pub bytes: u64,
+    /// Time from sending the request to the last byte.
+    pub total: Duration,
+    /// Time from sending the request to the first byte of data.
+    pub first_byte: Duration,
+}
+
+impl Transfer {
+    /// File bytes per second.
+    pub fn rate(&self) -> f64 {
+        self.bytes as f64 / self.total.as_secs_f64()
+    }
+}
+
+/// A writer that counts and drops, noting when the first byte came.
+struct Sink {
+    start: Instant,
+    first: Option<Duration>,
+}
+
+impl tokio::io::AsyncWrite for Sink {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.first.is_none() && !buf.is_empty() {
+            self.first = Some(self.start.elapsed());
+        }
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Downloads `size` bytes of `name` as one slice, discarding them.
+pub async fn download(
+    server: &str,
+    name: &str,
+    size: u64,
+    encoding: Encoding,
+) -> Result<Transfer, Error> {
+    let mut c = Client::connect(server).await?;
+    let start = Instant::now();
+    let mut sink = Sink { start, first: None };
+    c.slice(name, 0, size, encoding, &mut sink, &AtomicU64::new(0))
+        .await?;
+    let total = start.elapsed();
+    let _ = c.quit().await;
+    Ok(Transfer {
+        bytes: size,
+        total,
+        first_byte: sink.first.unwrap_or(total),
+    })
+}
+
+/// The baseline: the same file's bytes sent raw over loopback TCP by a plain
+/// server (read the file, write the socket) to a client that discards them.
+pub async fn raw_copy(path: &Path) -> Result<Transfer, Error> {
+    let l = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    let path = path.to_path_buf();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = l.accept().await?;
+        let mut f = tokio::fs::File::open(&path).await?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            s.write_all(&buf[..n]).await?;
+        }
+        s.shutdown().await?;
+        Ok::<(), std::io::Error>(())
+    });
+    let start = Instant::now();
+    let mut s = TcpStream::connect(addr).await?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    let mut first = None;
+    loop {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        first.get_or_insert_with(|| start.elapsed());
+        bytes += n as u64;
+    }
+    let total = start.elapsed();
+    server.await.map_err(|e| Error::Protocol(e.to_string()))??;
+    Ok(Transfer {
+        bytes,
+        total,
+        first_byte: first.unwrap_or(total),
+    })
+}
+
+/// Small-request figures for one concurrency level.
+#[derive(Debug, Clone)]
+pub struct Requests {
+    /// Clients at once.
+    pub clients: usize,
+    /// Requests answered per second.
+    pub per_second: f64,
+    /// Median latency.
+    pub p50: Duration,
+    /// 99th percentile latency.
+    pub p99: Duration,
+    /// Clients that hit an error.
+    pub errors: usize,
+}
+
+/// `clients` connections each sending `get_metadata name` one at a time for
+/// `secs`.
+#[allow(clippy::naive_bytecount)] // a few bytes per answer
+pub async fn small_requests(
+    server: &str,
+    name: &str,
+    clients: usize,
+    secs: Duration,
+) -> Result<Requests, Error> {
+    let deadline = Instant::now() + secs;
+    let request = format!("get_metadata {name}\r\n").into_bytes();
+    let mut tasks = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let s = TcpStream::connect(server).await?;
+        s.set_nodelay(true)?;
+        let request = request.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut s = s;
+            let mut lat = Vec::new();
+            let mut buf = [0u8; 256];
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                if s.write_all(&request).await.is_err() {
+                    return (lat, true);
+                }
+                // The answer is two lines: "0 OK\r\n<size>\r\n".
+                let mut got = 0;
+                let mut lines = 0;
+                while lines < 2 {
+                    match s.read(&mut buf[got..]).await {
+                        Ok(0) | Err(_) => return (lat, true),
+                        Ok(n) => {
+                            lines += buf[got..got + n].iter().filter(|&&b| b == b'\n').count();
+                            got = (got + n) % 128;
+                        }
+                    }
+                }
+                lat.push(t.elapsed());
+            }
+            (lat, false)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (lat, failed) = t.await.map_err(|e| Error::Protocol(e.to_string()))?;
+        all.extend(lat);
+        errors += usize::from(failed);
+    }
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len().saturating_sub(1)) as f64 * p) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    Ok(Requests {
+        clients,
+        per_second: all.len() as f64 / secs.as_secs_f64(),
+        p50: pct(0.5),
+        p99: pct(0.99),
+        errors,
+    })
+}
+
+/// Writes a file of `size` bytes of varied content (for the benchmark).
+pub fn make_file(path: &Path, size: u64) -> Result<(), Error> {
+    use std::io::Write as _;
+    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let block: Vec<u8> = (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        f.write_all(&block[..n])?;
+        left -= n as u64;
+    }
+    f.flush()?;
+    Ok(())
+}
