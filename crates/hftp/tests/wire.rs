@@ -395,14 +395,28 @@ async fn a_client_that_resets_mid_slice_affects_nobody_else() {
 }
 
 #[tokio::test]
-async fn an_unreadable_file_is_199_when_not_root() {
-    if is_root() {
-        eprintln!("running as root: permissions do not stop reads; skipped");
-        return;
-    }
+async fn an_unreadable_file_is_199_and_fatal() {
     let srv = start().await;
-    srv.file("secret", b"s");
-    set_mode(&srv.dir.path().join("secret"), 0o000);
+    if is_root() {
+        // Permissions do not stop root; a write-only sysfs attribute does
+        // (opening it for reading fails even for root).
+        let Some(target) = [
+            "/sys/bus/pci/rescan",
+            "/sys/class/zram-control/hot_remove",
+            "/sys/kernel/mm/ksm/run",
+        ]
+        .into_iter()
+        .find(|p| {
+            std::fs::read(p).is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+        }) else {
+            eprintln!("running as root with no write-only sysfs file to point at: skipped");
+            return;
+        };
+        std::os::unix::fs::symlink(target, srv.dir.path().join("secret")).unwrap();
+    } else {
+        srv.file("secret", b"s");
+        set_mode(&srv.dir.path().join("secret"), 0o000);
+    }
     let mut s = srv.connect().await;
     exchange(
         &mut s,
