@@ -91,15 +91,7 @@ async fn echo_returns_exactly_the_bytes_even_one_per_segment() {
     let mut c = TcpStream::connect(srv.addr).await.unwrap();
     c.write_all(TEST_PACKET).await.unwrap();
     assert_eq!(read_exactly(&mut c, 11).await, TEST_PACKET);
-    let p = proxy(
-        srv.addr,
-        TcpRules {
-            chop: Some(1),
-            chop_pause: Duration::from_millis(1),
-            ..TcpRules::default()
-        },
-    )
-    .await;
+    let p = proxy(srv.addr, TcpRules::chopped(1, Duration::from_millis(1))).await;
     let mut c = TcpStream::connect(p.local_addr()).await.unwrap();
     c.write_all(TEST_PACKET).await.unwrap();
     assert_eq!(read_exactly(&mut c, 11).await, TEST_PACKET);
@@ -161,15 +153,7 @@ fn some_requests() -> Vec<Request> {
 #[tokio::test]
 async fn math_requests_split_one_byte_per_segment() {
     let srv = start(Options::new(Kind::Math)).await;
-    let p = proxy(
-        srv.addr,
-        TcpRules {
-            chop: Some(1),
-            chop_pause: Duration::from_micros(300),
-            ..TcpRules::default()
-        },
-    )
-    .await;
+    let p = proxy(srv.addr, TcpRules::chopped(1, Duration::from_micros(300))).await;
     let mut c = TcpStream::connect(p.local_addr()).await.unwrap();
     for req in some_requests() {
         ask(&mut c, &req).await;
@@ -180,14 +164,7 @@ async fn math_requests_split_one_byte_per_segment() {
 #[tokio::test]
 async fn several_math_requests_in_one_segment_are_all_answered_in_order() {
     let srv = start(Options::new(Kind::Math)).await;
-    let p = proxy(
-        srv.addr,
-        TcpRules {
-            coalesce: Some(Duration::from_millis(200)),
-            ..TcpRules::default()
-        },
-    )
-    .await;
+    let p = proxy(srv.addr, TcpRules::coalesced(Duration::from_millis(200))).await;
     let mut c = TcpStream::connect(p.local_addr()).await.unwrap();
     c.set_nodelay(true).unwrap();
     let reqs = some_requests();

@@ -333,15 +333,7 @@ async fn through(srv: &Running, rules: TcpRules) -> (TcpProxy, TcpStream) {
 async fn requests_one_byte_per_segment() {
     let srv = start().await;
     srv.file("f", b"xyz");
-    let (p, mut s) = through(
-        &srv,
-        TcpRules {
-            chop: Some(1),
-            chop_pause: Duration::from_millis(1),
-            ..TcpRules::default()
-        },
-    )
-    .await;
+    let (p, mut s) = through(&srv, TcpRules::chopped(1, Duration::from_millis(1))).await;
     let want = format!("0 OK\r\n3\r\n0 OK\r\n{}\r\n", b64(b"yz"));
     exchange(
         &mut s,

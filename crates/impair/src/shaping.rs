@@ -41,6 +41,25 @@ pub struct TcpRules {
     pub reset: Option<Trigger>,
 }
 
+impl TcpRules {
+    /// Writes of at most `k` bytes, `pause` apart (to expose short-read bugs).
+    pub fn chopped(k: usize, pause: Duration) -> Self {
+        Self {
+            chop: Some(k),
+            chop_pause: pause,
+            ..Self::default()
+        }
+    }
+
+    /// What arrives within `window` of the first chunk goes out in one write.
+    pub fn coalesced(window: Duration) -> Self {
+        Self {
+            coalesce: Some(window),
+            ..Self::default()
+        }
+    }
+}
+
 /// What a rule does when it fires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {

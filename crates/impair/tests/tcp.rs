@@ -69,11 +69,7 @@ async fn chop_1_delivers_the_stream_intact_one_byte_per_write() {
 async fn chop_with_a_pause_reaches_the_receiver_in_small_reads() {
     let (up, rec) = tcp_recorder().await;
     let mut c = cfg(up);
-    c.rules.up = TcpRules {
-        chop: Some(3),
-        chop_pause: Duration::from_millis(1),
-        ..TcpRules::default()
-    };
+    c.rules.up = TcpRules::chopped(3, Duration::from_millis(1));
     let proxy = TcpProxy::start(c).await.unwrap();
     let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
     client.write_all(&pattern(300)).await.unwrap();
@@ -150,10 +146,7 @@ async fn reset_after_a_time() {
 async fn coalesce_merges_small_writes_into_one() {
     let (up, rec) = tcp_recorder().await;
     let mut c = cfg(up);
-    c.rules.up = TcpRules {
-        coalesce: Some(Duration::from_millis(300)),
-        ..TcpRules::default()
-    };
+    c.rules.up = TcpRules::coalesced(Duration::from_millis(300));
     let proxy = TcpProxy::start(c).await.unwrap();
     let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
     client.set_nodelay(true).unwrap();

@@ -130,11 +130,7 @@ async fn seed_compatibility_bytes() {
 async fn one_byte_per_segment_through_impair() {
     let srv = start(5).await;
     let mut cfg = TcpProxyConfig::new("127.0.0.1:0".parse().unwrap(), srv.addr);
-    cfg.rules.up = TcpRules {
-        chop: Some(1),
-        chop_pause: Duration::from_micros(200),
-        ..TcpRules::default()
-    };
+    cfg.rules.up = TcpRules::chopped(1, Duration::from_micros(200));
     let proxy = TcpProxy::start(cfg).await.unwrap();
     let mut s = TcpStream::connect(proxy.local_addr()).await.unwrap();
     let msg = batch(1, 0, false, vec![bet("11111111", 1), bet("22222222", 2)]);
@@ -158,10 +154,7 @@ async fn one_byte_per_segment_through_impair() {
 async fn ten_messages_in_one_segment_through_impair() {
     let srv = start(5).await;
     let mut cfg = TcpProxyConfig::new("127.0.0.1:0".parse().unwrap(), srv.addr);
-    cfg.rules.up = TcpRules {
-        coalesce: Some(Duration::from_millis(300)),
-        ..TcpRules::default()
-    };
+    cfg.rules.up = TcpRules::coalesced(Duration::from_millis(300));
     let proxy = TcpProxy::start(cfg).await.unwrap();
     let mut s = TcpStream::connect(proxy.local_addr()).await.unwrap();
     s.set_nodelay(true).unwrap();

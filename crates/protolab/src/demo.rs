@@ -60,11 +60,7 @@ async fn impair_tcp() -> anyhow::Result<()> {
         anyhow::Ok((got, reads))
     });
     let mut cfg = TcpProxyConfig::new(loopback(), server_addr);
-    cfg.rules.up = TcpRules {
-        chop: Some(1),
-        chop_pause: Duration::from_millis(1),
-        ..TcpRules::default()
-    };
+    cfg.rules.up = TcpRules::chopped(1, Duration::from_millis(1));
     let proxy = TcpProxy::start(cfg).await?;
     println!(
         "server on {server_addr}, impair tcp on {} with --chop up=1 --chop-pause up=1ms",
