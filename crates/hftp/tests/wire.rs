@@ -434,3 +434,21 @@ fn set_mode(p: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
+
+#[tokio::test]
+async fn a_silent_client_is_closed_after_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let mut cfg = Config::new(dir.path());
+    cfg.idle_timeout = Duration::from_millis(200);
+    tokio::spawn(run(l, cfg, stop.clone().cancelled_owned()));
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    exchange(&mut s, b"get_file_listing\r\n", b"0 OK\r\n\r\n").await;
+    // Then nothing: the server hangs up, and says nothing more.
+    let mut b = [0u8; 16];
+    let n = timeout(BOUND, s.read(&mut b)).await.unwrap().unwrap_or(0);
+    assert_eq!(n, 0);
+    stop.cancel();
+}

@@ -119,7 +119,8 @@ fn impair_udp_drops_the_nth_and_reports_it() {
             let _ = echo.send_to(&buf[..n], from);
         }
     });
-    let (mut child, mut out, addr) = start_proxy(&[
+    let mut cmd = protolab();
+    cmd.args([
         "impair",
         "udp",
         "--listen",
@@ -128,7 +129,10 @@ fn impair_udp_drops_the_nth_and_reports_it() {
         &echo_addr,
         "--drop-nth",
         "up=2",
-    ]);
+        "--log",
+    ])
+    .stderr(Stdio::piped());
+    let (mut child, mut out, addr) = spawn_listening(&mut cmd);
     let c = UdpSocket::bind("127.0.0.1:0").unwrap();
     c.connect(addr).unwrap();
     c.set_read_timeout(Some(BOUND)).unwrap();
@@ -144,6 +148,21 @@ fn impair_udp_drops_the_nth_and_reports_it() {
     assert_eq!(wait_bounded(&mut child).code(), Some(0));
     let mut rest = String::new();
     out.read_to_string(&mut rest).unwrap();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(
+        log.contains("action: impair_udp | result: success | dir: up"),
+        "{log}"
+    );
+    assert!(
+        log.contains("| n: 2 | len: 3 | verdict: drop | reason: nth"),
+        "{log}"
+    );
     let nth = rest
         .lines()
         .find(|l| l.trim_start().starts_with("dropped_nth"))
