@@ -10,7 +10,7 @@
 //! | 1 | Hello (client) | `client_id u64`, `resume_from u64` (last sequence delivered, 0 = new), `name` |
 //! | 2 | Welcome (server) | `client_id u64`, `next_seq u64` (the next sequence number to be given) |
 //! | 3 | Chat (client) | `sender_seq u64` (the sender's own counter, for effectively-once), `text` |
-//! | 4 | Deliver (server) | `seq u64`, `kind u8` (0 chat, 1 join, 2 leave), `name`, `text` |
+//! | 4 | Deliver (server) | `seq u64`, `kind u8` (0 chat, 1 join, 2 leave), `origin u64` (the client it is about), `sender_seq u64` (its own counter for a chat, else 0), `name`, `text` |
 //! | 5 | Ack (client) | `seq u64`: every message up to it is delivered (cumulative) |
 //! | 6 | Ping (either) | `nonce u64` |
 //! | 7 | Pong (either) | `nonce u64` |
@@ -72,6 +72,11 @@ pub enum Message {
         seq: u64,
         /// What happened.
         kind: Kind,
+        /// The client it is about (its sender, for a chat).
+        origin: u64,
+        /// The sender's own counter, for a chat (0 otherwise): how a sender
+        /// knows which of its lines were sequenced.
+        sender_seq: u64,
         /// Who.
         name: String,
         /// What was said (or why they left).
@@ -154,6 +159,8 @@ impl Message {
             Message::Deliver {
                 seq,
                 kind,
+                origin,
+                sender_seq,
                 name,
                 text,
             } => {
@@ -163,6 +170,8 @@ impl Message {
                     Kind::Join => 1,
                     Kind::Leave => 2,
                 });
+                out.put_u64(*origin);
+                out.put_u64(*sender_seq);
                 put_text(out, name);
                 put_text(out, text);
             }
@@ -205,6 +214,8 @@ impl Message {
                     2 => Kind::Leave,
                     k => return Err(malformed("deliver.kind", format!("unknown kind {k}"))),
                 },
+                origin: take_u64(&mut b, "deliver.origin")?,
+                sender_seq: take_u64(&mut b, "deliver.sender_seq")?,
                 name: take_text(&mut b, "deliver.name")?,
                 text: take_text(&mut b, "deliver.text")?,
             },
@@ -327,12 +338,16 @@ mod tests {
             Message::Deliver {
                 seq: 42,
                 kind: Kind::Chat,
+                origin: 7,
+                sender_seq: 3,
                 name: "Ana María".into(),
                 text: "hola".into(),
             },
             Message::Deliver {
                 seq: 43,
                 kind: Kind::Leave,
+                origin: 8,
+                sender_seq: 0,
                 name: "Luis".into(),
                 text: "heartbeat timeout".into(),
             },

@@ -22,6 +22,10 @@ pub struct Event {
     pub seq: u64,
     /// Chat, join or leave.
     pub kind: Kind,
+    /// The client it is about.
+    pub origin: u64,
+    /// The sender's own counter, for a chat (0 otherwise).
+    pub sender_seq: u64,
     /// Who.
     pub name: String,
     /// What was said (or why they left).
@@ -34,6 +38,8 @@ impl Event {
         Message::Deliver {
             seq: self.seq,
             kind: self.kind,
+            origin: self.origin,
+            sender_seq: self.sender_seq,
             name: self.name.clone(),
             text: self.text.clone(),
         }
@@ -109,10 +115,12 @@ impl Sequencer {
         self.log.len()
     }
 
-    fn push(&mut self, kind: Kind, name: &str, text: &str) -> Event {
+    fn push(&mut self, kind: Kind, origin: u64, sender_seq: u64, name: &str, text: &str) -> Event {
         let e = Event {
             seq: self.next_seq,
             kind,
+            origin,
+            sender_seq,
             name: name.to_string(),
             text: text.to_string(),
         };
@@ -169,7 +177,7 @@ impl Sequencer {
         entry.online = true;
         entry.name = name.to_string();
         entry.acked = entry.acked.max(acked);
-        let join = self.push(Kind::Join, name, "");
+        let join = self.push(Kind::Join, client_id, 0, name, "");
         Ok(Joined {
             client_id,
             replay,
@@ -186,7 +194,7 @@ impl Sequencer {
         }
         c.last_sender_seq = sender_seq;
         let name = c.name.clone();
-        Some(self.push(Kind::Chat, &name, text))
+        Some(self.push(Kind::Chat, client_id, sender_seq, &name, text))
     }
 
     /// The client delivered everything up to `seq`.
@@ -206,7 +214,7 @@ impl Sequencer {
         }
         c.online = false;
         let name = c.name.clone();
-        Some(self.push(Kind::Leave, &name, reason))
+        Some(self.push(Kind::Leave, client_id, 0, &name, reason))
     }
 
     /// The client left for good: it will not resume, so its position no longer
@@ -253,6 +261,11 @@ mod tests {
         assert_eq!((a.join.seq, b.join.seq), (1, 2));
         assert_eq!(b.replay, vec![a.join.clone()], "history for the new client");
         let m = s.chat(1, 1, "hola").unwrap();
+        assert_eq!(
+            (m.origin, m.sender_seq),
+            (1, 1),
+            "a sender can recognise its own line"
+        );
         let l = s.disconnected(2, "bye").unwrap();
         assert_eq!((m.seq, l.seq, l.kind), (3, 4, Kind::Leave));
         assert_eq!(s.next_seq(), 5);
