@@ -1,10 +1,19 @@
 //! Relay: ordered group chat through a central dispatcher (seed 002, spec:
-//! `relay.md`). In progress: the wire protocol ([`proto`]) and the sequencer
-//! ([`sequencer`]) are done and tested; the server, the client and the
-//! benchmark are not written yet, so nothing here is wired into `protolab`.
+//! `relay.md`).
+//!
+//! - [`proto`]: the versioned, length-prefixed protocol (pure);
+//! - [`sequencer`]: total order, effectively-once, history and resume (sans-IO);
+//! - [`server`]: the sequencer behind a lock, one bounded outbox per client,
+//!   heartbeats;
+//! - [`client`]: prints each event once, acknowledges, reconnects and resumes.
+//!
+//! Still to come (see the issue): the durable log (`--log-dir`), the
+//! benchmark, the demo section.
 
+pub mod client;
 pub mod error;
 pub mod proto;
 pub mod sequencer;
+pub mod server;
 
 pub use error::Error;

@@ -1,0 +1,196 @@
+//! The relay client (spec: relay.md, "Programs"): sends lines, prints every
+//! delivered event once and in order, acknowledges, and reconnects by itself,
+//! resuming from the last sequence number it delivered. Its own lines not yet
+//! seen sequenced are resent with the same sender number after a reconnect, so
+//! the server sequences each once.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::FramedRead;
+
+use crate::Error;
+use crate::proto::{Codec, Kind, Message};
+
+/// How a client runs.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Server `host:port`.
+    pub server: String,
+    /// Display name.
+    pub name: String,
+    /// Give up after this many connection attempts in a row without success.
+    pub attempts: u32,
+}
+
+/// One delivered event, as the client shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// Global sequence number.
+    pub seq: u64,
+    /// Chat, join or leave.
+    pub kind: Kind,
+    /// Who.
+    pub name: String,
+    /// What.
+    pub text: String,
+}
+
+impl std::fmt::Display for Delivered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            Kind::Chat => write!(f, "[{}] {}: {}", self.seq, self.name, self.text),
+            Kind::Join => write!(f, "[{}] * {} joined", self.seq, self.name),
+            Kind::Leave => write!(f, "[{}] * {} left ({})", self.seq, self.name, self.text),
+        }
+    }
+}
+
+/// What the client remembers across connections.
+#[derive(Debug, Default)]
+struct State {
+    client_id: u64,
+    delivered: u64,
+    sender_seq: u64,
+    /// Own lines sent but not yet seen delivered.
+    pending: VecDeque<(u64, String)>,
+    /// No more lines will come.
+    input_done: bool,
+}
+
+/// Runs until `lines` ends and every own line was delivered, then leaves.
+/// `show` gets every event once, in order.
+pub async fn run(
+    cfg: &ClientConfig,
+    mut lines: mpsc::Receiver<String>,
+    mut show: impl FnMut(&Delivered),
+) -> Result<(), Error> {
+    let mut st = State::default();
+    let mut failures = 0u32;
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match session(cfg, &mut st, &mut lines, &mut show).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                failures += 1;
+                if failures >= cfg.attempts {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis(), "relay connection lost; reconnecting");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+async fn write(w: &mut tokio::net::tcp::OwnedWriteHalf, msgs: &[Message]) -> Result<(), Error> {
+    let mut b = BytesMut::new();
+    for m in msgs {
+        m.encode(&mut b);
+    }
+    w.write_all(&b).await?;
+    Ok(())
+}
+
+async fn session(
+    cfg: &ClientConfig,
+    st: &mut State,
+    lines: &mut mpsc::Receiver<String>,
+    show: &mut impl FnMut(&Delivered),
+) -> Result<(), Error> {
+    let s = TcpStream::connect(&cfg.server).await?;
+    s.set_nodelay(true)?;
+    let (r, mut w) = s.into_split();
+    let mut frames = FramedRead::new(r, Codec);
+    write(
+        &mut w,
+        &[Message::Hello {
+            client_id: st.client_id,
+            resume_from: st.delivered,
+            name: cfg.name.clone(),
+        }],
+    )
+    .await?;
+    match frames.next().await {
+        Some(Ok(Message::Welcome { client_id, .. })) => st.client_id = client_id,
+        Some(Ok(Message::Error { text })) => {
+            return Err(Error::Malformed {
+                what: "welcome",
+                why: format!("server refused: {text}"),
+            });
+        }
+        Some(Ok(other)) => {
+            return Err(Error::Malformed {
+                what: "welcome",
+                why: format!("got {other:?}"),
+            });
+        }
+        Some(Err(e)) => return Err(e),
+        None => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "server closed during hello",
+            )
+            .into());
+        }
+    }
+    // Lines sent before but not seen sequenced go again, same numbers.
+    let resend: Vec<Message> = st
+        .pending
+        .iter()
+        .map(|(n, t)| Message::Chat {
+            sender_seq: *n,
+            text: t.clone(),
+        })
+        .collect();
+    write(&mut w, &resend).await?;
+    loop {
+        if st.input_done && st.pending.is_empty() {
+            write(
+                &mut w,
+                &[Message::Ack { seq: st.delivered }, Message::Leave],
+            )
+            .await?;
+            let _ = w.shutdown().await;
+            return Ok(());
+        }
+        tokio::select! {
+            frame = frames.next() => match frame {
+                Some(Ok(Message::Deliver { seq, kind, origin, sender_seq, name, text })) => {
+                    if seq <= st.delivered {
+                        continue; // seen before a reconnect: never shown twice
+                    }
+                    st.delivered = seq;
+                    if kind == Kind::Chat && origin == st.client_id {
+                        st.pending.retain(|(n, _)| *n != sender_seq);
+                    }
+                    show(&Delivered { seq, kind, name, text });
+                    if frames.read_buffer().is_empty() {
+                        write(&mut w, &[Message::Ack { seq: st.delivered }]).await?;
+                    }
+                }
+                Some(Ok(Message::Ping { nonce })) => write(&mut w, &[Message::Pong { nonce }]).await?,
+                Some(Ok(Message::Error { text })) => {
+                    return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, format!("server: {text}")).into());
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e),
+                None => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the server closed the connection").into()),
+            },
+            line = lines.recv(), if !st.input_done => match line {
+                Some(text) => {
+                    st.sender_seq += 1;
+                    st.pending.push_back((st.sender_seq, text.clone()));
+                    write(&mut w, &[Message::Chat { sender_seq: st.sender_seq, text }]).await?;
+                }
+                None => st.input_done = true,
+            },
+        }
+    }
+}

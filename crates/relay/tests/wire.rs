@@ -1,0 +1,400 @@
+//! The relay over real loopback sockets.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use impair::{TcpProxy, TcpProxyConfig, TcpRules};
+use relay::client::{ClientConfig, Delivered, run as run_client};
+use relay::proto::{Codec, Kind, Message};
+use relay::server::{Config, run};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+const BOUND: Duration = Duration::from_secs(60);
+
+async fn start(config: Config) -> (SocketAddr, CancellationToken) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    tokio::spawn(run(l, config, stop.clone().cancelled_owned()));
+    (addr, stop)
+}
+
+/// A client driven by the test: its lines, and what it saw.
+fn client(
+    server: String,
+    name: &str,
+) -> (
+    mpsc::Sender<String>,
+    tokio::task::JoinHandle<Vec<Delivered>>,
+) {
+    let (tx, rx) = mpsc::channel(1024);
+    let cfg = ClientConfig {
+        server,
+        name: name.into(),
+        attempts: 20,
+    };
+    let task = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        run_client(&cfg, rx, |d| seen.push(d.clone()))
+            .await
+            .unwrap();
+        seen
+    });
+    (tx, task)
+}
+
+/// A raw protocol connection.
+struct Raw {
+    w: tokio::net::tcp::OwnedWriteHalf,
+    r: FramedRead<tokio::net::tcp::OwnedReadHalf, Codec>,
+}
+
+impl Raw {
+    async fn connect(addr: SocketAddr) -> Raw {
+        let (r, w) = TcpStream::connect(addr).await.unwrap().into_split();
+        Raw {
+            w,
+            r: FramedRead::new(r, Codec),
+        }
+    }
+    async fn send(&mut self, m: Message) {
+        let mut b = BytesMut::new();
+        m.encode(&mut b);
+        self.w.write_all(&b).await.unwrap();
+    }
+    /// The next message, answering pings on the way as a live client does.
+    async fn next(&mut self) -> Message {
+        loop {
+            match timeout(BOUND, self.r.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap()
+            {
+                Message::Ping { nonce } => self.send(Message::Pong { nonce }).await,
+                m => return m,
+            }
+        }
+    }
+    /// Hello; returns (client id, next seq).
+    async fn hello(&mut self, id: u64, resume: u64, name: &str) -> (u64, u64) {
+        self.send(Message::Hello {
+            client_id: id,
+            resume_from: resume,
+            name: name.into(),
+        })
+        .await;
+        match self.next().await {
+            Message::Welcome {
+                client_id,
+                next_seq,
+            } => (client_id, next_seq),
+            m => panic!("{m:?}"),
+        }
+    }
+    async fn deliver(&mut self) -> (u64, Kind, String, String) {
+        match self.next().await {
+            Message::Deliver {
+                seq,
+                kind,
+                name,
+                text,
+                ..
+            } => (seq, kind, name, text),
+            m => panic!("{m:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn bursts_from_several_clients_are_seen_in_one_order_and_never_merge() {
+    // History larger than the whole test: however late the observer joins, it
+    // is shown everything from the start.
+    let (addr, stop) = start(Config {
+        history: 10_000,
+        ..Config::default()
+    })
+    .await;
+    // One client types through a proxy that coalesces its writes.
+    let mut pcfg = TcpProxyConfig::new("127.0.0.1:0".parse().unwrap(), addr);
+    pcfg.rules.up = TcpRules::coalesced(Duration::from_millis(50));
+    let proxy = TcpProxy::start(pcfg).await.unwrap();
+    let (obs_tx, observer) = client(addr.to_string(), "observer");
+    let mut senders = Vec::new();
+    for (i, server) in [
+        addr.to_string(),
+        addr.to_string(),
+        proxy.local_addr().to_string(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (tx, task) = client(server, &format!("c{i}"));
+        senders.push((tx, task));
+    }
+    for (i, (tx, _)) in senders.iter().enumerate() {
+        for n in 0..50 {
+            tx.send(format!("c{i} line {n}")).await.unwrap();
+        }
+    }
+    let mut views = Vec::new();
+    for (tx, task) in senders {
+        drop(tx);
+        views.push(timeout(BOUND, task).await.unwrap().unwrap());
+    }
+    // Every sender's lines are sequenced now. The observer's own last line is
+    // sequenced after them, and the observer only leaves once it has seen its
+    // own line delivered, so it has seen everything before it, in order.
+    obs_tx.send("observer done".into()).await.unwrap();
+    drop(obs_tx);
+    let all = timeout(BOUND, observer).await.unwrap().unwrap();
+    let chats: Vec<&Delivered> = all
+        .iter()
+        .filter(|d| d.kind == Kind::Chat && d.name != "observer")
+        .collect();
+    assert_eq!(chats.len(), 150, "every line once, none merged");
+    for i in 0..3 {
+        let mine: Vec<&str> = chats
+            .iter()
+            .filter(|d| d.name == format!("c{i}"))
+            .map(|d| d.text.as_str())
+            .collect();
+        let want: Vec<String> = (0..50).map(|n| format!("c{i} line {n}")).collect();
+        assert_eq!(mine, want, "a sender's lines keep their order");
+    }
+    // Gap-free, and every client saw the same events under the same numbers.
+    for w in all.windows(2) {
+        assert_eq!(w[1].seq, w[0].seq + 1);
+    }
+    for v in &views {
+        for d in v {
+            if let Some(o) = all.iter().find(|o| o.seq == d.seq) {
+                assert_eq!(o, d, "same number, same event everywhere");
+            }
+        }
+    }
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_late_joiner_gets_the_history() {
+    let (addr, stop) = start(Config {
+        history: 5,
+        ..Config::default()
+    })
+    .await;
+    let mut a = Raw::connect(addr).await;
+    let (id, _) = a.hello(0, 0, "ana").await;
+    for n in 1..=10 {
+        a.send(Message::Chat {
+            sender_seq: n,
+            text: format!("m{n}"),
+        })
+        .await;
+    }
+    for _ in 0..11 {
+        a.deliver().await;
+    }
+    let _ = id;
+    let mut late = Raw::connect(addr).await;
+    late.hello(0, 0, "late").await;
+    let mut got = Vec::new();
+    for _ in 0..6 {
+        got.push(late.deliver().await);
+    }
+    let texts: Vec<&str> = got.iter().map(|d| d.3.as_str()).collect();
+    assert_eq!(
+        texts,
+        vec!["m6", "m7", "m8", "m9", "m10", ""],
+        "the last 5, then its own join"
+    );
+    assert_eq!(got[5].1, Kind::Join);
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_retried_message_is_sequenced_once_and_a_resume_has_no_gap_or_duplicate() {
+    let (addr, stop) = start(Config::default()).await;
+    let mut a = Raw::connect(addr).await;
+    let (a_id, _) = a.hello(0, 0, "ana").await;
+    assert_eq!(a.deliver().await.0, 1);
+    a.send(Message::Chat {
+        sender_seq: 1,
+        text: "once".into(),
+    })
+    .await;
+    a.send(Message::Chat {
+        sender_seq: 1,
+        text: "once".into(),
+    })
+    .await;
+    a.send(Message::Chat {
+        sender_seq: 2,
+        text: "twice?".into(),
+    })
+    .await;
+    assert_eq!(
+        a.deliver().await,
+        (2, Kind::Chat, "ana".into(), "once".into())
+    );
+    assert_eq!(
+        a.deliver().await,
+        (3, Kind::Chat, "ana".into(), "twice?".into())
+    );
+    // ana vanishes after delivering 3; luis talks meanwhile.
+    drop(a);
+    let mut l = Raw::connect(addr).await;
+    l.hello(0, 0, "luis").await;
+    l.send(Message::Chat {
+        sender_seq: 1,
+        text: "while you were away".into(),
+    })
+    .await;
+    let mut a = Raw::connect(addr).await;
+    // The resend of an old line after the reconnect is not sequenced again.
+    a.hello(a_id, 3, "ana").await;
+    a.send(Message::Chat {
+        sender_seq: 2,
+        text: "twice?".into(),
+    })
+    .await;
+    a.send(Message::Chat {
+        sender_seq: 3,
+        text: "back".into(),
+    })
+    .await;
+    let mut rest = Vec::new();
+    loop {
+        let d = a.deliver().await;
+        let done = d.3 == "back";
+        rest.push(d);
+        if done {
+            break;
+        }
+    }
+    let seqs: Vec<u64> = rest.iter().map(|d| d.0).collect();
+    let want: Vec<u64> = (4..4 + seqs.len() as u64).collect();
+    assert_eq!(seqs, want, "no gap, no duplicate: {rest:?}");
+    assert!(rest.iter().any(|d| d.3 == "while you were away"));
+    assert_eq!(rest.iter().filter(|d| d.3 == "twice?").count(), 0);
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_client_that_vanishes_is_detected_by_heartbeat() {
+    let (addr, stop) = start(Config {
+        heartbeat: Duration::from_millis(100),
+        ..Config::default()
+    })
+    .await;
+    let mut watcher = Raw::connect(addr).await;
+    watcher.hello(0, 0, "watcher").await;
+    watcher.deliver().await;
+    // A client that says hello and then never speaks again (no FIN either).
+    let mut ghost = Raw::connect(addr).await;
+    ghost.hello(0, 0, "ghost").await;
+    assert_eq!(watcher.deliver().await.1, Kind::Join);
+    // The watcher answers pings (in Raw::next); the ghost does not.
+    let left = loop {
+        let d = watcher.deliver().await;
+        if d.1 == Kind::Leave {
+            break d;
+        }
+    };
+    assert_eq!(
+        (left.2.as_str(), left.3.as_str()),
+        ("ghost", "heartbeat timeout")
+    );
+    drop(ghost);
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_and_the_others_keep_going() {
+    let (addr, stop) = start(Config {
+        outbox: 64,
+        send_buffer: 16 * 1024,
+        ..Config::default()
+    })
+    .await;
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(1024).unwrap();
+    let (sr, mut sw) = sock.connect(addr).await.unwrap().into_split();
+    let mut b = BytesMut::new();
+    Message::Hello {
+        client_id: 0,
+        resume_from: 0,
+        name: "sloth".into(),
+    }
+    .encode(&mut b);
+    sw.write_all(&b).await.unwrap();
+    let mut talker = Raw::connect(addr).await;
+    talker.hello(0, 0, "talker").await;
+    let mut seen = 0;
+    let mut cut = false;
+    for n in 1..=20_000u64 {
+        talker
+            .send(Message::Chat {
+                sender_seq: n,
+                text: format!("line {n} ...................................."),
+            })
+            .await;
+        loop {
+            let d = talker.deliver().await;
+            if d.1 == Kind::Leave && d.2 == "sloth" {
+                assert_eq!(d.3, "too slow");
+                cut = true;
+                continue;
+            }
+            if d.1 == Kind::Chat {
+                seen += 1;
+                break;
+            }
+        }
+        if cut && n > 100 {
+            break;
+        }
+    }
+    assert!(cut, "the sloth was never cut off");
+    assert!(seen > 100, "the talker kept getting its lines");
+    drop(sr);
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn hostile_frames_get_an_error_and_a_close() {
+    let (addr, stop) = start(Config::default()).await;
+    for bytes in [
+        vec![0xff, 0xff, 0xff, 0xff], // oversized
+        vec![0, 0, 0, 2, 1, 99],      // unknown type
+        vec![0, 0, 0, 2, 7, 1],       // unknown version
+        vec![
+            0, 0, 0, 20, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+        ], // truncated
+        vec![
+            0, 0, 0, 22, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0xc3, 0x28,
+        ], // bad UTF-8 name
+    ] {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(&bytes).await.unwrap();
+        let (r, _w) = s.into_split();
+        let mut f = FramedRead::new(r, Codec);
+        match timeout(BOUND, f.next()).await.unwrap() {
+            Some(Ok(Message::Error { text })) => assert!(!text.is_empty()),
+            other => panic!("{bytes:?} -> {other:?}"),
+        }
+        assert!(
+            timeout(BOUND, f.next()).await.unwrap().is_none(),
+            "then closed"
+        );
+    }
+    stop.cancel();
+}
