@@ -8,6 +8,7 @@ mod demo;
 mod hftp_cmd;
 mod impair_cmd;
 mod lottery_cmd;
+mod relay_cmd;
 
 use std::process::ExitCode;
 
@@ -24,7 +25,8 @@ Systems:
             protocol; durable store, the draw, winners (seed 000)    [done]
   hftp      a text-protocol file server, a sliced-download client and
             a conformance checker (seed 001)                         [done]
-  relay     ordered group chat through a dispatcher (seed 002)       [planned]
+  relay     ordered group chat through a dispatcher: total order,
+            acks, history, resume (seed 002)                  [in progress]
   rdt       reliable transport over UDP: Stop & Wait... (seed 003)   [planned]
   classic   echo, math and positions servers and clients, byte-
             compatible with the Python originals (seed 004)          [done]
@@ -55,6 +57,8 @@ enum Command {
     Impair(impair_cmd::ImpairArgs),
     /// The lottery bets system (seed 000): server, agencies, draw.
     Lottery(lottery_cmd::LotteryArgs),
+    /// Ordered group chat through a central dispatcher (seed 002).
+    Relay(relay_cmd::RelayArgs),
     /// The HFTP file server (seed 001).
     Hftp(hftp_cmd::HftpArgs),
     /// Echo, math and positions, byte-compatible with the Python originals (seed 004).
@@ -107,6 +111,7 @@ fn main() -> ExitCode {
             Command::Lottery(args) => lottery_cmd::run(args).await,
             Command::Classic(args) => classic_cmd::run(args).await,
             Command::Hftp(args) => hftp_cmd::run(args).await,
+            Command::Relay(args) => relay_cmd::run(args).await,
         }
     });
     match result {

@@ -61,6 +61,9 @@ fn help_lists_the_systems_and_subcommands_have_examples() {
         &["hftp", "serve", "--help"],
         &["hftp", "get", "--help"],
         &["hftp", "check", "--help"],
+        &["relay", "--help"],
+        &["relay", "serve", "--help"],
+        &["relay", "client", "--help"],
     ] {
         let out = protolab().args(sub).output().unwrap();
         assert!(out.status.success());
@@ -421,6 +424,45 @@ fn hftp_client_and_checker_against_the_server() {
     let report = String::from_utf8_lossy(&check.stdout);
     assert!(check.status.success(), "{report}");
     assert!(report.contains(" passed, 0 failed"), "{report}");
+    signal(&child, "-TERM");
+    assert_eq!(wait_bounded(&mut child).code(), Some(0));
+}
+
+#[test]
+fn relay_serve_and_piped_clients() {
+    let mut cmd = protolab();
+    cmd.args(["relay", "serve", "--address", "127.0.0.1:0"])
+        .stderr(Stdio::null());
+    let (mut child, _out, addr) = spawn_listening(&mut cmd);
+    let server = addr.to_string();
+    let run_client = |name: &str, input: &str| {
+        let mut c = protolab()
+            .args(["relay", "client", "--address", &server, "--name", name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let mut out = String::new();
+        c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        assert_eq!(wait_bounded(&mut c).code(), Some(0));
+        out
+    };
+    let first = run_client("ana", "hola\nque tal\n");
+    assert_eq!(first, "[1] * ana joined\n[2] ana: hola\n[3] ana: que tal\n");
+    let second = run_client("bob", "hi\n");
+    // History first (ana's lines and her leave), then bob's own.
+    assert!(
+        second.starts_with(
+            "[1] * ana joined\n[2] ana: hola\n[3] ana: que tal\n[4] * ana left (left)\n"
+        ),
+        "{second}"
+    );
+    assert!(
+        second.ends_with("[5] * bob joined\n[6] bob: hi\n"),
+        "{second}"
+    );
     signal(&child, "-TERM");
     assert_eq!(wait_bounded(&mut child).code(), Some(0));
 }

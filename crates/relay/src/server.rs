@@ -266,7 +266,14 @@ async fn handle(stream: TcpStream, conn: Conn, hub: Arc<Mutex<Hub>>, config: Arc
                     // pong from it is for.
                     Message::Pong { .. } | Message::Ping { .. } => {}
                     Message::Leave => {
-                        lock(&reader_hub).seq.forget(id);
+                        // Everyone sees the leave; then the client's position
+                        // stops holding history back (it will not resume).
+                        let mut h = lock(&reader_hub);
+                        h.outboxes.remove(&id);
+                        if let Some(e) = h.seq.disconnected(id, "left") {
+                            h.fan_out(&e);
+                        }
+                        h.seq.forget(id);
                         break Some("left".to_string());
                     }
                     other => break Some(format!("unexpected message from a client: {other:?}")),

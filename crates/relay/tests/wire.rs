@@ -398,3 +398,20 @@ async fn hostile_frames_get_an_error_and_a_close() {
     }
     stop.cancel();
 }
+
+#[tokio::test]
+async fn a_client_that_leaves_is_announced_to_the_others() {
+    let (addr, stop) = start(Config::default()).await;
+    let mut stay = Raw::connect(addr).await;
+    stay.hello(0, 0, "stay").await;
+    stay.deliver().await;
+    let mut go = Raw::connect(addr).await;
+    go.hello(0, 0, "go").await;
+    assert_eq!(stay.deliver().await.1, Kind::Join);
+    go.send(Message::Leave).await;
+    assert_eq!(
+        stay.deliver().await,
+        (3, Kind::Leave, "go".into(), "left".into())
+    );
+    stop.cancel();
+}

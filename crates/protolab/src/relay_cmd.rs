@@ -1,0 +1,92 @@
+//! `protolab relay serve|client`: arguments → the `relay` library.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use impair::units::Dur;
+use tokio::io::AsyncBufReadExt;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  protolab relay serve --address 127.0.0.1:8081
+  protolab relay client --address 127.0.0.1:8081 --name ana
+  printf 'hola\\nchau\\n' | protolab relay client --address 127.0.0.1:8081 --name bot")]
+pub struct RelayArgs {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// The dispatcher: sequences every message and delivers it to everyone.
+    #[command(
+        after_help = "Example:\n  protolab relay serve --address 127.0.0.1:8081 --history 100"
+    )]
+    Serve {
+        /// Address to listen on (port 0 picks one; the bound address is printed).
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        address: SocketAddr,
+        /// Events a new client gets before live traffic.
+        #[arg(long, default_value_t = 100)]
+        history: usize,
+        /// Ping interval; a client silent for three is dropped.
+        #[arg(long, default_value = "5s")]
+        heartbeat: Dur,
+        /// Events queued for one client before it is cut off as too slow.
+        #[arg(long, default_value_t = 4096)]
+        outbox: usize,
+    },
+    /// A participant: sends stdin's lines, prints `[seq] name: text`.
+    #[command(after_help = "Example:\n  protolab relay client --address 127.0.0.1:8081 --name ana")]
+    Client {
+        /// The server, host:port.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        address: String,
+        /// Your name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
+    match args.cmd {
+        Cmd::Serve {
+            address,
+            history,
+            heartbeat,
+            outbox,
+        } => {
+            let signal = netkit::shutdown::signal().context("cannot install signal handlers")?;
+            let listener = netkit::server::bind(address).await?;
+            println!("relay server: listening on {}", listener.local_addr()?);
+            let cfg = relay::server::Config {
+                history,
+                heartbeat: heartbeat.0,
+                outbox,
+                ..relay::server::Config::default()
+            };
+            relay::server::run(listener, cfg, signal).await;
+        }
+        Cmd::Client { address, name } => {
+            let (tx, rx) = tokio::sync::mpsc::channel(1024);
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if tx.send(line).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let cfg = relay::client::ClientConfig {
+                server: address.clone(),
+                name,
+                attempts: 10,
+            };
+            relay::client::run(&cfg, rx, |d| println!("{d}"))
+                .await
+                .with_context(|| format!("relay client of {address}"))?;
+        }
+    }
+    Ok(())
+}
