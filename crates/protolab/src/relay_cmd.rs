@@ -36,6 +36,9 @@ enum Cmd {
         /// Events queued for one client before it is cut off as too slow.
         #[arg(long, default_value_t = 4096)]
         outbox: usize,
+        /// Keep a durable event log here: a restart keeps history and numbering.
+        #[arg(long)]
+        log_dir: Option<std::path::PathBuf>,
     },
     /// A participant: sends stdin's lines, prints `[seq] name: text`.
     #[command(after_help = "Example:\n  protolab relay client --address 127.0.0.1:8081 --name ana")]
@@ -56,6 +59,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
             history,
             heartbeat,
             outbox,
+            log_dir,
         } => {
             let signal = netkit::shutdown::signal().context("cannot install signal handlers")?;
             let listener = netkit::server::bind(address).await?;
@@ -64,9 +68,10 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
                 history,
                 heartbeat: heartbeat.0,
                 outbox,
+                log_dir,
                 ..relay::server::Config::default()
             };
-            relay::server::run(listener, cfg, signal).await;
+            relay::server::run(listener, cfg, signal).await?;
         }
         Cmd::Client { address, name } => {
             let (tx, rx) = tokio::sync::mpsc::channel(1024);

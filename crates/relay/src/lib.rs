@@ -5,13 +5,15 @@
 //! - [`sequencer`]: total order, effectively-once, history and resume (sans-IO);
 //! - [`server`]: the sequencer behind a lock, one bounded outbox per client,
 //!   heartbeats;
-//! - [`client`]: prints each event once, acknowledges, reconnects and resumes.
+//! - [`client`]: prints each event once, acknowledges, reconnects and resumes;
+//! - [`log`]: the durable event log (`--log-dir`).
 //!
-//! Still to come (see the issue): the durable log (`--log-dir`), the
+//! Still to come (see the issue): client state across process restarts, the
 //! benchmark, the demo section.
 
 pub mod client;
 pub mod error;
+pub mod log;
 pub mod proto;
 pub mod sequencer;
 pub mod server;

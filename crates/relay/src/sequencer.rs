@@ -105,6 +105,35 @@ impl Sequencer {
         }
     }
 
+    /// A sequencer rebuilt from the events of a durable log, in order: numbering
+    /// continues after the last one, every client seen is known again (offline,
+    /// with its last sequenced `sender_seq`, so a retry after the restart is
+    /// still recognised), and the events are kept for history and resume.
+    pub fn restore(history: usize, events: impl IntoIterator<Item = Event>) -> Self {
+        let mut s = Self::new(history);
+        for e in events {
+            s.next_seq = e.seq + 1;
+            s.next_client_id = s.next_client_id.max(e.origin + 1);
+            let c = s.clients.entry(e.origin).or_insert_with(|| Client {
+                name: e.name.clone(),
+                acked: e.seq.saturating_sub(1),
+                last_sender_seq: 0,
+                online: false,
+            });
+            c.name.clone_from(&e.name);
+            if e.kind == Kind::Chat {
+                c.last_sender_seq = c.last_sender_seq.max(e.sender_seq);
+            }
+            s.log.push_back(e);
+        }
+        s
+    }
+
+    /// Every event kept, oldest first.
+    pub fn events(&self) -> impl Iterator<Item = &Event> {
+        self.log.iter()
+    }
+
     /// The number the next event will get.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
@@ -334,6 +363,33 @@ mod tests {
         assert_eq!(s.kept(), 2, "only the history is left");
         // A client resuming from before what is kept is told so.
         assert_eq!(s.hello(b, 10, "luis"), Err(Refusal::TooOld { oldest: 101 }));
+    }
+
+    #[test]
+    fn a_restored_sequencer_continues_the_numbers_and_still_knows_retries() {
+        let mut s = Sequencer::new(10);
+        let a = s.hello(0, 0, "ana").unwrap().client_id;
+        s.chat(a, 1, "one");
+        s.chat(a, 2, "two");
+        s.disconnected(a, "server stopping");
+        let saved: Vec<Event> = s.events().cloned().collect();
+        let mut r = Sequencer::restore(10, saved.clone());
+        assert_eq!(r.next_seq(), 5);
+        let back = r.hello(a, 3, "ana").unwrap();
+        assert_eq!(seqs(&back.replay), vec![4]);
+        assert_eq!(back.join.seq, 5);
+        assert!(
+            r.chat(a, 2, "two").is_none(),
+            "a retry after the restart is recognised"
+        );
+        assert_eq!(r.chat(a, 3, "three").unwrap().seq, 6);
+        let late = r.hello(0, 0, "late").unwrap();
+        assert_ne!(late.client_id, a, "ids continue too");
+        assert_eq!(
+            late.replay.first().map(|e| e.seq),
+            Some(1),
+            "history survived"
+        );
     }
 
     proptest::proptest! {

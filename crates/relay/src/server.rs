@@ -21,6 +21,8 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
+use crate::Error;
+use crate::log::EventLog;
 use crate::proto::{Codec, Message};
 use crate::sequencer::{Event, Refusal, Sequencer};
 
@@ -38,6 +40,9 @@ pub struct Config {
     /// Kernel send buffer per client (`SO_SNDBUF`): with the outbox, how far
     /// behind a client may fall before it is cut off.
     pub send_buffer: usize,
+    /// Keep a durable log of events here (history and numbering survive a
+    /// restart).
+    pub log_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -48,6 +53,7 @@ impl Default for Config {
             heartbeat: Duration::from_secs(5),
             max_clients: 10_000,
             send_buffer: 256 * 1024,
+            log_dir: None,
         }
     }
 }
@@ -64,9 +70,20 @@ struct Outbox {
 struct Hub {
     seq: Sequencer,
     outboxes: HashMap<u64, Outbox>,
+    log: Option<EventLog>,
 }
 
 impl Hub {
+    /// Makes a new event durable (if there is a log), then hands it to everyone.
+    fn publish(&mut self, event: &Event) {
+        if let Some(log) = self.log.as_mut() {
+            if let Err(e) = log.append(event) {
+                tracing::error!(error = %e, seq = event.seq, "cannot write the event log");
+            }
+        }
+        self.fan_out(event);
+    }
+
     /// Queues `event` for every connected client; cuts off the ones that are
     /// full.
     fn fan_out(&mut self, event: &Event) {
@@ -84,33 +101,44 @@ impl Hub {
                 out.kick.cancel();
             }
             if let Some(leave) = self.seq.disconnected(id, "too slow") {
-                self.fan_out(&leave);
+                self.publish(&leave);
             }
         }
     }
 }
 
-/// Serves until `shutdown` completes.
+/// Serves until `shutdown` completes. With a log directory, history and
+/// numbering continue from what it holds.
 pub async fn run(
     listener: tokio::net::TcpListener,
     config: Config,
     shutdown: impl Future,
-) -> ServeReport {
+) -> Result<ServeReport, Error> {
+    let (seq, log) = match &config.log_dir {
+        Some(dir) => {
+            let (log, events) = EventLog::open(dir)?;
+            tracing::info!(events = events.len(), dir = %dir.display(), "event log loaded");
+            (Sequencer::restore(config.history, events), Some(log))
+        }
+        None => (Sequencer::new(config.history), None),
+    };
     let hub = Arc::new(Mutex::new(Hub {
-        seq: Sequencer::new(config.history),
+        seq,
         outboxes: HashMap::new(),
+        log,
     }));
     let mut rt = ServerConfig::new("relay");
     rt.max_connections = config.max_clients;
     let config = Arc::new(config);
-    serve(
+    let report = serve(
         listener,
         rt,
         Arc::new(ServerStats::default()),
         move |s, c| handle(s, c, Arc::clone(&hub), Arc::clone(&config)),
         shutdown,
     )
-    .await
+    .await;
+    Ok(report)
 }
 
 fn lock(hub: &Mutex<Hub>) -> std::sync::MutexGuard<'_, Hub> {
@@ -175,7 +203,7 @@ async fn handle(stream: TcpStream, conn: Conn, hub: Arc<Mutex<Hub>>, config: Arc
                     },
                 );
                 let join = j.join.clone();
-                h.fan_out(&join);
+                h.publish(&join);
                 Ok((j.client_id, j.replay, h.seq.next_seq()))
             }
             Err(refusal) => Err(refusal),
@@ -258,7 +286,7 @@ async fn handle(stream: TcpStream, conn: Conn, hub: Arc<Mutex<Hub>>, config: Arc
                     Message::Chat { sender_seq, text } => {
                         let mut h = lock(&reader_hub);
                         if let Some(e) = h.seq.chat(id, sender_seq, &text) {
-                            h.fan_out(&e);
+                            h.publish(&e);
                         }
                     }
                     Message::Ack { seq } => lock(&reader_hub).seq.ack(id, seq),
@@ -271,7 +299,7 @@ async fn handle(stream: TcpStream, conn: Conn, hub: Arc<Mutex<Hub>>, config: Arc
                         let mut h = lock(&reader_hub);
                         h.outboxes.remove(&id);
                         if let Some(e) = h.seq.disconnected(id, "left") {
-                            h.fan_out(&e);
+                            h.publish(&e);
                         }
                         h.seq.forget(id);
                         break Some("left".to_string());
@@ -290,7 +318,7 @@ async fn handle(stream: TcpStream, conn: Conn, hub: Arc<Mutex<Hub>>, config: Arc
         let was_here = h.outboxes.remove(&id).is_some();
         if was_here {
             if let Some(leave) = h.seq.disconnected(id, why.as_deref().unwrap_or("gone")) {
-                h.fan_out(&leave);
+                h.publish(&leave);
             }
         }
     }

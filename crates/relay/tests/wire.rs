@@ -20,11 +20,21 @@ use tokio_util::sync::CancellationToken;
 const BOUND: Duration = Duration::from_secs(60);
 
 async fn start(config: Config) -> (SocketAddr, CancellationToken) {
+    let (addr, stop, _task) = start_task(config).await;
+    (addr, stop)
+}
+
+async fn start_task(
+    config: Config,
+) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<()>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let stop = CancellationToken::new();
-    tokio::spawn(run(l, config, stop.clone().cancelled_owned()));
-    (addr, stop)
+    let s = stop.clone();
+    let task = tokio::spawn(async move {
+        run(l, config, s.cancelled_owned()).await.unwrap();
+    });
+    (addr, stop, task)
 }
 
 /// A client driven by the test: its lines, and what it saw.
@@ -413,5 +423,60 @@ async fn a_client_that_leaves_is_announced_to_the_others() {
         stay.deliver().await,
         (3, Kind::Leave, "go".into(), "left".into())
     );
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn with_a_log_dir_a_restarted_server_keeps_history_numbers_and_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = || Config {
+        log_dir: Some(dir.path().to_path_buf()),
+        ..Config::default()
+    };
+    let (addr, stop) = start(cfg()).await;
+    let mut a = Raw::connect(addr).await;
+    let (id, _) = a.hello(0, 0, "ana").await;
+    a.deliver().await;
+    a.send(Message::Chat {
+        sender_seq: 1,
+        text: "before the restart".into(),
+    })
+    .await;
+    assert_eq!(a.deliver().await.0, 2);
+    stop.cancel();
+    drop(a);
+    // A new server on the same log.
+    let (addr, stop) = start(cfg()).await;
+    let mut late = Raw::connect(addr).await;
+    let (late_id, next) = late.hello(0, 0, "late").await;
+    assert!(next > 2, "numbering continues");
+    assert_ne!(late_id, id);
+    let first = late.deliver().await;
+    assert_eq!(
+        first,
+        (1, Kind::Join, "ana".into(), String::new()),
+        "history survived"
+    );
+    assert_eq!(late.deliver().await.3, "before the restart");
+    // ana resumes and resends her line: recognised as already sequenced.
+    let mut a = Raw::connect(addr).await;
+    a.hello(id, 2, "ana").await;
+    a.send(Message::Chat {
+        sender_seq: 1,
+        text: "before the restart".into(),
+    })
+    .await;
+    a.send(Message::Chat {
+        sender_seq: 2,
+        text: "after".into(),
+    })
+    .await;
+    loop {
+        let d = a.deliver().await;
+        assert_ne!(d.3, "before the restart", "not sequenced twice: {d:?}");
+        if d.3 == "after" {
+            break;
+        }
+    }
     stop.cancel();
 }
