@@ -49,6 +49,10 @@ enum Cmd {
         /// Your name.
         #[arg(long)]
         name: String,
+        /// Remember identity and position here: a restarted client resumes with
+        /// no gap and no duplicate.
+        #[arg(long)]
+        state: Option<std::path::PathBuf>,
     },
 }
 
@@ -73,7 +77,11 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
             };
             relay::server::run(listener, cfg, signal).await?;
         }
-        Cmd::Client { address, name } => {
+        Cmd::Client {
+            address,
+            name,
+            state,
+        } => {
             let (tx, rx) = tokio::sync::mpsc::channel(1024);
             tokio::spawn(async move {
                 let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
@@ -87,6 +95,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
                 server: address.clone(),
                 name,
                 attempts: 10,
+                state,
             };
             relay::client::run(&cfg, rx, |d| println!("{d}"))
                 .await

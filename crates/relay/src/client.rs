@@ -5,6 +5,7 @@
 //! the server sequences each once.
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -26,6 +27,9 @@ pub struct ClientConfig {
     pub name: String,
     /// Give up after this many connection attempts in a row without success.
     pub attempts: u32,
+    /// Keep the client's identity, position and unsent lines here, so a
+    /// restarted client process resumes where the last one stopped.
+    pub state: Option<std::path::PathBuf>,
 }
 
 /// One delivered event, as the client shows it.
@@ -51,8 +55,9 @@ impl std::fmt::Display for Delivered {
     }
 }
 
-/// What the client remembers across connections.
-#[derive(Debug, Default)]
+/// What the client remembers across connections (and, with a state file,
+/// across processes).
+#[derive(Debug, Default, PartialEq, Eq)]
 struct State {
     client_id: u64,
     delivered: u64,
@@ -63,6 +68,60 @@ struct State {
     input_done: bool,
 }
 
+impl State {
+    /// Text form: `id N`, `delivered N`, `sender_seq N`, then `pending N TEXT`
+    /// lines.
+    fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let mut s = format!(
+            "id {}\ndelivered {}\nsender_seq {}\n",
+            self.client_id, self.delivered, self.sender_seq
+        );
+        for (n, t) in &self.pending {
+            let _ = writeln!(s, "pending {n} {t}");
+        }
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, s)?;
+        std::fs::rename(tmp, path)
+    }
+
+    fn load(path: &std::path::Path) -> std::io::Result<State> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
+            Err(e) => return Err(e),
+        };
+        let mut st = State::default();
+        for line in text.lines() {
+            let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
+            let bad = || {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("bad state line {line:?}"),
+                )
+            };
+            match key {
+                "id" => st.client_id = rest.parse().map_err(|_| bad())?,
+                "delivered" => st.delivered = rest.parse().map_err(|_| bad())?,
+                "sender_seq" => st.sender_seq = rest.parse().map_err(|_| bad())?,
+                "pending" => {
+                    let (n, t) = rest.split_once(' ').unwrap_or((rest, ""));
+                    st.pending
+                        .push_back((n.parse().map_err(|_| bad())?, t.to_string()));
+                }
+                _ => return Err(bad()),
+            }
+        }
+        Ok(st)
+    }
+
+    fn persist(&self, cfg: &ClientConfig) -> Result<(), Error> {
+        if let Some(p) = &cfg.state {
+            self.save(p)?;
+        }
+        Ok(())
+    }
+}
+
 /// Runs until `lines` ends and every own line was delivered, then leaves.
 /// `show` gets every event once, in order.
 pub async fn run(
@@ -70,7 +129,10 @@ pub async fn run(
     mut lines: mpsc::Receiver<String>,
     mut show: impl FnMut(&Delivered),
 ) -> Result<(), Error> {
-    let mut st = State::default();
+    let mut st = match &cfg.state {
+        Some(p) => State::load(p)?,
+        None => State::default(),
+    };
     let mut failures = 0u32;
     let mut delay = Duration::from_millis(50);
     loop {
@@ -118,7 +180,10 @@ async fn session(
     )
     .await?;
     match frames.next().await {
-        Some(Ok(Message::Welcome { client_id, .. })) => st.client_id = client_id,
+        Some(Ok(Message::Welcome { client_id, .. })) => {
+            st.client_id = client_id;
+            st.persist(cfg)?;
+        }
         Some(Ok(Message::Error { text })) => {
             return Err(Error::Malformed {
                 what: "welcome",
@@ -170,6 +235,9 @@ async fn session(
                     if kind == Kind::Chat && origin == st.client_id {
                         st.pending.retain(|(n, _)| *n != sender_seq);
                     }
+                    // Remembered before shown: a process killed at any point
+                    // never shows again, once restarted, what it showed.
+                    st.persist(cfg)?;
                     show(&Delivered { seq, kind, name, text });
                     if frames.read_buffer().is_empty() {
                         write(&mut w, &[Message::Ack { seq: st.delivered }]).await?;
@@ -187,10 +255,42 @@ async fn session(
                 Some(text) => {
                     st.sender_seq += 1;
                     st.pending.push_back((st.sender_seq, text.clone()));
+                    st.persist(cfg)?;
                     write(&mut w, &[Message::Chat { sender_seq: st.sender_seq, text }]).await?;
                 }
                 None => st.input_done = true,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_through_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        assert_eq!(
+            State::load(&path).unwrap(),
+            State::default(),
+            "no file: a new client"
+        );
+        let mut st = State {
+            client_id: 7,
+            delivered: 41,
+            sender_seq: 3,
+            ..State::default()
+        };
+        st.pending.push_back((2, "two words".into()));
+        st.pending.push_back((3, String::new()));
+        st.save(&path).unwrap();
+        assert_eq!(State::load(&path).unwrap(), st);
+        std::fs::write(&path, "id x\n").unwrap();
+        assert!(
+            State::load(&path).is_err(),
+            "a corrupt file is an error, not a fresh start"
+        );
     }
 }

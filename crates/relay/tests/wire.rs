@@ -50,6 +50,7 @@ fn client(
         server,
         name: name.into(),
         attempts: 20,
+        state: None,
     };
     let task = tokio::spawn(async move {
         let mut seen = Vec::new();
@@ -478,5 +479,79 @@ async fn with_a_log_dir_a_restarted_server_keeps_history_numbers_and_retries() {
             break;
         }
     }
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_client_killed_and_restarted_resumes_with_no_gap_and_no_duplicate() {
+    use std::sync::{Arc, Mutex};
+    let (addr, stop) = start(Config::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ana.state");
+    let shown = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let spawn_ana = |rx: mpsc::Receiver<String>| {
+        let cfg = ClientConfig {
+            server: addr.to_string(),
+            name: "ana".into(),
+            attempts: 20,
+            state: Some(state.clone()),
+        };
+        let shown = shown.clone();
+        tokio::spawn(async move {
+            run_client(&cfg, rx, |d| shown.lock().unwrap().push(d.seq))
+                .await
+                .unwrap();
+        })
+    };
+    let (ana_tx, ana_rx) = mpsc::channel(16);
+    let ana = spawn_ana(ana_rx);
+    let mut bob = Raw::connect(addr).await;
+    bob.hello(0, 0, "bob").await;
+    for n in 1..=5 {
+        bob.send(Message::Chat {
+            sender_seq: n,
+            text: format!("b{n}"),
+        })
+        .await;
+    }
+    // Wait until ana has shown bob's fifth line, then kill her.
+    timeout(BOUND, async {
+        while shown.lock().unwrap().len() < 7 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    ana.abort();
+    let _ = ana.await;
+    drop(ana_tx);
+    let before = shown.lock().unwrap().clone();
+    for n in 6..=10 {
+        bob.send(Message::Chat {
+            sender_seq: n,
+            text: format!("b{n}"),
+        })
+        .await;
+    }
+    // A new process: same state file, one line, then done.
+    let (tx, rx) = mpsc::channel(16);
+    tx.send("ana is back".into()).await.unwrap();
+    drop(tx);
+    timeout(BOUND, spawn_ana(rx)).await.unwrap().unwrap();
+    let all = shown.lock().unwrap().clone();
+    let after = &all[before.len()..];
+    assert!(!after.is_empty());
+    assert_eq!(
+        after[0],
+        before.last().unwrap() + 1,
+        "no gap: {before:?} then {after:?}"
+    );
+    let mut sorted = all.clone();
+    sorted.dedup();
+    assert_eq!(sorted, all, "no duplicate");
+    assert!(
+        all.windows(2).all(|w| w[1] == w[0] + 1),
+        "contiguous: {all:?}"
+    );
     stop.cancel();
 }
