@@ -252,6 +252,11 @@ fn demo_runs_and_shows_impairs_effects() {
         text.contains("conformance checker: 26 passed, 0 failed"),
         "{text}"
     );
+    assert!(text.contains("observer: that was everyone"), "{text}");
+    assert!(
+        text.contains("right after the last event she saw"),
+        "{text}"
+    );
     assert!(text.contains("demo finished"), "{text}");
 }
 
