@@ -89,7 +89,9 @@ impl Hub {
     fn fan_out(&mut self, event: &Event) {
         let mut slow = Vec::new();
         for (id, out) in &self.outboxes {
-            if out.queue.try_send(event.clone()).is_err() {
+            // Full: too slow. Closed: its writer is gone; its own task will
+            // record the leave, so only a full queue is cut off here.
+            if let Err(mpsc::error::TrySendError::Full(_)) = out.queue.try_send(event.clone()) {
                 slow.push(*id);
             }
         }
