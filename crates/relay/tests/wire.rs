@@ -555,3 +555,29 @@ async fn a_client_killed_and_restarted_resumes_with_no_gap_and_no_duplicate() {
     );
     stop.cancel();
 }
+
+#[tokio::test]
+async fn fast_typing_through_a_one_byte_per_write_link_never_merges_lines() {
+    let (addr, stop) = start(Config::default()).await;
+    let mut pcfg = TcpProxyConfig::new("127.0.0.1:0".parse().unwrap(), addr);
+    pcfg.rules.up = TcpRules::chopped(1, Duration::ZERO);
+    let proxy = TcpProxy::start(pcfg).await.unwrap();
+    let (tx, task) = client(proxy.local_addr().to_string(), "typist");
+    for n in 0..30 {
+        tx.send(format!("line {n}")).await.unwrap();
+    }
+    drop(tx);
+    let seen = timeout(BOUND, task).await.unwrap().unwrap();
+    let lines: Vec<&str> = seen
+        .iter()
+        .filter(|d| d.kind == Kind::Chat)
+        .map(|d| d.text.as_str())
+        .collect();
+    let want: Vec<String> = (0..30).map(|n| format!("line {n}")).collect();
+    assert_eq!(lines, want);
+    assert!(
+        proxy.summary().dirs.up.writes > 300,
+        "the link really was one byte per write"
+    );
+    stop.cancel();
+}
