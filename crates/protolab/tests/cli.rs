@@ -17,6 +17,14 @@ fn start_proxy(args: &[&str]) -> (Child, BufReader<std::process::ChildStdout>, S
     spawn_listening(&mut cmd)
 }
 
+/// The row of a proxy summary table that starts with `name`.
+fn summary_row<'a>(summary: &'a str, name: &str) -> &'a str {
+    summary
+        .lines()
+        .find(|l| l.trim_start().starts_with(name))
+        .unwrap_or_else(|| panic!("no {name} row in {summary}"))
+}
+
 fn tcp_echo() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
@@ -101,10 +109,7 @@ fn impair_tcp_prints_its_address_relays_and_exits_0_on_sigterm() {
         rest.contains("impair tcp summary: 1 connection(s)"),
         "{rest}"
     );
-    let writes = rest
-        .lines()
-        .find(|l| l.trim_start().starts_with("writes"))
-        .unwrap();
+    let writes = summary_row(&rest, "writes");
     assert_eq!(
         writes.split_whitespace().nth(1),
         Some("23"),
@@ -166,10 +171,7 @@ fn impair_udp_drops_the_nth_and_reports_it() {
         log.contains("| n: 2 | len: 3 | verdict: drop | reason: nth"),
         "{log}"
     );
-    let nth = rest
-        .lines()
-        .find(|l| l.trim_start().starts_with("dropped_nth"))
-        .unwrap();
+    let nth = summary_row(&rest, "dropped_nth");
     assert_eq!(
         nth.split_whitespace().collect::<Vec<_>>(),
         vec!["dropped_nth", "1", "0"]
