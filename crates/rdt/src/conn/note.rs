@@ -1,0 +1,40 @@
+//! What a connection observed and did, for `--debug` output and traces (the
+//! seed asks to show every segment, timeout, retransmission and detected loss,
+//! and how it was handled). The core only records notes; the shell prints them.
+
+use std::fmt;
+
+use super::state::State;
+use super::timer::Timer;
+use crate::segment::Segment;
+
+#[derive(Debug, Clone)]
+pub enum Note {
+    State { from: State, to: State },
+    Timeout { timer: Timer, count: u32 },
+    Retransmit(Segment),
+    /// A segment we had already seen, and what we answered.
+    Duplicate { got: Segment, answer: &'static str },
+    /// The seed's edge case: data (or FIN) in SYN-RECEIVED stood for the lost ACK.
+    ImplicitAck(Segment),
+    Ignored { got: Segment, why: &'static str },
+    /// A retry loop reached its bound.
+    GaveUp { what: &'static str, outcome: &'static str },
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Note::State { from, to } => write!(f, "state {from} => {to}"),
+            Note::Timeout { timer, count } => write!(f, "timeout ({}) #{count}", timer.name()),
+            Note::Retransmit(s) => write!(f, "retransmit {s}"),
+            Note::Duplicate { got, answer } => write!(f, "duplicate {got}: {answer}"),
+            Note::ImplicitAck(s) => write!(
+                f,
+                "handshake ACK lost: {s} taken as the implicit ACK, data kept"
+            ),
+            Note::Ignored { got, why } => write!(f, "ignored {got}: {why}"),
+            Note::GaveUp { what, outcome } => write!(f, "gave up on {what}: {outcome}"),
+        }
+    }
+}

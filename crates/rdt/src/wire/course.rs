@@ -1,0 +1,163 @@
+//! The seed's ASCII header: `SYN|||ACK|||FIN|||SEQ|||DATA`.
+//!
+//! What we send: flags as `0`/`1`, one decimal number, then the raw data. The
+//! number is the acknowledgment number on segments whose job is to acknowledge
+//! (pure ACK, SYN-ACK, FIN-ACK: `0|||1|||0|||115|||`) and the sequence number on
+//! the others (SYN, FIN, data: `0|||0|||0|||98|||…`).
+//!
+//! What we accept (liberal, spec "Wire formats"): the datagram is split on the
+//! first four `|||` only, so data may hold `|||` and any byte; flags `0`/`1`
+//! (also `True`/`False` as some Python peers print them), spaces around fields,
+//! numbers of any size (kept modulo 2^32). Decoding fills both `seq` and `ack`
+//! with the one number; the core reads the one that the segment's kind means.
+
+use bytes::Bytes;
+use memchr::memmem;
+
+use crate::error::Error;
+use crate::segment::{Flags, Segment};
+use crate::seq::Seq;
+
+const SEP: &[u8] = b"|||";
+/// The longest header we write: three flags, a 10-digit number, four separators.
+pub const MAX_HEADER: usize = 3 + 10 + 4 * SEP.len();
+
+/// Appends `segment` in the course format.
+pub fn encode(segment: &Segment, out: &mut Vec<u8>) {
+    let f = segment.flags;
+    let number = if f.ack && segment.data.is_empty() {
+        segment.ack
+    } else {
+        segment.seq
+    };
+    for flag in [f.syn, f.ack, f.fin] {
+        out.push(if flag { b'1' } else { b'0' });
+        out.extend_from_slice(SEP);
+    }
+    out.extend_from_slice(number.0.to_string().as_bytes());
+    out.extend_from_slice(SEP);
+    out.extend_from_slice(&segment.data);
+}
+
+/// Parses one course datagram.
+pub fn decode(datagram: &[u8]) -> Result<Segment, Error> {
+    let mut fields = [&[][..]; 4];
+    let mut rest = datagram;
+    for (i, field) in fields.iter_mut().enumerate() {
+        let Some(at) = memmem::find(rest, SEP) else {
+            return Err(malformed(FIELD_NAMES[i], "is not followed by |||"));
+        };
+        *field = &rest[..at];
+        rest = &rest[at + SEP.len()..];
+    }
+    let flags = Flags {
+        syn: flag(fields[0], "SYN")?,
+        ack: flag(fields[1], "ACK")?,
+        fin: flag(fields[2], "FIN")?,
+    };
+    let number = Seq(number(fields[3])?);
+    Ok(Segment {
+        flags,
+        seq: number,
+        ack: number,
+        window: 0,
+        data: Bytes::copy_from_slice(rest),
+    })
+}
+
+const FIELD_NAMES: [&str; 4] = ["SYN", "ACK", "FIN", "SEQ"];
+
+fn malformed(field: &'static str, problem: &'static str) -> Error {
+    Error::Malformed {
+        format: "course",
+        field,
+        problem,
+    }
+}
+
+fn flag(field: &[u8], name: &'static str) -> Result<bool, Error> {
+    match field.trim_ascii() {
+        b"0" | b"False" => Ok(false),
+        b"1" | b"True" => Ok(true),
+        _ => Err(malformed(name, "is not 0 or 1")),
+    }
+}
+
+fn number(field: &[u8]) -> Result<u32, Error> {
+    let digits = field.trim_ascii();
+    if digits.is_empty() {
+        return Err(malformed("SEQ", "is empty"));
+    }
+    let mut value: u32 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return Err(malformed("SEQ", "is not a decimal number"));
+        }
+        // Modulo 2^32: a peer whose counter grew past 32 bits still lines up.
+        value = value.wrapping_mul(10).wrapping_add(u32::from(b - b'0'));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(segment: &Segment) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(segment, &mut out);
+        out
+    }
+
+    #[test]
+    fn the_seeds_examples_byte_for_byte() {
+        assert_eq!(encoded(&Segment::syn_ack(Seq(3), Seq(8))), b"1|||1|||0|||8|||");
+        assert_eq!(encoded(&Segment::ack(Seq(0), Seq(115))), b"0|||1|||0|||115|||");
+        let data = Segment::data(Seq(98), Bytes::from_static(b"Mensaje de prueba"));
+        assert_eq!(encoded(&data), b"0|||0|||0|||98|||Mensaje de prueba");
+        assert_eq!(Seq(98).add(data.data.len()), Seq(115));
+    }
+
+    #[test]
+    fn syn_and_fin_carry_their_sequence_number() {
+        assert_eq!(encoded(&Segment::syn(Seq(42))), b"1|||0|||0|||42|||");
+        assert_eq!(encoded(&Segment::fin(Seq(77))), b"0|||0|||1|||77|||");
+        assert_eq!(encoded(&Segment::fin_ack(Seq(77), Seq(78))), b"0|||1|||1|||78|||");
+    }
+
+    #[test]
+    fn data_may_hold_separators_and_any_byte() {
+        let payload: Vec<u8> = b"a|||b|||".iter().copied().chain(0..=255).collect();
+        let segment = Segment::data(Seq(5), Bytes::from(payload.clone()));
+        let back = decode(&encoded(&segment)).unwrap();
+        assert_eq!(back.data, payload);
+        assert_eq!(back.seq, Seq(5));
+    }
+
+    #[test]
+    fn decoding_fills_both_numbers() {
+        let s = decode(b"0|||1|||0|||115|||").unwrap();
+        assert_eq!((s.seq, s.ack), (Seq(115), Seq(115)));
+        assert!(s.flags.ack && !s.flags.syn && !s.flags.fin);
+    }
+
+    #[test]
+    fn liberal_variants_are_accepted() {
+        let s = decode(b"True ||| False |||0||| 12 |||x").unwrap();
+        assert!(s.flags.syn && !s.flags.ack);
+        assert_eq!(s.seq, Seq(12));
+        // A counter past 32 bits is kept modulo 2^32.
+        assert_eq!(decode(b"0|||0|||0|||4294967301|||").unwrap().seq, Seq(5));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = |d: &[u8]| decode(d).unwrap_err().to_string();
+        assert!(err(b"2|||0|||0|||1|||").contains("SYN is not 0 or 1"));
+        assert!(err(b"0|||0|||x|||1|||").contains("FIN is not 0 or 1"));
+        assert!(err(b"0|||0|||0|||-1|||").contains("SEQ is not a decimal"));
+        assert!(err(b"0|||0|||0||||||").contains("SEQ is empty"));
+        assert!(err(b"0|||0|||0|||5").contains("SEQ is not followed by |||"));
+        assert!(err(b"").contains("SYN is not followed"));
+    }
+}
