@@ -77,7 +77,12 @@ mod tests {
         c.mss = 65_487;
         assert!(c.validate().is_ok());
         c.mss = 65_488;
-        assert!(c.validate().unwrap_err().to_string().contains("out of range 1..=65487"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("out of range 1..=65487")
+        );
         c.mss = 0;
         assert!(c.validate().is_err());
     }

@@ -12,7 +12,9 @@ pub enum Error {
         field: &'static str,
         problem: &'static str,
     },
-    #[error("binary segment checksum mismatch: header says {expected:#010x}, contents sum to {actual:#010x}")]
+    #[error(
+        "binary segment checksum mismatch: header says {expected:#010x}, contents sum to {actual:#010x}"
+    )]
     Checksum { expected: u32, actual: u32 },
     /// A retransmission loop reached its bound.
     #[error("no answer to {what} after {tries} tries ({elapsed:?}); is the peer running?")]

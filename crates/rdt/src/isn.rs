@@ -24,9 +24,14 @@ mod tests {
     #[test]
     fn course_numbers_stay_within_the_seeds_range() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let all: Vec<u32> = (0..2_000).map(|_| initial(Format::Course, &mut rng).0).collect();
+        let all: Vec<u32> = (0..2_000)
+            .map(|_| initial(Format::Course, &mut rng).0)
+            .collect();
         assert!(all.iter().all(|&n| n <= 100));
-        assert!(all.contains(&0) && all.contains(&100), "both ends of 0..=100 occur");
+        assert!(
+            all.contains(&0) && all.contains(&100),
+            "both ends of 0..=100 occur"
+        );
         assert!((0..200).any(|_| initial(Format::Binary, &mut rng).0 > 100));
     }
 }

@@ -4,19 +4,27 @@
 //! - [`conn`]: the sans-IO Stop & Wait connection core.
 //! - [`wire`]: the `course` and `binary` formats.
 //! - [`sim`]: a deterministic network simulator over two cores.
+//! - [`socket`]: the seed's `SocketTCP` over std UDP sockets ([`RdtSocket`]).
+//! - [`trace`]: sequence diagrams of real sessions.
 
 pub mod config;
 pub mod conn;
 pub mod error;
 pub mod isn;
+mod link;
 pub mod segment;
 pub mod seq;
 pub mod sim;
+pub mod socket;
+pub mod trace;
 pub mod wire;
 
 pub use config::Config;
 pub use conn::{Connection, Ending, Note, Read, State, Stats};
 pub use error::Error;
+pub use link::Options;
 pub use segment::{Flags, Kind, Segment};
 pub use seq::Seq;
+pub use socket::RdtSocket;
+pub use trace::Trace;
 pub use wire::Format;

@@ -80,31 +80,81 @@ impl Segment {
     }
 
     pub fn syn(seq: Seq) -> Segment {
-        Segment::control(Flags { syn: true, ack: false, fin: false }, seq, Seq(0))
+        Segment::control(
+            Flags {
+                syn: true,
+                ack: false,
+                fin: false,
+            },
+            seq,
+            Seq(0),
+        )
     }
 
     pub fn syn_ack(seq: Seq, ack: Seq) -> Segment {
-        Segment::control(Flags { syn: true, ack: true, fin: false }, seq, ack)
+        Segment::control(
+            Flags {
+                syn: true,
+                ack: true,
+                fin: false,
+            },
+            seq,
+            ack,
+        )
     }
 
     pub fn ack(seq: Seq, ack: Seq) -> Segment {
-        Segment::control(Flags { syn: false, ack: true, fin: false }, seq, ack)
+        Segment::control(
+            Flags {
+                syn: false,
+                ack: true,
+                fin: false,
+            },
+            seq,
+            ack,
+        )
     }
 
     pub fn fin(seq: Seq) -> Segment {
-        Segment::control(Flags { syn: false, ack: false, fin: true }, seq, Seq(0))
+        Segment::control(
+            Flags {
+                syn: false,
+                ack: false,
+                fin: true,
+            },
+            seq,
+            Seq(0),
+        )
     }
 
     pub fn fin_ack(seq: Seq, ack: Seq) -> Segment {
-        Segment::control(Flags { syn: false, ack: true, fin: true }, seq, ack)
+        Segment::control(
+            Flags {
+                syn: false,
+                ack: true,
+                fin: true,
+            },
+            seq,
+            ack,
+        )
     }
 
     pub fn data(seq: Seq, data: Bytes) -> Segment {
-        Segment { seq, data, ..Segment::default() }
+        Segment {
+            seq,
+            data,
+            ..Segment::default()
+        }
     }
 
     fn control(flags: Flags, seq: Seq, ack: Seq) -> Segment {
-        Segment { flags, seq, ack, window: 0, data: Bytes::new() }
+        Segment {
+            flags,
+            seq,
+            ack,
+            window: 0,
+            data: Bytes::new(),
+        }
     }
 }
 
@@ -143,7 +193,10 @@ mod tests {
         assert_eq!(Segment::ack(Seq(1), Seq(2)).kind(), Kind::Ack);
         assert_eq!(Segment::fin(Seq(1)).kind(), Kind::Fin);
         assert_eq!(Segment::fin_ack(Seq(1), Seq(2)).kind(), Kind::FinAck);
-        assert_eq!(Segment::data(Seq(1), Bytes::from_static(b"x")).kind(), Kind::Data);
+        assert_eq!(
+            Segment::data(Seq(1), Bytes::from_static(b"x")).kind(),
+            Kind::Data
+        );
         let mut odd = Segment::syn(Seq(1));
         odd.flags.fin = true;
         assert_eq!(odd.kind(), Kind::Odd);

@@ -11,13 +11,13 @@ pub struct Seq(pub u32);
 impl Seq {
     /// This number advanced by `n` (wrapping).
     #[must_use]
-    pub fn add(self, n: usize) -> Seq {
+    pub fn plus(self, n: usize) -> Seq {
         Seq(self.0.wrapping_add(n as u32))
     }
 
     /// This number moved back by `n` (wrapping).
     #[must_use]
-    pub fn sub(self, n: usize) -> Seq {
+    pub fn minus(self, n: usize) -> Seq {
         Seq(self.0.wrapping_sub(n as u32))
     }
 
@@ -50,13 +50,13 @@ mod tests {
     #[test]
     fn ordering_survives_the_wrap() {
         let near_end = Seq(u32::MAX - 2);
-        let wrapped = near_end.add(5);
+        let wrapped = near_end.plus(5);
         assert_eq!(wrapped, Seq(2));
         assert!(near_end.before(wrapped));
         assert!(wrapped.after(near_end));
         assert_eq!(wrapped.since(near_end), 5);
         assert_eq!(near_end.since(wrapped), -5);
-        assert_eq!(wrapped.sub(5), near_end);
+        assert_eq!(wrapped.minus(5), near_end);
     }
 
     #[test]

@@ -141,7 +141,9 @@ pub struct Sim {
 
 impl std::fmt::Debug for Sim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sim").field("now", &(self.now - self.start)).finish_non_exhaustive()
+        f.debug_struct("Sim")
+            .field("now", &(self.now - self.start))
+            .finish_non_exhaustive()
     }
 }
 
@@ -155,7 +157,9 @@ impl Sim {
         let mut client = Connection::connect(cfg.clone(), start, client_isn);
         for message in &script.client_sends {
             // A fresh connection accepts writes; an error here is a bug in the core.
-            client.write_message(start, message).expect("a new connection takes messages");
+            client
+                .write_message(start, message)
+                .expect("a new connection takes messages");
         }
         Sim {
             cfg,
@@ -272,11 +276,19 @@ impl Sim {
         let mut bytes = Vec::new();
         self.cfg.format.encode(seg, &mut bytes);
         let mut ruled = false;
-        for rule in self.rules.iter_mut().filter(|r| r.dir == dir && r.kind == seg.kind()) {
+        for rule in self
+            .rules
+            .iter_mut()
+            .filter(|r| r.dir == dir && r.kind == seg.kind())
+        {
             rule.seen += 1;
             ruled |= rule.seen == rule.nth;
         }
-        let copies = if self.rng.random_bool(self.net.duplicate) { 2 } else { 1 };
+        let copies = if self.rng.random_bool(self.net.duplicate) {
+            2
+        } else {
+            1
+        };
         for copy in 0..copies {
             let fate = if ruled || self.rng.random_bool(self.net.loss) {
                 Fate::Lost
@@ -317,7 +329,9 @@ impl Sim {
 
     fn deliver_due(&mut self) {
         while self.queue.peek().is_some_and(|Reverse(p)| p.at <= self.now) {
-            let Some(Reverse(p)) = self.queue.pop() else { break };
+            let Some(Reverse(p)) = self.queue.pop() else {
+                break;
+            };
             // A datagram that does not decode is dropped, as the socket shell does.
             let Ok(seg) = self.cfg.format.decode(&p.bytes) else {
                 continue;
@@ -327,7 +341,8 @@ impl Sim {
                 Dir::ToServer => match &mut self.server {
                     Some(server) => server.handle_segment(self.now, seg),
                     None if seg.kind() == Kind::Syn => {
-                        let mut server = Connection::accept(self.cfg.clone(), self.now, &seg, self.server_isn);
+                        let mut server =
+                            Connection::accept(self.cfg.clone(), self.now, &seg, self.server_isn);
                         for message in &self.script.server_sends {
                             server
                                 .write_message(self.now, message)
@@ -346,18 +361,39 @@ impl Sim {
     fn applications(&mut self) {
         let size = self.script.read_size.max(1);
         if let Some(server) = &mut self.server {
-            read_all(server, size, &mut self.report.server_received, Some(&mut self.report.server_reads), &mut self.report.server_error);
+            read_all(
+                server,
+                size,
+                &mut self.report.server_received,
+                Some(&mut self.report.server_reads),
+                &mut self.report.server_error,
+            );
         }
-        read_all(&mut self.client, size, &mut self.report.client_received, None, &mut self.report.client_error);
+        read_all(
+            &mut self.client,
+            size,
+            &mut self.report.client_received,
+            None,
+            &mut self.report.client_error,
+        );
         let expected_back: usize = self.script.server_sends.iter().map(Vec::len).sum();
-        if !self.client_closing && self.client.all_acked() && self.report.client_received.len() >= expected_back {
+        if !self.client_closing
+            && self.client.all_acked()
+            && self.report.client_received.len() >= expected_back
+        {
             self.client_closing = true;
             self.client.close(self.now);
         }
     }
 }
 
-fn read_all(conn: &mut Connection, size: usize, into: &mut Vec<u8>, mut sizes: Option<&mut Vec<usize>>, error: &mut Option<String>) {
+fn read_all(
+    conn: &mut Connection,
+    size: usize,
+    into: &mut Vec<u8>,
+    mut sizes: Option<&mut Vec<usize>>,
+    error: &mut Option<String>,
+) {
     loop {
         match conn.read(size) {
             Ok(Read::Data(d)) => {

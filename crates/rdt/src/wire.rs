@@ -71,7 +71,9 @@ impl FromStr for Format {
         match s {
             "course" => Ok(Format::Course),
             "binary" => Ok(Format::Binary),
-            other => Err(format!("unknown format {other:?} (expected course or binary)")),
+            other => Err(format!(
+                "unknown format {other:?} (expected course or binary)"
+            )),
         }
     }
 }

@@ -19,14 +19,26 @@ const SEEDS: u64 = 2_000;
 fn span(notes: &[(Duration, rdt::Note)], from: &str, to: &str) -> Option<Duration> {
     let start = notes.iter().find(|(_, n)| n.to_string().contains(from))?.0;
     let end = notes.iter().find(|(_, n)| n.to_string().contains(to))?.0;
-    Some(end - start)
+    end.checked_sub(start)
 }
 
 fn check(seed: u64, format: Format, report: &Report, script: &Script) {
     let ctx = format!("{format} seed {seed}");
-    assert!(report.finished, "{ctx}: did not finish (livelock or stuck): {} steps, {:?}", report.steps, report.elapsed);
-    assert_eq!(report.server_received, script.client_sends.concat(), "{ctx}: server data");
-    assert_eq!(report.client_received, script.server_sends.concat(), "{ctx}: client data");
+    assert!(
+        report.finished,
+        "{ctx}: did not finish (livelock or stuck): {} steps, {:?}",
+        report.steps, report.elapsed
+    );
+    assert_eq!(
+        report.server_received,
+        script.client_sends.concat(),
+        "{ctx}: server data"
+    );
+    assert_eq!(
+        report.client_received,
+        script.server_sends.concat(),
+        "{ctx}: client data"
+    );
     assert_eq!(report.client_error, None, "{ctx}");
     match (&report.server_error, report.client_ending) {
         (None, _) => {}
@@ -43,7 +55,11 @@ fn check(seed: u64, format: Format, report: &Report, script: &Script) {
     // the final ACKs; one more for network delay. When the server still has
     // data to send, FIN-WAIT-2 lasts while it does: the idle limit bounds it.
     if let Some(d) = span(&report.client_notes, "=> FIN-WAIT-1", "=> CLOSED") {
-        let bound = if script.server_sends.is_empty() { TIMEOUT * 9 } else { config(format).idle_limit };
+        let bound = if script.server_sends.is_empty() {
+            TIMEOUT * 9
+        } else {
+            config(format).idle_limit
+        };
         assert!(d <= bound, "{ctx}: client close took {d:?}");
     }
     // recv_close(): ≤ 3 timeouts for the last ACK.
@@ -62,10 +78,16 @@ fn sweep(format: Format) -> (u64, u64) {
             duplicate: rng.random_range(0.0..=0.10),
             reorder: rng.random_range(0.0..=0.20),
             reorder_delay: TIMEOUT * 2,
-            corrupt: if format == Format::Binary { rng.random_range(0.0..=0.05) } else { 0.0 },
+            corrupt: if format == Format::Binary {
+                rng.random_range(0.0..=0.05)
+            } else {
+                0.0
+            },
             delay: Duration::from_micros(rng.random_range(10..=2_000)),
         };
-        let client_sends = (0..rng.random_range(1..=3)).map(|_| message(rng.random_range(0..=600))).collect();
+        let client_sends = (0..rng.random_range(1..=3))
+            .map(|_| message(rng.random_range(0..=600)))
+            .collect();
         // Both directions at once only in binary (course: one shared counter).
         let server_sends = if format == Format::Binary && rng.random_bool(0.5) {
             vec![message(rng.random_range(1..=300))]
@@ -81,7 +103,8 @@ fn sweep(format: Format) -> (u64, u64) {
         cfg.mss = rng.random_range(1..=64);
         let report = Sim::new(cfg, net, seed, script.clone()).run(Duration::from_secs(3_600));
         check(seed, format, &report, &script);
-        retransmissions += report.client_stats.retransmissions + report.server_stats.retransmissions;
+        retransmissions +=
+            report.client_stats.retransmissions + report.server_stats.retransmissions;
         gave_up_fin += u64::from(report.client_ending == Some(Ending::FinUnanswered));
     }
     (retransmissions, gave_up_fin)

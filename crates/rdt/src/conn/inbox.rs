@@ -80,7 +80,11 @@ impl Inbox {
     /// Up to `max` bytes of the current message, once min(left, max) are here.
     pub fn read(&mut self, max: usize) -> Result<Read, Error> {
         let Some(front) = self.messages.front_mut() else {
-            return Ok(if self.peer_closed { Read::End } else { Read::Pending });
+            return Ok(if self.peer_closed {
+                Read::End
+            } else {
+                Read::Pending
+            });
         };
         let want = front.left.min(max as u64) as usize;
         let take = if front.buffered >= want {
@@ -118,8 +122,13 @@ impl Inbox {
 
 fn parse_length(payload: &[u8]) -> Result<u64, Error> {
     let digits = payload.trim_ascii();
-    let bad = || Error::BadLength(String::from_utf8_lossy(&payload[..payload.len().min(40)]).into_owned());
-    if digits.is_empty() || digits.len() > MAX_LENGTH_DIGITS || !digits.iter().all(u8::is_ascii_digit) {
+    let bad = || {
+        Error::BadLength(String::from_utf8_lossy(&payload[..payload.len().min(40)]).into_owned())
+    };
+    if digits.is_empty()
+        || digits.len() > MAX_LENGTH_DIGITS
+        || !digits.iter().all(u8::is_ascii_digit)
+    {
         return Err(bad());
     }
     std::str::from_utf8(digits)
@@ -191,18 +200,27 @@ mod tests {
         let mut inbox = inbox_with(&[b"10", b"abc"]);
         inbox.peer_closed();
         assert_eq!(data(inbox.read(8).unwrap()), b"abc");
-        assert!(matches!(inbox.read(8), Err(Error::Truncated { missing: 7 })));
+        assert!(matches!(
+            inbox.read(8),
+            Err(Error::Truncated { missing: 7 })
+        ));
     }
 
     #[test]
     fn bad_lengths_and_overruns_are_errors() {
         let mut inbox = Inbox::default();
-        assert!(matches!(inbox.deliver(Bytes::from_static(b"12a")), Err(Error::BadLength(_))));
+        assert!(matches!(
+            inbox.deliver(Bytes::from_static(b"12a")),
+            Err(Error::BadLength(_))
+        ));
         assert!(matches!(
             inbox.deliver(Bytes::from_static(b"99999999999999999999")),
             Err(Error::BadLength(_))
         ));
         let mut inbox = inbox_with(&[b" 2\n"]);
-        assert!(matches!(inbox.deliver(Bytes::from_static(b"abc")), Err(Error::Overrun(1))));
+        assert!(matches!(
+            inbox.deliver(Bytes::from_static(b"abc")),
+            Err(Error::Overrun(1))
+        ));
     }
 }

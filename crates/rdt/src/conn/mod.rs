@@ -114,7 +114,7 @@ impl Connection {
     pub fn accept(cfg: Config, now: Instant, syn: &Segment, isn: Seq) -> Connection {
         let mut conn = Connection::new(cfg, now, State::SynReceived);
         conn.irs = syn.seq;
-        conn.rcv_nxt = syn.seq.add(1);
+        conn.rcv_nxt = syn.seq.plus(1);
         let iss = if conn.shared { conn.rcv_nxt } else { isn };
         conn.snd_una = iss;
         conn.snd_nxt = iss;
@@ -171,13 +171,21 @@ impl Connection {
         (self.snd_una, self.snd_nxt, self.rcv_nxt)
     }
 
+    /// The SYN-ACK a server connection answers duplicate SYNs with.
+    pub fn syn_ack(&self) -> Option<&Segment> {
+        self.synack.as_ref()
+    }
+
     pub fn ending(&self) -> Option<Ending> {
         self.ending
     }
 
     /// The handshake is over and the connection has not ended.
     pub fn is_established(&self) -> bool {
-        !matches!(self.state, State::SynSent | State::SynReceived | State::Closed)
+        !matches!(
+            self.state,
+            State::SynSent | State::SynReceived | State::Closed
+        )
     }
 
     pub fn is_closed(&self) -> bool {
@@ -187,7 +195,10 @@ impl Connection {
     /// Everything written so far has been acknowledged.
     pub fn all_acked(&self) -> bool {
         self.unsent.is_empty()
-            && self.flight.as_ref().is_none_or(|f| f.segment.data.is_empty())
+            && self
+                .flight
+                .as_ref()
+                .is_none_or(|f| f.segment.data.is_empty())
             && !matches!(self.state, State::SynSent | State::SynReceived)
     }
 
@@ -215,10 +226,15 @@ impl Connection {
     /// Queues one message: its length segment, then its data in MSS pieces
     /// (the seed's `send`).
     pub fn write_message(&mut self, now: Instant, message: &[u8]) -> Result<(), Error> {
-        if !matches!(self.state, State::SynSent | State::SynReceived | State::Established) || self.close_requested {
+        if !matches!(
+            self.state,
+            State::SynSent | State::SynReceived | State::Established
+        ) || self.close_requested
+        {
             return Err(Error::Closed);
         }
-        self.unsent.push_back(Bytes::from(message.len().to_string()));
+        self.unsent
+            .push_back(Bytes::from(message.len().to_string()));
         let whole = Bytes::copy_from_slice(message);
         let mut at = 0;
         while at < whole.len() {
@@ -266,7 +282,10 @@ impl Connection {
         self.timers.set(Timer::Idle, now + self.cfg.idle_limit);
         if self.state == State::FinWait2 {
             // A peer still sending before its FIN is alive: keep waiting for it.
-            self.timers.set(Timer::Linger, now + self.cfg.timeout * self.cfg.close_timeouts);
+            self.timers.set(
+                Timer::Linger,
+                now + self.cfg.timeout * self.cfg.close_timeouts,
+            );
         }
         match self.state {
             State::SynSent => self.on_syn_sent(now, seg),
@@ -282,7 +301,7 @@ impl Connection {
         }
         self.acknowledged(seg.ack);
         self.irs = seg.seq;
-        self.rcv_nxt = seg.seq.add(1);
+        self.rcv_nxt = seg.seq.plus(1);
         let ack = Segment::ack(self.snd_nxt, self.rcv_nxt);
         self.handshake_ack = Some(ack.clone());
         self.transmit(ack);
@@ -323,11 +342,11 @@ impl Connection {
 
     /// Course peers differ on whether the handshake ACK consumes a number: accept both.
     fn handshake_acked_by(&self, ack: Seq) -> bool {
-        ack == self.snd_nxt || (self.shared && ack == self.snd_nxt.sub(1))
+        ack == self.snd_nxt || (self.shared && ack == self.snd_nxt.minus(1))
     }
 
     fn first_number_expected(&self, seq: Seq) -> bool {
-        seq == self.rcv_nxt || (self.shared && seq == self.rcv_nxt.add(1))
+        seq == self.rcv_nxt || (self.shared && seq == self.rcv_nxt.plus(1))
     }
 
     /// Every state after the handshake.
@@ -379,7 +398,7 @@ impl Connection {
             }
             return;
         };
-        let end = flight.segment.seq.add(flight.segment.len());
+        let end = flight.segment.seq.plus(flight.segment.len());
         if seg.ack != end {
             if seg.kind() == Kind::Ack {
                 self.stats.duplicates += 1;
@@ -401,8 +420,10 @@ impl Connection {
                 State::FinWait1 => {
                     self.set_state(State::FinWait2);
                     // close() waits for the peer's FIN no longer than it waited for the ACK.
-                    self.timers
-                        .set(Timer::Linger, now + self.cfg.timeout * self.cfg.close_timeouts);
+                    self.timers.set(
+                        Timer::Linger,
+                        now + self.cfg.timeout * self.cfg.close_timeouts,
+                    );
                 }
                 State::LastAck => self.finish(Ending::Graceful),
                 _ => {}
@@ -440,7 +461,7 @@ impl Connection {
             return;
         }
         self.stats.bytes_delivered += seg.data.len() as u64;
-        self.rcv_nxt = self.rcv_nxt.add(seg.data.len());
+        self.rcv_nxt = self.rcv_nxt.plus(seg.data.len());
         if self.shared && self.flight.is_none() {
             self.tie(self.rcv_nxt);
         }
@@ -449,7 +470,7 @@ impl Connection {
 
     fn on_fin(&mut self, now: Instant, seg: Segment) {
         if seg.seq != self.rcv_nxt {
-            if self.peer_fin && seg.seq == self.rcv_nxt.sub(1) {
+            if self.peer_fin && seg.seq == self.rcv_nxt.minus(1) {
                 self.answer_duplicate_fin(seg);
             } else {
                 self.ignore(seg, "FIN out of sequence");
@@ -458,7 +479,7 @@ impl Connection {
         }
         self.peer_fin = true;
         self.inbox.peer_closed();
-        self.rcv_nxt = self.rcv_nxt.add(1);
+        self.rcv_nxt = self.rcv_nxt.plus(1);
         match self.state {
             State::Established | State::CloseWait => {
                 if self.shared && self.flight.is_none() {
@@ -498,16 +519,13 @@ impl Connection {
 
     fn answer_duplicate_fin(&mut self, seg: Segment) {
         self.stats.duplicates += 1;
-        let answer = match (&self.flight, self.state) {
-            (Some(f), State::LastAck) => {
-                let again = f.segment.clone();
-                self.transmit(again);
-                "FIN-ACK sent again"
-            }
-            _ => {
-                self.send_ack();
-                "ACK sent again"
-            }
+        let answer = if let (Some(f), State::LastAck) = (&self.flight, self.state) {
+            let again = f.segment.clone();
+            self.transmit(again);
+            "FIN-ACK sent again"
+        } else {
+            self.send_ack();
+            "ACK sent again"
         };
         self.notes.push_back(Note::Duplicate { got: seg, answer });
     }
@@ -537,12 +555,16 @@ impl Connection {
             Segment::fin(self.snd_nxt)
         };
         self.send_reliable(now, seg);
-        self.set_state(if answering { State::LastAck } else { State::FinWait1 });
+        self.set_state(if answering {
+            State::LastAck
+        } else {
+            State::FinWait1
+        });
     }
 
     fn send_reliable(&mut self, now: Instant, mut seg: Segment) {
         seg.window = self.window();
-        self.snd_nxt = seg.seq.add(seg.len());
+        self.snd_nxt = seg.seq.plus(seg.len());
         self.flight = Some(Flight {
             segment: seg.clone(),
             first_sent: now,
@@ -564,7 +586,8 @@ impl Connection {
     }
 
     fn window(&self) -> u16 {
-        (self.cfg.recv_buffer - self.inbox.buffered().min(self.cfg.recv_buffer)).min(usize::from(u16::MAX)) as u16
+        (self.cfg.recv_buffer - self.inbox.buffered().min(self.cfg.recv_buffer))
+            .min(usize::from(u16::MAX)) as u16
     }
 
     // ----- timers -----
@@ -683,10 +706,11 @@ impl Connection {
     /// The one place the state changes (DESIGN habit 5).
     fn set_state(&mut self, to: State) {
         if self.state != to {
-            self.notes.push_back(Note::State { from: self.state, to });
+            self.notes.push_back(Note::State {
+                from: self.state,
+                to,
+            });
             self.state = to;
         }
     }
-
 }
-

@@ -10,16 +10,31 @@ use crate::segment::Segment;
 
 #[derive(Debug, Clone)]
 pub enum Note {
-    State { from: State, to: State },
-    Timeout { timer: Timer, count: u32 },
+    State {
+        from: State,
+        to: State,
+    },
+    Timeout {
+        timer: Timer,
+        count: u32,
+    },
     Retransmit(Segment),
     /// A segment we had already seen, and what we answered.
-    Duplicate { got: Segment, answer: &'static str },
+    Duplicate {
+        got: Segment,
+        answer: &'static str,
+    },
     /// The seed's edge case: data (or FIN) in SYN-RECEIVED stood for the lost ACK.
     ImplicitAck(Segment),
-    Ignored { got: Segment, why: &'static str },
+    Ignored {
+        got: Segment,
+        why: &'static str,
+    },
     /// A retry loop reached its bound.
-    GaveUp { what: &'static str, outcome: &'static str },
+    GaveUp {
+        what: &'static str,
+        outcome: &'static str,
+    },
 }
 
 impl fmt::Display for Note {

@@ -30,7 +30,9 @@ const FIN: u8 = 0x04;
 pub fn encode(segment: &Segment, out: &mut Vec<u8>) {
     let start = out.len();
     let f = segment.flags;
-    let flags = (if f.syn { SYN } else { 0 }) | (if f.ack { ACK } else { 0 }) | (if f.fin { FIN } else { 0 });
+    let flags = (if f.syn { SYN } else { 0 })
+        | (if f.ack { ACK } else { 0 })
+        | (if f.fin { FIN } else { 0 });
     out.push(VERSION);
     out.push(flags);
     out.extend_from_slice(&segment.window.to_be_bytes());
@@ -70,7 +72,9 @@ pub fn decode(datagram: &[u8]) -> Result<Segment, Error> {
     if actual != expected {
         return Err(Error::Checksum { expected, actual });
     }
-    let word = |at: usize| u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
+    let word = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
     Ok(Segment {
         flags: Flags {
             syn: flags & SYN != 0,
@@ -98,7 +102,11 @@ mod tests {
 
     fn sample() -> Segment {
         Segment {
-            flags: Flags { syn: false, ack: true, fin: true },
+            flags: Flags {
+                syn: false,
+                ack: true,
+                fin: true,
+            },
             seq: Seq(0xDEAD_BEEF),
             ack: Seq(7),
             window: 512,
@@ -111,7 +119,12 @@ mod tests {
         let mut out = Vec::new();
         encode(&sample(), &mut out);
         assert_eq!(out.len(), HEADER + 5);
-        assert_eq!(&out[..16], &[1, 0x06, 2, 0, 0xDE, 0xAD, 0xBE, 0xEF, 0, 0, 0, 7, 0, 5, 0, 0]);
+        assert_eq!(
+            &out[..16],
+            &[
+                1, 0x06, 2, 0, 0xDE, 0xAD, 0xBE, 0xEF, 0, 0, 0, 7, 0, 5, 0, 0
+            ]
+        );
         assert_eq!(decode(&out).unwrap(), sample());
     }
 
@@ -123,7 +136,10 @@ mod tests {
             for bit in 0..8 {
                 let mut bad = out.clone();
                 bad[byte] ^= 1 << bit;
-                assert!(decode(&bad).is_err(), "flip of bit {bit} in byte {byte} went unnoticed");
+                assert!(
+                    decode(&bad).is_err(),
+                    "flip of bit {bit} in byte {byte} went unnoticed"
+                );
             }
         }
     }

@@ -111,18 +111,27 @@ mod tests {
 
     #[test]
     fn the_seeds_examples_byte_for_byte() {
-        assert_eq!(encoded(&Segment::syn_ack(Seq(3), Seq(8))), b"1|||1|||0|||8|||");
-        assert_eq!(encoded(&Segment::ack(Seq(0), Seq(115))), b"0|||1|||0|||115|||");
+        assert_eq!(
+            encoded(&Segment::syn_ack(Seq(3), Seq(8))),
+            b"1|||1|||0|||8|||"
+        );
+        assert_eq!(
+            encoded(&Segment::ack(Seq(0), Seq(115))),
+            b"0|||1|||0|||115|||"
+        );
         let data = Segment::data(Seq(98), Bytes::from_static(b"Mensaje de prueba"));
         assert_eq!(encoded(&data), b"0|||0|||0|||98|||Mensaje de prueba");
-        assert_eq!(Seq(98).add(data.data.len()), Seq(115));
+        assert_eq!(Seq(98).plus(data.data.len()), Seq(115));
     }
 
     #[test]
     fn syn_and_fin_carry_their_sequence_number() {
         assert_eq!(encoded(&Segment::syn(Seq(42))), b"1|||0|||0|||42|||");
         assert_eq!(encoded(&Segment::fin(Seq(77))), b"0|||0|||1|||77|||");
-        assert_eq!(encoded(&Segment::fin_ack(Seq(77), Seq(78))), b"0|||1|||1|||78|||");
+        assert_eq!(
+            encoded(&Segment::fin_ack(Seq(77), Seq(78))),
+            b"0|||1|||1|||78|||"
+        );
     }
 
     #[test]

@@ -35,7 +35,11 @@ pub fn sim(format: Format, script: Script) -> Sim {
 
 /// How many segments of `kind` went `dir`, lost ones included.
 pub fn sent(report: &Report, dir: Dir, kind: Kind) -> usize {
-    report.transits.iter().filter(|t| t.dir == dir && t.segment.kind() == kind).count()
+    report
+        .transits
+        .iter()
+        .filter(|t| t.dir == dir && t.segment.kind() == kind)
+        .count()
 }
 
 pub fn lost(report: &Report, dir: Dir, kind: Kind) -> usize {
@@ -56,9 +60,15 @@ pub fn assert_clean(report: &Report, script: &Script) {
 }
 
 pub fn server_noted(report: &Report, text: &str) -> bool {
-    report.server_notes.iter().any(|(_, n)| n.to_string().contains(text))
+    report
+        .server_notes
+        .iter()
+        .any(|(_, n)| n.to_string().contains(text))
 }
 
 pub fn client_noted(report: &Report, text: &str) -> bool {
-    report.client_notes.iter().any(|(_, n)| n.to_string().contains(text))
+    report
+        .client_notes
+        .iter()
+        .any(|(_, n)| n.to_string().contains(text))
 }

@@ -1,0 +1,189 @@
+//! The socket side of one endpoint: a UDP socket, the format's codec, the
+//! built-in loss (spec "Programs": `--loss P --seed N`, dropping both ways so
+//! the seed's lossy runs need no root), `--debug` lines and the trace.
+//! Fault injection as a wrapper (DESIGN habit 9): the core never knows.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::Config;
+use crate::conn::Note;
+use crate::error::Error;
+use crate::segment::Segment;
+use crate::trace::{Trace, TraceKind};
+use crate::wire::MAX_DATAGRAM;
+
+/// Everything about a socket that is not the protocol's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub config: Config,
+    /// Probability each datagram is dropped, sent or received.
+    pub loss: f64,
+    /// Seed of the loss decisions and initial sequence numbers (random if None).
+    pub seed: Option<u64>,
+    /// 1-based indexes of datagrams this socket sends that are dropped
+    /// (e.g. `[3]` loses the handshake ACK of a client: SYN, then ... see docs).
+    pub drop_sent: Vec<u64>,
+    pub trace: Option<Trace>,
+}
+
+impl Options {
+    pub fn new(config: Config) -> Options {
+        Options {
+            config,
+            ..Options::default()
+        }
+    }
+
+    pub(crate) fn rng(&self) -> ChaCha8Rng {
+        match self.seed {
+            Some(seed) => ChaCha8Rng::seed_from_u64(seed),
+            None => ChaCha8Rng::from_os_rng(),
+        }
+    }
+}
+
+/// One UDP socket with codec, loss and observation around it.
+#[derive(Debug)]
+pub(crate) struct Link {
+    pub udp: UdpSocket,
+    opts: Options,
+    rng: ChaCha8Rng,
+    sent: u64,
+    out: Vec<u8>,
+    buf: Vec<u8>,
+    read_timeout: Option<Duration>,
+}
+
+/// What `receive` got.
+pub(crate) enum Incoming {
+    Segment(Segment, SocketAddr),
+    /// Dropped by loss, or undecodable: nothing for the core.
+    Nothing,
+    TimedOut,
+}
+
+impl Link {
+    pub fn new(udp: UdpSocket, opts: Options, rng: ChaCha8Rng) -> Link {
+        Link {
+            udp,
+            opts,
+            rng,
+            sent: 0,
+            out: Vec::with_capacity(MAX_DATAGRAM),
+            buf: vec![0; MAX_DATAGRAM + 1],
+            read_timeout: None,
+        }
+    }
+
+    pub fn rng(&mut self) -> &mut ChaCha8Rng {
+        &mut self.rng
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr, Error> {
+        self.udp
+            .local_addr()
+            .map_err(|e| Error::io("local address", e))
+    }
+
+    /// Encodes and sends one segment, unless the built-in loss takes it.
+    pub fn send(&mut self, seg: &Segment, to: SocketAddr) -> Result<(), Error> {
+        self.sent += 1;
+        let lost = self.opts.drop_sent.contains(&self.sent)
+            || (self.opts.loss > 0.0 && self.rng.random_bool(self.opts.loss));
+        if lost {
+            tracing::debug!(target: "rdt", "send {seg} -> {to}: LOST (simulated)");
+            self.trace(TraceKind::SentLost, seg.to_string());
+            return Ok(());
+        }
+        self.out.clear();
+        self.opts.config.format.encode(seg, &mut self.out);
+        self.udp
+            .send_to(&self.out, to)
+            .map_err(|e| Error::io(format!("send to {to}"), e))?;
+        tracing::debug!(target: "rdt", "send {seg} -> {to}");
+        self.trace(TraceKind::Sent, seg.to_string());
+        Ok(())
+    }
+
+    /// Sends already-encoded bytes (the listener's stored SYN-ACK) through `udp`.
+    pub fn send_raw(udp: &UdpSocket, bytes: &[u8], to: SocketAddr) -> Result<(), Error> {
+        udp.send_to(bytes, to)
+            .map(drop)
+            .map_err(|e| Error::io(format!("send to {to}"), e))
+    }
+
+    /// Waits up to `wait` (None: forever) for one datagram.
+    pub fn receive(&mut self, wait: Option<Duration>) -> Result<Incoming, Error> {
+        // Rounded up to whole milliseconds so the socket option is rarely reset.
+        let wait = wait.map(|w| Duration::from_millis(w.as_micros().div_ceil(1000).max(1) as u64));
+        if wait != self.read_timeout {
+            self.udp
+                .set_read_timeout(wait)
+                .map_err(|e| Error::io("set read timeout", e))?;
+            self.read_timeout = wait;
+        }
+        let (n, from) = match self.udp.recv_from(&mut self.buf) {
+            Ok(got) => got,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(Incoming::TimedOut);
+            }
+            // An ICMP port unreachable from an earlier send: not for this datagram.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Ok(Incoming::Nothing),
+            Err(e) => return Err(Error::io("receive", e)),
+        };
+        let seg = match self.opts.config.format.decode(&self.buf[..n]) {
+            Ok(seg) => seg,
+            Err(e) => {
+                tracing::debug!(target: "rdt", "recv {n} bytes <- {from}: dropped, {e}");
+                self.trace(TraceKind::ReceivedLost, format!("{n} bytes: {e}"));
+                return Ok(Incoming::Nothing);
+            }
+        };
+        if self.opts.loss > 0.0 && self.rng.random_bool(self.opts.loss) {
+            tracing::debug!(target: "rdt", "recv {seg} <- {from}: LOST (simulated)");
+            self.trace(TraceKind::ReceivedLost, seg.to_string());
+            return Ok(Incoming::Nothing);
+        }
+        tracing::debug!(target: "rdt", "recv {seg} <- {from}");
+        self.trace(TraceKind::Received, seg.to_string());
+        Ok(Incoming::Segment(seg, from))
+    }
+
+    /// Shows one note of the core: `--debug` output and the trace.
+    pub fn note(&self, note: &Note) {
+        tracing::debug!(target: "rdt", "{note}");
+        let kind = match note {
+            Note::Timeout { .. } => TraceKind::Timeout,
+            Note::State { .. } | Note::ImplicitAck(_) | Note::GaveUp { .. } => TraceKind::Note,
+            _ => return,
+        };
+        let text = match note {
+            Note::ImplicitAck(_) => "data taken as the lost ACK".to_string(),
+            Note::State { to, .. } => to.to_string(),
+            other => other.to_string(),
+        };
+        self.trace(kind, text);
+    }
+
+    pub fn trace(&self, kind: TraceKind, text: String) {
+        if let Some(trace) = &self.opts.trace {
+            trace.record(kind, text);
+        }
+    }
+
+    pub fn trace_hosts(&self, peer: SocketAddr) {
+        if let (Some(trace), Ok(local)) = (&self.opts.trace, self.udp.local_addr()) {
+            trace.hosts(local, peer);
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The seed's `SocketTCP` over std UDP sockets (spec "Socket API"): created
+//! with no parameters, then `bind`, `connect`, `accept`, `send`, `recv`,
+//! `close`, `recv_close`. A thin blocking shell: it moves datagrams between the
+//! UDP socket and the sans-IO core and sleeps until the core's next deadline.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::Config;
+use crate::conn::{Connection, Ending, Read, Stats};
+use crate::error::Error;
+use crate::isn;
+use crate::link::{Incoming, Link, Options};
+use crate::segment::Kind;
+
+/// A reliable, connection-oriented socket over UDP.
+#[derive(Debug)]
+pub struct RdtSocket {
+    opts: Options,
+    role: Role,
+}
+
+#[derive(Debug)]
+enum Role {
+    Fresh,
+    Bound(Link),
+    Listening(Listener),
+    Connected(Box<Endpoint>),
+    Done,
+}
+
+impl Default for RdtSocket {
+    fn default() -> Self {
+        RdtSocket::new()
+    }
+}
+
+impl RdtSocket {
+    /// The seed's constructor: no parameters, course format, MSS 16.
+    pub fn new() -> RdtSocket {
+        RdtSocket::with_options(Options::default())
+    }
+
+    pub fn with_config(config: Config) -> RdtSocket {
+        RdtSocket::with_options(Options::new(config))
+    }
+
+    pub fn with_options(opts: Options) -> RdtSocket {
+        RdtSocket {
+            opts,
+            role: Role::Fresh,
+        }
+    }
+
+    /// Listens on `addr` (the seed's `bind`); `accept` then takes clients.
+    pub fn bind(&mut self, addr: impl ToSocketAddrs) -> Result<(), Error> {
+        self.opts.config.validate()?;
+        let udp = UdpSocket::bind(addr).map_err(|e| Error::io("bind", e))?;
+        let rng = self.opts.rng();
+        self.role = Role::Bound(Link::new(udp, self.opts.clone(), rng));
+        Ok(())
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr, Error> {
+        match &self.role {
+            Role::Bound(link) => link.local_addr(),
+            Role::Listening(l) => l.link.local_addr(),
+            Role::Connected(e) => e.link.local_addr(),
+            Role::Fresh | Role::Done => Err(Error::Usage("bound")),
+        }
+    }
+
+    /// The peer's address: for a client, the server's per-connection socket.
+    pub fn peer_addr(&self) -> Result<SocketAddr, Error> {
+        match &self.role {
+            Role::Connected(e) => Ok(e.peer),
+            _ => Err(Error::Usage("connected")),
+        }
+    }
+
+    pub fn stats(&self) -> Option<Stats> {
+        match &self.role {
+            Role::Connected(e) => Some(e.conn.stats()),
+            _ => None,
+        }
+    }
+
+    /// The client side of the 3-way handshake with the listener at `addr`.
+    pub fn connect(&mut self, addr: impl ToSocketAddrs) -> Result<(), Error> {
+        self.opts.config.validate()?;
+        let server = addr
+            .to_socket_addrs()
+            .map_err(|e| Error::io("resolve address", e))?
+            .next()
+            .ok_or(Error::Usage("given an address that resolves"))?;
+        let mut link = match std::mem::replace(&mut self.role, Role::Fresh) {
+            Role::Bound(link) => link,
+            Role::Fresh => {
+                let any: SocketAddr = if server.is_ipv4() {
+                    ([0, 0, 0, 0], 0).into()
+                } else {
+                    (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+                };
+                let udp = UdpSocket::bind(any).map_err(|e| Error::io("bind", e))?;
+                Link::new(udp, self.opts.clone(), self.opts.rng())
+            }
+            other => {
+                self.role = other;
+                return Err(Error::Usage(
+                    "fresh or bound (already connected or listening)",
+                ));
+            }
+        };
+        let isn = isn::initial(self.opts.config.format, link.rng());
+        link.trace_hosts(server);
+        let conn = Connection::connect(self.opts.config.clone(), Instant::now(), isn);
+        let mut endpoint = Endpoint {
+            link,
+            peer: server,
+            conn,
+        };
+        endpoint.drive(|c| Ok(c.is_established().then_some(())))?;
+        endpoint.link.trace_hosts(endpoint.peer);
+        self.role = Role::Connected(Box::new(endpoint));
+        Ok(())
+    }
+
+    /// The server side of the handshake: returns a socket on a new port that
+    /// carries the connection, and that socket's address. This socket keeps
+    /// listening for other clients.
+    pub fn accept(&mut self) -> Result<(RdtSocket, SocketAddr), Error> {
+        if let Role::Bound(_) = self.role {
+            let Role::Bound(link) = std::mem::replace(&mut self.role, Role::Fresh) else {
+                unreachable!("matched just above")
+            };
+            self.role = Role::Listening(Listener {
+                link,
+                recent: HashMap::new(),
+            });
+        }
+        let Role::Listening(listener) = &mut self.role else {
+            return Err(Error::Usage("bound (call bind first)"));
+        };
+        let endpoint = listener.accept(&self.opts)?;
+        let addr = endpoint.link.local_addr()?;
+        Ok((
+            RdtSocket {
+                opts: self.opts.clone(),
+                role: Role::Connected(Box::new(endpoint)),
+            },
+            addr,
+        ))
+    }
+
+    /// Sends one message: its length, then its data in MSS segments, each
+    /// acknowledged before the next (the seed's `send`). Returns once all is acknowledged.
+    pub fn send(&mut self, message: &[u8]) -> Result<(), Error> {
+        let e = self.endpoint()?;
+        e.conn.write_message(Instant::now(), message)?;
+        e.drive(|c| Ok(c.all_acked().then_some(())))
+    }
+
+    /// Returns min(bytes left in the current message, `buff_size`) bytes once
+    /// they are here (the seed's `recv`); an empty vector once the peer closed.
+    pub fn recv(&mut self, buff_size: usize) -> Result<Vec<u8>, Error> {
+        let e = self.endpoint()?;
+        e.drive(|c| match c.read(buff_size)? {
+            Read::Data(d) => Ok(Some(d)),
+            Read::End => Ok(Some(Vec::new())),
+            Read::Pending => Ok(None),
+        })
+    }
+
+    /// Starts the close (the seed's `close()`): FIN, resent on each timeout,
+    /// given up after 3; on FIN-ACK the final ACK three times, one timeout apart.
+    pub fn close(&mut self) -> Result<Ending, Error> {
+        let e = self.endpoint()?;
+        e.conn.close(Instant::now());
+        let ending = e.drive(|c| Ok(c.ending()));
+        self.role = Role::Done;
+        ending
+    }
+
+    /// Answers the peer's close (the seed's `recv_close()`): waits for its FIN,
+    /// sends FIN-ACK, and waits at most 3 timeouts for the last ACK.
+    pub fn recv_close(&mut self) -> Result<Ending, Error> {
+        let e = self.endpoint()?;
+        let ending = e.drive(|c| Ok(c.ending()));
+        self.role = Role::Done;
+        ending
+    }
+
+    fn endpoint(&mut self) -> Result<&mut Endpoint, Error> {
+        match &mut self.role {
+            Role::Connected(e) => Ok(e),
+            Role::Done => Err(Error::Closed),
+            _ => Err(Error::Usage("connected")),
+        }
+    }
+}
+
+/// A connected socket: its UDP link, the peer's address and the core.
+#[derive(Debug)]
+struct Endpoint {
+    link: Link,
+    peer: SocketAddr,
+    conn: Connection,
+}
+
+impl Endpoint {
+    /// Runs the core until `step` returns a value, the connection fails, or it closes.
+    fn drive<T>(
+        &mut self,
+        mut step: impl FnMut(&mut Connection) -> Result<Option<T>, Error>,
+    ) -> Result<T, Error> {
+        loop {
+            self.flush()?;
+            if let Some(done) = step(&mut self.conn)? {
+                self.flush()?;
+                return Ok(done);
+            }
+            if let Some(err) = self.conn.take_error() {
+                return Err(err);
+            }
+            if self.conn.is_closed() {
+                return Err(Error::Closed);
+            }
+            let now = Instant::now();
+            let wait = self
+                .conn
+                .poll_timeout()
+                .map(|at| at.saturating_duration_since(now));
+            if wait == Some(Duration::ZERO) {
+                self.conn.handle_timeout(now);
+                continue;
+            }
+            match self.link.receive(wait)? {
+                Incoming::Segment(seg, from) => {
+                    if from == self.peer {
+                        self.conn.handle_segment(Instant::now(), seg);
+                    } else if self.conn.state() == crate::State::SynSent
+                        && seg.kind() == Kind::SynAck
+                    {
+                        // The server answers from its new per-connection socket:
+                        // from now on the client talks to that address.
+                        self.peer = from;
+                        self.conn.handle_segment(Instant::now(), seg);
+                    } else {
+                        tracing::debug!(target: "rdt", "ignored {seg} from {from}: not this connection's peer");
+                    }
+                }
+                Incoming::Nothing => {}
+                Incoming::TimedOut => self.conn.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        while let Some(note) = self.conn.poll_note() {
+            self.link.note(&note);
+        }
+        while let Some(seg) = self.conn.poll_transmit() {
+            self.link.send(&seg, self.peer)?;
+        }
+        Ok(())
+    }
+}
+
+/// A listening socket: SYNs in, one new socket per client.
+#[derive(Debug)]
+struct Listener {
+    link: Link,
+    /// Clients recently accepted: a duplicate SYN (their SYN-ACK was lost) is
+    /// answered with the same SYN-ACK, from the connection's own socket.
+    recent: HashMap<SocketAddr, Recent>,
+}
+
+#[derive(Debug)]
+struct Recent {
+    syn_seq: crate::Seq,
+    synack: Vec<u8>,
+    socket: UdpSocket,
+    at: Instant,
+}
+
+impl Listener {
+    fn accept(&mut self, opts: &Options) -> Result<Endpoint, Error> {
+        loop {
+            let forget = opts.config.idle_limit;
+            self.recent.retain(|_, r| r.at.elapsed() < forget);
+            let Incoming::Segment(seg, from) = self.link.receive(None)? else {
+                continue;
+            };
+            if seg.kind() != Kind::Syn {
+                tracing::debug!(target: "rdt", "listener ignored {seg} from {from}: not a SYN");
+                continue;
+            }
+            if let Some(recent) = self.recent.get(&from).filter(|r| r.syn_seq == seg.seq) {
+                tracing::debug!(target: "rdt", "duplicate SYN from {from}: same SYN-ACK sent again");
+                Link::send_raw(&recent.socket, &recent.synack, from)?;
+                continue;
+            }
+            let ip = self.link.local_addr()?.ip();
+            let udp = UdpSocket::bind((ip, 0))
+                .map_err(|e| Error::io("bind a socket for the new connection", e))?;
+            let clone = udp.try_clone().map_err(|e| Error::io("clone socket", e))?;
+            let server_isn = isn::initial(opts.config.format, self.link.rng());
+            let conn = Connection::accept(opts.config.clone(), Instant::now(), &seg, server_isn);
+            let mut synack = Vec::new();
+            if let Some(s) = conn.syn_ack() {
+                opts.config.format.encode(s, &mut synack);
+            }
+            self.recent.insert(
+                from,
+                Recent {
+                    syn_seq: seg.seq,
+                    synack,
+                    socket: clone,
+                    at: Instant::now(),
+                },
+            );
+            // Each connection draws its own loss decisions, reproducible from the seed.
+            let link_rng = ChaCha8Rng::seed_from_u64(self.link.rng().random());
+            let link = Link::new(udp, opts.clone(), link_rng);
+            link.trace_hosts(from);
+            let mut endpoint = Endpoint {
+                link,
+                peer: from,
+                conn,
+            };
+            match endpoint.drive(|c| Ok(c.is_established().then_some(()))) {
+                Ok(()) => return Ok(endpoint),
+                Err(e) => tracing::warn!(target: "rdt", "handshake with {from} failed: {e}"),
+            }
+        }
+    }
+}

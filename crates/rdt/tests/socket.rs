@@ -1,0 +1,259 @@
+#![allow(clippy::unwrap_used)]
+//! Real UDP sockets over loopback: the seed's own send/recv checks, a file
+//! not a multiple of 16 bytes, the listener serving several clients, and
+//! transfers through loss (built in, and through `impair udp`).
+
+use std::net::SocketAddr;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use impair::units::Probability;
+use impair::{UdpProxy, UdpProxyConfig, UdpRules};
+use rdt::{Config, Ending, Error, Format, Options, RdtSocket};
+
+/// Every test ends well within this.
+const BOUND: Duration = Duration::from_secs(60);
+
+fn config(format: Format) -> Config {
+    Config {
+        timeout: Duration::from_millis(20),
+        idle_limit: Duration::from_secs(20),
+        ..Config::new(format)
+    }
+}
+
+fn file(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 + i / 7) as u8).collect()
+}
+
+fn listener(opts: Options) -> (RdtSocket, SocketAddr) {
+    let mut server = RdtSocket::with_options(opts);
+    server.bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    (server, addr)
+}
+
+/// Accepts one client, makes the given `recv` calls, then answers the close.
+fn serve_once(
+    mut server: RdtSocket,
+    reads: Vec<usize>,
+) -> thread::JoinHandle<(Vec<Vec<u8>>, SocketAddr)> {
+    thread::spawn(move || {
+        let listen = server.local_addr().unwrap();
+        let (mut conn, addr) = server.accept().unwrap();
+        assert_ne!(addr, listen, "the accepted socket has its own address");
+        assert_eq!(conn.local_addr().unwrap(), addr);
+        let got = reads.into_iter().map(|n| conn.recv(n).unwrap()).collect();
+        conn.recv_close().unwrap();
+        (got, addr)
+    })
+}
+
+fn client_sends(to: SocketAddr, opts: Options, message: &[u8]) -> Ending {
+    let mut client = RdtSocket::with_options(opts);
+    client.connect(to).unwrap();
+    client.send(message).unwrap();
+    client.close().unwrap()
+}
+
+fn bounded<T>(what: &str, handle: thread::JoinHandle<T>) -> T {
+    let start = Instant::now();
+    while !handle.is_finished() {
+        assert!(
+            start.elapsed() < BOUND,
+            "{what} did not finish in {BOUND:?}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    handle.join().unwrap()
+}
+
+#[test]
+fn seed_check_sixteen_bytes_with_buff_size_sixteen() {
+    let (server, addr) = listener(Options::default());
+    let server = serve_once(server, vec![16]);
+    let mut client = RdtSocket::new();
+    client.connect(addr).unwrap();
+    client.send(b"Mensje de len=16").unwrap();
+    client.close().unwrap();
+    let (got, _) = bounded("server", server);
+    assert_eq!(got, [b"Mensje de len=16".to_vec()]);
+}
+
+#[test]
+fn seed_check_nineteen_bytes_with_buff_size_nineteen() {
+    let (server, addr) = listener(Options::default());
+    let server = serve_once(server, vec![19]);
+    client_sends(addr, Options::default(), b"Mensaje de largo 19");
+    let (got, _) = bounded("server", server);
+    assert_eq!(got, [b"Mensaje de largo 19".to_vec()]);
+}
+
+#[test]
+fn seed_check_nineteen_bytes_in_two_recv_of_fourteen() {
+    let (server, addr) = listener(Options::default());
+    let server = serve_once(server, vec![14, 14]);
+    client_sends(addr, Options::default(), b"Mensaje de largo 19");
+    let (got, _) = bounded("server", server);
+    assert_eq!(got, [b"Mensaje de lar".to_vec(), b"go 19".to_vec()]);
+}
+
+#[test]
+fn a_file_not_a_multiple_of_sixteen_read_with_two_recv() {
+    let data = file(1_000);
+    let (server, addr) = listener(Options::new(config(Format::Course)));
+    let server = serve_once(server, vec![600, 600]);
+    client_sends(addr, Options::new(config(Format::Course)), &data);
+    let (got, _) = bounded("server", server);
+    assert_eq!(got[0].len(), 600);
+    assert_eq!(got[1].len(), 400);
+    assert_eq!(got.concat(), data);
+}
+
+#[test]
+fn recv_returns_empty_once_the_peer_closed() {
+    let (server, addr) = listener(Options::default());
+    let server = serve_once(server, vec![100, 100]);
+    client_sends(addr, Options::default(), b"short");
+    let (got, _) = bounded("server", server);
+    assert_eq!(got, [b"short".to_vec(), Vec::new()]);
+}
+
+#[test]
+fn the_listener_keeps_accepting_other_clients() {
+    let (mut server, addr) = listener(Options::new(config(Format::Binary)));
+    let server = thread::spawn(move || {
+        let mut ports = Vec::new();
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let (mut conn, port) = server.accept().unwrap();
+            ports.push(port);
+            got.push(conn.recv(1 << 20).unwrap());
+            conn.recv_close().unwrap();
+        }
+        (ports, got)
+    });
+    let clients: Vec<_> = (0..3u8)
+        .map(|i| {
+            thread::spawn(move || {
+                client_sends(addr, Options::new(config(Format::Binary)), &[i; 100])
+            })
+        })
+        .collect();
+    for c in clients {
+        bounded("client", c);
+    }
+    let (ports, mut got) = bounded("server", server);
+    assert_eq!(ports.len(), 3);
+    assert!(ports[0] != ports[1] && ports[1] != ports[2] && ports[0] != ports[2]);
+    got.sort();
+    assert_eq!(got, [vec![0; 100], vec![1; 100], vec![2; 100]]);
+}
+
+#[test]
+fn both_directions_in_binary() {
+    let (mut server, addr) = listener(Options::new(config(Format::Binary)));
+    let server = thread::spawn(move || {
+        let (mut conn, _) = server.accept().unwrap();
+        let question = conn.recv(100).unwrap();
+        conn.send(&[question.as_slice(), b" pong"].concat())
+            .unwrap();
+        conn.recv_close().unwrap()
+    });
+    let mut client = RdtSocket::with_config(config(Format::Binary));
+    client.connect(addr).unwrap();
+    client.send(b"ping").unwrap();
+    assert_eq!(client.recv(100).unwrap(), b"ping pong");
+    assert_eq!(client.close().unwrap(), Ending::Graceful);
+    assert_eq!(bounded("server", server), Ending::Graceful);
+}
+
+#[test]
+fn built_in_loss_both_ways_still_delivers_the_file() {
+    for format in [Format::Course, Format::Binary] {
+        let data = file(3_000);
+        let lossy = |seed| Options {
+            loss: 0.2,
+            seed: Some(seed),
+            ..Options::new(config(format))
+        };
+        let (server, addr) = listener(lossy(1));
+        let server = serve_once(server, vec![1 << 20]);
+        let mut client = RdtSocket::with_options(lossy(2));
+        client.connect(addr).unwrap();
+        client.send(&data).unwrap();
+        let stats = client.stats().unwrap();
+        client.close().unwrap();
+        let (got, _) = bounded("server", server);
+        assert_eq!(got.concat(), data, "{format}");
+        assert!(
+            stats.retransmissions > 0,
+            "{format}: the loss really happened"
+        );
+    }
+}
+
+#[test]
+fn a_file_through_impair_udp_with_twenty_percent_loss() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let data = file(4_000);
+    let (server, server_addr) = listener(Options::new(config(Format::Course)));
+    let server = serve_once(server, vec![1 << 20]);
+    let mut cfg = UdpProxyConfig::new("127.0.0.1:0".parse().unwrap(), server_addr);
+    cfg.seed = 20;
+    let rules = UdpRules {
+        loss: Probability::new(0.2).unwrap(),
+        ..UdpRules::default()
+    };
+    cfg.rules.up = rules.clone();
+    cfg.rules.down = rules;
+    let proxy = rt.block_on(UdpProxy::start(cfg)).unwrap();
+    let proxy_addr = proxy.local_addr();
+    let client = thread::spawn(move || {
+        client_sends(proxy_addr, Options::new(config(Format::Course)), &data)
+    });
+    bounded("client", client);
+    let (got, _) = bounded("server", server);
+    assert_eq!(got.concat(), file(4_000));
+    let summary = rt.block_on(proxy.shutdown());
+    assert!(summary.dirs.up.dropped_loss > 0 && summary.dirs.down.dropped_loss > 0);
+}
+
+#[test]
+fn connect_to_nobody_fails_with_a_clear_error_in_bounded_time() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut cfg = config(Format::Course);
+    cfg.syn_retries = 5;
+    let mut client = RdtSocket::with_config(cfg);
+    let start = Instant::now();
+    let err = client.connect(silent.local_addr().unwrap()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::GaveUp {
+                what: "SYN",
+                tries: 5,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(start.elapsed() < BOUND);
+}
+
+#[test]
+fn calls_in_the_wrong_order_are_usage_errors() {
+    let mut s = RdtSocket::new();
+    assert!(matches!(s.send(b"x"), Err(Error::Usage("connected"))));
+    assert!(matches!(s.accept(), Err(Error::Usage(_))));
+    let mut big = RdtSocket::with_config(Config {
+        mss: 70_000,
+        ..Config::default()
+    });
+    assert!(
+        big.bind("127.0.0.1:0")
+            .unwrap_err()
+            .to_string()
+            .contains("MSS 70000 out of range")
+    );
+}
