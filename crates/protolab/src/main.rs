@@ -8,6 +8,7 @@ mod demo;
 mod hftp_cmd;
 mod impair_cmd;
 mod lottery_cmd;
+mod rdt_cmd;
 mod relay_cmd;
 
 use std::process::ExitCode;
@@ -27,7 +28,8 @@ Systems:
             a conformance checker (seed 001)                         [done]
   relay     ordered group chat through a dispatcher: total order,
             acks, history, resume (seed 002)                  [in progress]
-  rdt       reliable transport over UDP: Stop & Wait... (seed 003)   [planned]
+  rdt       reliable transport over UDP: Stop & Wait with a TCP-like
+            socket, course and binary formats (seed 003)      [in progress]
   classic   echo, math and positions servers and clients, byte-
             compatible with the Python originals (seed 004)          [done]
 
@@ -63,6 +65,8 @@ enum Command {
     Hftp(hftp_cmd::HftpArgs),
     /// Echo, math and positions, byte-compatible with the Python originals (seed 004).
     Classic(classic_cmd::ClassicArgs),
+    /// Reliable transport over UDP: Stop & Wait with a TCP-like socket (seed 003).
+    Rdt(rdt_cmd::RdtArgs),
 }
 
 /// The log filter: `--log-level`, else the system's own variable (the course's
@@ -90,7 +94,12 @@ fn main() -> ExitCode {
         Command::Lottery(l) => l.cmd.log_env(),
         _ => None,
     };
-    if let Err(e) = init_logging(cli.log_level.as_deref(), system_env) {
+    // `rdt --debug`: every segment, timeout and retransmission (the seed asks for it).
+    let level = match (&cli.log_level, &cli.command) {
+        (None, Command::Rdt(args)) if args.debug() => Some("info,rdt=debug".to_string()),
+        (level, _) => level.clone(),
+    };
+    if let Err(e) = init_logging(level.as_deref(), system_env) {
         eprintln!("error: invalid --log-level: {e}");
         return ExitCode::from(2);
     }
@@ -112,6 +121,7 @@ fn main() -> ExitCode {
             Command::Classic(args) => classic_cmd::run(args).await,
             Command::Hftp(args) => hftp_cmd::run(args).await,
             Command::Relay(args) => relay_cmd::run(args).await,
+            Command::Rdt(args) => rdt_cmd::run(args).await,
         }
     });
     match result {

@@ -7,6 +7,7 @@
 //! - [`socket`]: the seed's `SocketTCP` over std UDP sockets ([`RdtSocket`]).
 //! - [`trace`]: sequence diagrams of real sessions.
 
+pub mod bench;
 pub mod config;
 pub mod conn;
 pub mod error;
@@ -20,7 +21,7 @@ pub mod trace;
 pub mod wire;
 
 pub use config::Config;
-pub use conn::{Connection, Ending, Note, Read, State, Stats};
+pub use conn::{Connection, Ending, Note, Output, Read, State, Stats};
 pub use error::Error;
 pub use link::Options;
 pub use segment::{Flags, Kind, Segment};

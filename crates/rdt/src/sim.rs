@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
-use crate::conn::{Connection, Ending, Note, Read, Stats};
+use crate::conn::{Connection, Ending, Note, Output, Read, Stats};
 use crate::segment::{Kind, Segment};
 use crate::seq::Seq;
 
@@ -258,17 +258,17 @@ impl Sim {
     /// Moves every queued transmit onto the network.
     fn flush(&mut self) {
         let at = self.now - self.start;
-        while let Some(seg) = self.client.poll_transmit() {
-            self.send(Dir::ToServer, &seg);
+        while let Some(output) = self.client.poll_output() {
+            match output {
+                Output::Transmit(seg) => self.send(Dir::ToServer, &seg),
+                Output::Note(note) => self.report.client_notes.push((at, note)),
+            }
         }
-        while let Some(seg) = self.server.as_mut().and_then(Connection::poll_transmit) {
-            self.send(Dir::ToClient, &seg);
-        }
-        while let Some(note) = self.client.poll_note() {
-            self.report.client_notes.push((at, note));
-        }
-        while let Some(note) = self.server.as_mut().and_then(Connection::poll_note) {
-            self.report.server_notes.push((at, note));
+        while let Some(output) = self.server.as_mut().and_then(Connection::poll_output) {
+            match output {
+                Output::Transmit(seg) => self.send(Dir::ToClient, &seg),
+                Output::Note(note) => self.report.server_notes.push((at, note)),
+            }
         }
     }
 

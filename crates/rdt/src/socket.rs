@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
-use crate::conn::{Connection, Ending, Read, Stats};
+use crate::conn::{Connection, Ending, Output, Read, Stats};
 use crate::error::Error;
 use crate::isn;
 use crate::link::{Incoming, Link, Options};
@@ -159,9 +159,19 @@ impl RdtSocket {
     /// Sends one message: its length, then its data in MSS segments, each
     /// acknowledged before the next (the seed's `send`). Returns once all is acknowledged.
     pub fn send(&mut self, message: &[u8]) -> Result<(), Error> {
+        self.send_with_progress(message, |_| {})
+    }
+
+    /// `send`, calling `progress` with the bytes of this message acknowledged so far.
+    pub fn send_with_progress(&mut self, message: &[u8], mut progress: impl FnMut(u64)) -> Result<(), Error> {
         let e = self.endpoint()?;
+        let before = e.conn.stats().bytes_acked;
+        let length_segment = message.len().to_string().len() as u64;
         e.conn.write_message(Instant::now(), message)?;
-        e.drive(|c| Ok(c.all_acked().then_some(())))
+        e.drive(|c| {
+            progress((c.stats().bytes_acked - before).saturating_sub(length_segment));
+            Ok(c.all_acked().then_some(()))
+        })
     }
 
     /// Returns min(bytes left in the current message, `buff_size`) bytes once
@@ -260,11 +270,11 @@ impl Endpoint {
     }
 
     fn flush(&mut self) -> Result<(), Error> {
-        while let Some(note) = self.conn.poll_note() {
-            self.link.note(&note);
-        }
-        while let Some(seg) = self.conn.poll_transmit() {
-            self.link.send(&seg, self.peer)?;
+        while let Some(output) = self.conn.poll_output() {
+            match output {
+                Output::Transmit(seg) => self.link.send(&seg, self.peer)?,
+                Output::Note(note) => self.link.note(&note),
+            }
         }
         Ok(())
     }

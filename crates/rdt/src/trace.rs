@@ -103,21 +103,24 @@ impl Trace {
     }
 }
 
-const LEFT: f64 = 230.0;
-const RIGHT: f64 = 610.0;
-const ROW: f64 = 26.0;
+const LEFT: f64 = 310.0;
+const RIGHT: f64 = 690.0;
+const ROW: f64 = 30.0;
 const TOP: f64 = 70.0;
 
 fn render(log: &Log) -> String {
     let rows = log.events.len() as f64 + 2.0;
     let height = TOP + rows * ROW + 30.0;
     let mut s = String::new();
-    let name = |a: Option<SocketAddr>, who: &str| {
-        a.map_or_else(|| who.to_string(), |a| format!("{who} {a}"))
+    let name = |a: Option<SocketAddr>, who: &str| match a {
+        // A client bound to the wildcard address: its port is what identifies it.
+        Some(a) if a.ip().is_unspecified() => format!("{who} (port {})", a.port()),
+        Some(a) => format!("{who} {a}"),
+        None => who.to_string(),
     };
     let _ = write!(
         s,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="760" height="{height}" font-family="monospace" font-size="12">
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="820" height="{height}" font-family="monospace" font-size="12">
 <defs><marker id="a" markerWidth="8" markerHeight="8" refX="7" refY="4" orient="auto"><path d="M0,0 L8,4 L0,8 z" fill="#333"/></marker></defs>
 <rect width="100%" height="100%" fill="white"/>
 <text x="{LEFT}" y="30" text-anchor="middle" font-weight="bold">{}</text>
@@ -130,6 +133,7 @@ fn render(log: &Log) -> String {
         end = height - 20.0,
     );
     let mid = f64::midpoint(LEFT, RIGHT);
+    let band = ROW * 0.35;
     for (i, e) in log.events.iter().enumerate() {
         let y = TOP + i as f64 * ROW;
         let text = escape(&e.text);
@@ -140,27 +144,16 @@ fn render(log: &Log) -> String {
             e.at.as_secs_f64() * 1e3
         );
         match e.kind {
-            TraceKind::Sent => arrow(&mut s, (LEFT, y), (RIGHT, y + ROW * 0.8), &text, false),
-            TraceKind::Received => arrow(&mut s, (RIGHT, y - ROW * 0.8), (LEFT, y), &text, false),
+            // Each arrow keeps to its own row band, so consecutive ones never cross.
+            TraceKind::Sent => arrow(&mut s, (LEFT, y - band), (RIGHT, y + band), &text, false),
+            TraceKind::Received => arrow(&mut s, (RIGHT, y - band), (LEFT, y + band), &text, false),
             TraceKind::SentLost => {
-                arrow(
-                    &mut s,
-                    (LEFT, y),
-                    (mid, y + ROW * 0.4),
-                    &format!("{text} (lost)"),
-                    true,
-                );
-                cross(&mut s, mid, y + ROW * 0.4);
+                arrow(&mut s, (LEFT, y - band), (mid, y), &format!("{text} (lost)"), true);
+                cross(&mut s, mid, y);
             }
             TraceKind::ReceivedLost => {
-                arrow(
-                    &mut s,
-                    (RIGHT, y - ROW * 0.8),
-                    (LEFT + 40.0, y),
-                    &format!("{text} (lost)"),
-                    true,
-                );
-                cross(&mut s, LEFT + 40.0, y);
+                arrow(&mut s, (RIGHT, y - band), (mid, y), &format!("{text} (lost)"), true);
+                cross(&mut s, mid, y);
             }
             TraceKind::Timeout => {
                 let _ = writeln!(
@@ -207,8 +200,8 @@ fn arrow(s: &mut String, from: (f64, f64), to: (f64, f64), label: &str, lost: bo
     let _ = writeln!(
         s,
         r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="{color}">{label}</text>"#,
-        f64::midpoint(LEFT, RIGHT),
-        f64::midpoint(from.1, to.1) - 4.0
+        f64::midpoint(from.0, to.0),
+        f64::midpoint(from.1, to.1) - 5.0
     );
 }
 

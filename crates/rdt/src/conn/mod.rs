@@ -52,7 +52,17 @@ pub struct Stats {
     pub retransmissions: u64,
     pub timeouts: u64,
     pub duplicates: u64,
+    /// Data bytes the peer received in order (length segments included).
     pub bytes_delivered: u64,
+    /// Our data bytes the peer has acknowledged (length segments included).
+    pub bytes_acked: u64,
+}
+
+/// What the core produced: a segment for the wire or a note for the reader.
+#[derive(Debug, Clone)]
+pub enum Output {
+    Transmit(Segment),
+    Note(Note),
 }
 
 /// How a connection ended.
@@ -90,9 +100,9 @@ pub struct Connection {
     /// TIME-WAIT: final ACKs still to send.
     final_acks_left: u32,
     inbox: Inbox,
-    transmits: VecDeque<Segment>,
+    /// Segments to send and notes, in the order they happened.
+    outputs: VecDeque<Output>,
     timers: Timers,
-    notes: VecDeque<Note>,
     error: Option<Error>,
     ending: Option<Ending>,
     stats: Stats,
@@ -143,9 +153,8 @@ impl Connection {
             handshake_ack: None,
             final_acks_left: 0,
             inbox: Inbox::default(),
-            transmits: VecDeque::new(),
+            outputs: VecDeque::new(),
             timers,
-            notes: VecDeque::new(),
             error: None,
             ending: None,
             stats: Stats::default(),
@@ -202,18 +211,14 @@ impl Connection {
             && !matches!(self.state, State::SynSent | State::SynReceived)
     }
 
-    /// The next segment to put on the wire.
-    pub fn poll_transmit(&mut self) -> Option<Segment> {
-        self.transmits.pop_front()
+    /// The next segment to put on the wire, or note to show, in order.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
     }
 
     /// The earliest moment `handle_timeout` has work to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next()
-    }
-
-    pub fn poll_note(&mut self) -> Option<Note> {
-        self.notes.pop_front()
     }
 
     /// The error that ended the connection, once.
@@ -266,7 +271,7 @@ impl Connection {
                 Timer::Retransmit => self.on_retransmit_timeout(now),
                 Timer::Linger => self.on_linger(now),
                 Timer::Idle => {
-                    self.notes.push_back(Note::Timeout { timer, count: 1 });
+                    self.note(Note::Timeout { timer, count: 1 });
                     self.fail(Error::PeerSilent(self.cfg.idle_limit));
                 }
             }
@@ -327,7 +332,7 @@ impl Connection {
             Kind::Data | Kind::Fin if self.first_number_expected(seg.seq) => {
                 // The seed's edge case: the handshake ACK was lost and the
                 // client went on; its first segment stands for the ACK and is kept.
-                self.notes.push_back(Note::ImplicitAck(seg.clone()));
+                self.note(Note::ImplicitAck(seg.clone()));
                 self.acknowledged(self.snd_nxt);
                 if self.shared {
                     self.tie(seg.seq);
@@ -364,7 +369,7 @@ impl Connection {
                 // Our handshake ACK was lost: the server still resends its SYN-ACK.
                 if let Some(ack) = self.handshake_ack.clone() {
                     self.stats.duplicates += 1;
-                    self.notes.push_back(Note::Duplicate {
+                    self.note(Note::Duplicate {
                         got: seg,
                         answer: "handshake ACK sent again",
                     });
@@ -402,7 +407,7 @@ impl Connection {
         if seg.ack != end {
             if seg.kind() == Kind::Ack {
                 self.stats.duplicates += 1;
-                self.notes.push_back(Note::Ignored {
+                self.note(Note::Ignored {
                     got: seg.clone(),
                     why: "does not acknowledge the segment in flight",
                 });
@@ -410,6 +415,7 @@ impl Connection {
             return;
         }
         let was_fin = flight.segment.flags.fin;
+        self.stats.bytes_acked += flight.segment.data.len() as u64;
         self.acknowledged(end);
         if self.shared {
             self.tie(end);
@@ -441,7 +447,7 @@ impl Connection {
             // Old (our ACK was lost) or from the future: answer with the
             // cumulative ACK in every state, or a lost last ACK livelocks both ends.
             self.stats.duplicates += 1;
-            self.notes.push_back(Note::Duplicate {
+            self.note(Note::Duplicate {
                 got: seg.clone(),
                 answer: "cumulative ACK sent again",
             });
@@ -508,7 +514,7 @@ impl Connection {
 
     fn answer_duplicate_syn(&mut self, seg: Segment) {
         self.stats.duplicates += 1;
-        self.notes.push_back(Note::Duplicate {
+        self.note(Note::Duplicate {
             got: seg,
             answer: "same SYN-ACK sent again",
         });
@@ -527,7 +533,7 @@ impl Connection {
             self.send_ack();
             "ACK sent again"
         };
-        self.notes.push_back(Note::Duplicate { got: seg, answer });
+        self.note(Note::Duplicate { got: seg, answer });
     }
 
     // ----- sending -----
@@ -582,7 +588,7 @@ impl Connection {
 
     fn transmit(&mut self, seg: Segment) {
         self.stats.segments_sent += 1;
-        self.transmits.push_back(seg);
+        self.outputs.push_back(Output::Transmit(seg));
     }
 
     fn window(&self) -> u16 {
@@ -600,8 +606,9 @@ impl Connection {
         let timeouts = flight.timeouts;
         let kind = flight.segment.kind();
         let elapsed = now.saturating_duration_since(flight.first_sent);
+        let again = flight.segment.clone();
         self.stats.timeouts += 1;
-        self.notes.push_back(Note::Timeout {
+        self.note(Note::Timeout {
             timer: Timer::Retransmit,
             count: timeouts,
         });
@@ -613,14 +620,14 @@ impl Connection {
         if timeouts >= limit {
             match kind {
                 Kind::Fin => {
-                    self.notes.push_back(Note::GaveUp {
+                    self.note(Note::GaveUp {
                         what: "FIN",
                         outcome: "no FIN-ACK in 3 timeouts; peer assumed closed",
                     });
                     self.finish(Ending::FinUnanswered);
                 }
                 Kind::FinAck => {
-                    self.notes.push_back(Note::GaveUp {
+                    self.note(Note::GaveUp {
                         what: "FIN-ACK",
                         outcome: "no last ACK in 3 timeouts; closed anyway",
                     });
@@ -634,9 +641,8 @@ impl Connection {
             }
             return;
         }
-        let again = flight.segment.clone();
         self.stats.retransmissions += 1;
-        self.notes.push_back(Note::Retransmit(again.clone()));
+        self.note(Note::Retransmit(again.clone()));
         self.timers.set(Timer::Retransmit, now + self.cfg.timeout);
         self.transmit(again);
     }
@@ -661,7 +667,7 @@ impl Connection {
                 }
             }
             State::FinWait2 => {
-                self.notes.push_back(Note::GaveUp {
+                self.note(Note::GaveUp {
                     what: "peer FIN",
                     outcome: "our FIN was acknowledged but theirs never came; closed",
                 });
@@ -687,8 +693,12 @@ impl Connection {
         self.rcv_nxt = n;
     }
 
+    fn note(&mut self, note: Note) {
+        self.outputs.push_back(Output::Note(note));
+    }
+
     fn ignore(&mut self, got: Segment, why: &'static str) {
-        self.notes.push_back(Note::Ignored { got, why });
+        self.note(Note::Ignored { got, why });
     }
 
     fn finish(&mut self, ending: Ending) {
@@ -706,7 +716,7 @@ impl Connection {
     /// The one place the state changes (DESIGN habit 5).
     fn set_state(&mut self, to: State) {
         if self.state != to {
-            self.notes.push_back(Note::State {
+            self.note(Note::State {
                 from: self.state,
                 to,
             });

@@ -1,0 +1,256 @@
+//! `protolab rdt send|recv|bench`: arguments → the `rdt` library (blocking
+//! sockets, run on a blocking thread).
+
+use std::io::{IsTerminal as _, Read as _, Write as _};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use impair::units::Dur;
+use indicatif::{ProgressBar, ProgressStyle};
+use rdt::{Config, Ending, Format, Options, RdtSocket, Stats, Trace};
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  protolab rdt recv --port 8000 -o received.txt
+  protolab rdt send localhost 8000 < archivo.txt
+  protolab rdt send localhost 8000 --loss 0.2 --seed 7 --debug < archivo.txt
+  protolab rdt send localhost 8000 --drop 2 --trace lost-ack.svg < archivo.txt
+  protolab rdt bench")]
+pub struct RdtArgs {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// The seed's client: sends stdin to HOST PORT as one message, then closes.
+    #[command(after_help = "Example:\n  protolab rdt send localhost 8000 < archivo.txt")]
+    Send {
+        host: String,
+        port: u16,
+        /// Read this file instead of stdin.
+        #[arg(long, short)]
+        input: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The receiving server: accepts one client, writes what it sends to stdout or a file.
+    #[command(after_help = "Example:\n  protolab rdt recv --port 8000 -o received.txt")]
+    Recv {
+        /// Port to listen on (0 picks one; the bound address is printed on stderr).
+        #[arg(long)]
+        port: u16,
+        /// Address to listen on.
+        #[arg(long, default_value = "0.0.0.0")]
+        address: std::net::IpAddr,
+        /// Write the received data here instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Stop & Wait throughput against one segment per measured round trip.
+    #[command(after_help = "Example:\n  cargo run --release -- rdt bench")]
+    Bench,
+}
+
+/// Flags of both ends.
+#[derive(Debug, Args, Clone)]
+pub struct Common {
+    /// Largest data field per segment (the seed tests with 16).
+    #[arg(long, default_value_t = 16)]
+    mss: usize,
+    /// Fixed retransmission timeout.
+    #[arg(long, default_value = "200ms")]
+    timeout: Dur,
+    /// Wire format: `course` (SYN|||ACK|||FIN|||SEQ|||DATA) or `binary` (checksummed).
+    #[arg(long, default_value = "course")]
+    format: Format,
+    /// Drop each datagram, sent or received, with this probability (no root needed).
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    loss: f64,
+    /// Seed of the loss decisions and sequence numbers (same seed, same run).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Drop these datagrams this end sends, by 1-based number (`--drop 2`: a
+    /// client's handshake ACK).
+    #[arg(long, value_delimiter = ',')]
+    drop: Vec<u64>,
+    /// Print every segment, timeout, retransmission and detected loss.
+    #[arg(long)]
+    pub debug: bool,
+    /// Write a sequence diagram of the session (SVG) to this file.
+    #[arg(long)]
+    trace: Option<PathBuf>,
+}
+
+fn probability(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("{s:?} is not a probability between 0 and 1")),
+    }
+}
+
+impl Common {
+    fn options(&self) -> Options {
+        Options {
+            config: Config {
+                mss: self.mss,
+                timeout: self.timeout.0,
+                ..Config::new(self.format)
+            },
+            loss: self.loss,
+            seed: self.seed,
+            drop_sent: self.drop.clone(),
+            trace: self.trace.as_ref().map(|_| Trace::new()),
+        }
+    }
+
+    /// Writes the trace, if one was asked for, whatever happened.
+    fn write_trace(&self, opts: &Options) -> anyhow::Result<()> {
+        if let (Some(path), Some(trace)) = (&self.trace, &opts.trace) {
+            std::fs::write(path, trace.svg()).with_context(|| format!("write trace {}", path.display()))?;
+            eprintln!("trace written to {}", path.display());
+        }
+        Ok(())
+    }
+}
+
+impl RdtArgs {
+    /// `--debug` turns on the rdt debug lines.
+    pub fn debug(&self) -> bool {
+        match &self.cmd {
+            Cmd::Send { common, .. } | Cmd::Recv { common, .. } => common.debug,
+            Cmd::Bench => false,
+        }
+    }
+}
+
+pub async fn run(args: RdtArgs) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || match args.cmd {
+        Cmd::Send { host, port, input, common } => send(&host, port, input, &common),
+        Cmd::Recv {
+            port,
+            address,
+            output,
+            common,
+        } => recv(SocketAddr::new(address, port), output, &common),
+        Cmd::Bench => {
+            rdt::bench::run(|line| println!("{line}"))?;
+            Ok(())
+        }
+    })
+    .await
+    .context("rdt task")?
+}
+
+fn send(host: &str, port: u16, input: Option<PathBuf>, common: &Common) -> anyhow::Result<()> {
+    let mut data = Vec::new();
+    match &input {
+        Some(path) => data = std::fs::read(path).with_context(|| format!("read {}", path.display()))?,
+        None => {
+            std::io::stdin().read_to_end(&mut data).context("read stdin")?;
+        }
+    }
+    let opts = common.options();
+    let result = send_data(host, port, &data, &opts);
+    common.write_trace(&opts)?;
+    let (peer, elapsed, stats, ending) = result?;
+    eprintln!(
+        "sent {} bytes to {peer} in {:.3} s ({}); {}",
+        data.len(),
+        elapsed.as_secs_f64(),
+        counts(&stats),
+        ending_text(ending)
+    );
+    Ok(())
+}
+
+fn send_data(host: &str, port: u16, data: &[u8], opts: &Options) -> anyhow::Result<(SocketAddr, Duration, Stats, Ending)> {
+    let start = Instant::now();
+    let mut socket = RdtSocket::with_options(opts.clone());
+    socket
+        .connect((host, port))
+        .with_context(|| format!("connect to {host}:{port}"))?;
+    let peer = socket.peer_addr()?;
+    let bar = progress(data.len() as u64);
+    socket
+        .send_with_progress(data, |n| bar.set_position(n))
+        .context("send")?;
+    bar.finish_and_clear();
+    let stats = socket.stats().unwrap_or_default();
+    let ending = socket.close().context("close")?;
+    Ok((peer, start.elapsed(), stats, ending))
+}
+
+fn recv(addr: SocketAddr, output: Option<PathBuf>, common: &Common) -> anyhow::Result<()> {
+    let opts = common.options();
+    let result = recv_data(addr, output.as_ref(), &opts);
+    common.write_trace(&opts)?;
+    let (peer, bytes, elapsed, stats, ending) = result?;
+    eprintln!(
+        "received {bytes} bytes from {peer} in {:.3} s ({}); {}",
+        elapsed.as_secs_f64(),
+        counts(&stats),
+        ending_text(ending)
+    );
+    Ok(())
+}
+
+fn recv_data(addr: SocketAddr, output: Option<&PathBuf>, opts: &Options) -> anyhow::Result<(SocketAddr, u64, Duration, Stats, Ending)> {
+    let mut listener = RdtSocket::with_options(opts.clone());
+    listener.bind(addr).with_context(|| format!("listen on {addr}"))?;
+    eprintln!("listening on {}", listener.local_addr()?);
+    let (mut conn, _) = listener.accept().context("accept")?;
+    let start = Instant::now();
+    let peer = conn.peer_addr()?;
+    let mut sink: Box<dyn std::io::Write> = match output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut bytes = 0u64;
+    loop {
+        let chunk = conn.recv(1 << 20).context("recv")?;
+        if chunk.is_empty() {
+            break;
+        }
+        bytes += chunk.len() as u64;
+        sink.write_all(&chunk).context("write output")?;
+    }
+    sink.flush().context("write output")?;
+    let stats = conn.stats().unwrap_or_default();
+    let ending = conn.recv_close().context("close")?;
+    Ok((peer, bytes, start.elapsed(), stats, ending))
+}
+
+fn progress(len: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() || len < 64 * 1024 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn counts(s: &Stats) -> String {
+    format!(
+        "{} segments sent, {} received, {} retransmissions, {} duplicates answered",
+        s.segments_sent, s.segments_received, s.retransmissions, s.duplicates
+    )
+}
+
+fn ending_text(ending: Ending) -> &'static str {
+    match ending {
+        Ending::Graceful => "closed gracefully",
+        Ending::FinUnanswered => "closed: FIN unanswered after 3 timeouts, peer assumed closed",
+        Ending::LastAckMissing => "closed: last ACK never came in 3 timeouts, closed anyway",
+        Ending::Failed => "failed",
+    }
+}
