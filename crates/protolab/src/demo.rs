@@ -37,6 +37,9 @@ pub async fn run() -> anyhow::Result<()> {
     tokio::time::timeout(STEP, relay_run())
         .await
         .context("relay demo timed out")??;
+    tokio::time::timeout(STEP, tokio::task::spawn_blocking(rdt_run))
+        .await
+        .context("rdt demo timed out")???;
     println!("demo finished: every step behaved as described above.");
     Ok(())
 }
@@ -398,6 +401,98 @@ async fn relay_run() -> anyhow::Result<()> {
         b.first().cloned().unwrap_or_default()
     );
     stop.cancel();
+    println!();
+    Ok(())
+}
+
+/// rdt: a file over Stop & Wait with 20% loss both ways, then the seed's edge
+/// case (the handshake's last ACK lost) from a real run.
+fn rdt_run() -> anyhow::Result<()> {
+    use rdt::{Config, Format, Options, RdtSocket, Trace};
+
+    println!("== rdt: Stop & Wait over UDP, 20% loss both ways, then a lost handshake ACK ==");
+    let config = Config {
+        timeout: Duration::from_millis(10),
+        ..Config::new(Format::Course)
+    };
+    let data: Vec<u8> = (0..2_000u32)
+        .map(|i| b"Stop & Wait over UDP. "[i as usize % 22])
+        .collect();
+    let run =
+        |server: Options, client: Options| -> anyhow::Result<(Vec<u8>, rdt::Stats, rdt::Ending)> {
+            let mut listener = RdtSocket::with_options(server);
+            listener.bind("127.0.0.1:0")?;
+            let addr = listener.local_addr()?;
+            let receiver = std::thread::spawn(move || -> anyhow::Result<Vec<u8>> {
+                let (mut conn, _) = listener.accept()?;
+                let mut got = Vec::new();
+                loop {
+                    let chunk = conn.recv(4096)?;
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    got.extend_from_slice(&chunk);
+                }
+                conn.recv_close()?;
+                Ok(got)
+            });
+            let mut socket = RdtSocket::with_options(client);
+            socket.connect(addr)?;
+            socket.send(&data)?;
+            let stats = socket.stats().unwrap_or_default();
+            let ending = socket.close()?;
+            let got = receiver
+                .join()
+                .map_err(|_| anyhow::anyhow!("the rdt receiver panicked"))??;
+            Ok((got, stats, ending))
+        };
+    let lossy = |seed| Options {
+        loss: 0.2,
+        seed: Some(seed),
+        ..Options::new(config.clone())
+    };
+    // The client's loss covers both directions (its sends and its receives).
+    let (got, stats, ending) = run(Options::new(config.clone()), lossy(2))?;
+    let same = got == data;
+    println!(
+        "sent {} bytes in {}-byte segments (course format, --loss 0.2): {}, {} retransmissions, {} duplicates answered, {ending:?} close",
+        data.len(),
+        config.mss,
+        if same {
+            "received identical"
+        } else {
+            "received DIFFERENT"
+        },
+        stats.retransmissions,
+        stats.duplicates
+    );
+    anyhow::ensure!(same, "the rdt transfer differs from what was sent");
+
+    let server_trace = Trace::new();
+    let server = Options {
+        trace: Some(server_trace.clone()),
+        ..Options::new(config.clone())
+    };
+    let client = Options {
+        drop_sent: vec![2],
+        ..Options::new(config.clone())
+    };
+    let (got, stats, _) = run(server, client)?;
+    let implicit = server_trace
+        .events()
+        .iter()
+        .any(|e| e.text.contains("taken as the lost ACK"));
+    println!(
+        "client's handshake ACK dropped (--drop 2): the server {} the first data segment as the ACK; {} retransmissions, data {}",
+        if implicit { "took" } else { "did NOT take" },
+        stats.retransmissions,
+        if got == data {
+            "identical"
+        } else {
+            "DIFFERENT"
+        }
+    );
+    anyhow::ensure!(implicit && got == data, "the lost-ACK case went wrong");
     println!();
     Ok(())
 }

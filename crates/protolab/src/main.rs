@@ -29,7 +29,8 @@ Systems:
   relay     ordered group chat through a dispatcher: total order,
             acks, history, resume (seed 002)                  [in progress]
   rdt       reliable transport over UDP: Stop & Wait with a TCP-like
-            socket, course and binary formats (seed 003)      [in progress]
+            socket, course and binary formats (seed 003)
+                                       [Stop & Wait done; windows to come]
   classic   echo, math and positions servers and clients, byte-
             compatible with the Python originals (seed 004)          [done]
 

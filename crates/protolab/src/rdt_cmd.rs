@@ -69,7 +69,8 @@ pub struct Common {
     /// Wire format: `course` (SYN|||ACK|||FIN|||SEQ|||DATA) or `binary` (checksummed).
     #[arg(long, default_value = "course")]
     format: Format,
-    /// Drop each datagram, sent or received, with this probability (no root needed).
+    /// Drop each datagram this end sends or receives with this probability (no
+    /// root needed). Set it on one end: it then covers both directions.
     #[arg(long, default_value_t = 0.0, value_parser = probability)]
     loss: f64,
     /// Seed of the loss decisions and sequence numbers (same seed, same run).
@@ -112,7 +113,8 @@ impl Common {
     /// Writes the trace, if one was asked for, whatever happened.
     fn write_trace(&self, opts: &Options) -> anyhow::Result<()> {
         if let (Some(path), Some(trace)) = (&self.trace, &opts.trace) {
-            std::fs::write(path, trace.svg()).with_context(|| format!("write trace {}", path.display()))?;
+            std::fs::write(path, trace.svg())
+                .with_context(|| format!("write trace {}", path.display()))?;
             eprintln!("trace written to {}", path.display());
         }
         Ok(())
@@ -131,13 +133,18 @@ impl RdtArgs {
 
 pub async fn run(args: RdtArgs) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || match args.cmd {
-        Cmd::Send { host, port, input, common } => send(&host, port, input, &common),
+        Cmd::Send {
+            host,
+            port,
+            input,
+            common,
+        } => send(&host, port, input.as_ref(), &common),
         Cmd::Recv {
             port,
             address,
             output,
             common,
-        } => recv(SocketAddr::new(address, port), output, &common),
+        } => recv(SocketAddr::new(address, port), output.as_ref(), &common),
         Cmd::Bench => {
             rdt::bench::run(|line| println!("{line}"))?;
             Ok(())
@@ -147,14 +154,16 @@ pub async fn run(args: RdtArgs) -> anyhow::Result<()> {
     .context("rdt task")?
 }
 
-fn send(host: &str, port: u16, input: Option<PathBuf>, common: &Common) -> anyhow::Result<()> {
-    let mut data = Vec::new();
-    match &input {
-        Some(path) => data = std::fs::read(path).with_context(|| format!("read {}", path.display()))?,
-        None => {
-            std::io::stdin().read_to_end(&mut data).context("read stdin")?;
-        }
-    }
+fn send(host: &str, port: u16, input: Option<&PathBuf>, common: &Common) -> anyhow::Result<()> {
+    let data = if let Some(path) = input {
+        std::fs::read(path).with_context(|| format!("read {}", path.display()))?
+    } else {
+        let mut data = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut data)
+            .context("read stdin")?;
+        data
+    };
     let opts = common.options();
     let result = send_data(host, port, &data, &opts);
     common.write_trace(&opts)?;
@@ -169,7 +178,12 @@ fn send(host: &str, port: u16, input: Option<PathBuf>, common: &Common) -> anyho
     Ok(())
 }
 
-fn send_data(host: &str, port: u16, data: &[u8], opts: &Options) -> anyhow::Result<(SocketAddr, Duration, Stats, Ending)> {
+fn send_data(
+    host: &str,
+    port: u16,
+    data: &[u8],
+    opts: &Options,
+) -> anyhow::Result<(SocketAddr, Duration, Stats, Ending)> {
     let start = Instant::now();
     let mut socket = RdtSocket::with_options(opts.clone());
     socket
@@ -186,9 +200,9 @@ fn send_data(host: &str, port: u16, data: &[u8], opts: &Options) -> anyhow::Resu
     Ok((peer, start.elapsed(), stats, ending))
 }
 
-fn recv(addr: SocketAddr, output: Option<PathBuf>, common: &Common) -> anyhow::Result<()> {
+fn recv(addr: SocketAddr, output: Option<&PathBuf>, common: &Common) -> anyhow::Result<()> {
     let opts = common.options();
-    let result = recv_data(addr, output.as_ref(), &opts);
+    let result = recv_data(addr, output, &opts);
     common.write_trace(&opts)?;
     let (peer, bytes, elapsed, stats, ending) = result?;
     eprintln!(
@@ -200,9 +214,15 @@ fn recv(addr: SocketAddr, output: Option<PathBuf>, common: &Common) -> anyhow::R
     Ok(())
 }
 
-fn recv_data(addr: SocketAddr, output: Option<&PathBuf>, opts: &Options) -> anyhow::Result<(SocketAddr, u64, Duration, Stats, Ending)> {
+fn recv_data(
+    addr: SocketAddr,
+    output: Option<&PathBuf>,
+    opts: &Options,
+) -> anyhow::Result<(SocketAddr, u64, Duration, Stats, Ending)> {
     let mut listener = RdtSocket::with_options(opts.clone());
-    listener.bind(addr).with_context(|| format!("listen on {addr}"))?;
+    listener
+        .bind(addr)
+        .with_context(|| format!("listen on {addr}"))?;
     eprintln!("listening on {}", listener.local_addr()?);
     let (mut conn, _) = listener.accept().context("accept")?;
     let start = Instant::now();
@@ -233,7 +253,9 @@ fn progress(len: u64) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+    {
         bar.set_style(style);
     }
     bar

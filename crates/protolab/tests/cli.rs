@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{BOUND, protolab, signal, spawn_listening, wait_bounded};
+use common::{BOUND, protolab, signal, spawn_listening, stderr_text, wait_bounded};
 
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -156,13 +156,7 @@ fn impair_udp_drops_the_nth_and_reports_it() {
     assert_eq!(wait_bounded(&mut child).code(), Some(0));
     let mut rest = String::new();
     out.read_to_string(&mut rest).unwrap();
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    let log = stderr_text(&mut child);
     assert!(
         log.contains("action: impair_udp | result: success | dir: up"),
         "{log}"
@@ -259,6 +253,16 @@ fn demo_runs_and_shows_impairs_effects() {
         text.contains("right after the last event she saw"),
         "{text}"
     );
+    assert!(
+        text.contains("(course format, --loss 0.2): received identical"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "the server took the first data segment as the ACK; 0 retransmissions, data identical"
+        ),
+        "{text}"
+    );
     assert!(text.contains("demo finished"), "{text}");
 }
 
@@ -288,14 +292,7 @@ fn impair_session_stderr(extra: &[&str], rust_log: Option<&str>) -> String {
     drop(c);
     signal(&child, "-TERM");
     assert_eq!(wait_bounded(&mut child).code(), Some(0));
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    err
+    stderr_text(&mut child)
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! datagram sizes — for MSS 16 and 1400, with 0%, 5% and 20% loss (built in).
 
 use std::fmt::Write as _;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use crate::link::Options;
 use crate::segment::Segment;
 use crate::seq::Seq;
 use crate::socket::RdtSocket;
+use crate::wait::Waiter;
 use crate::wire::Format;
 
 /// One measured configuration.
@@ -58,53 +59,96 @@ impl Row {
     }
 }
 
+/// Lossless cases: baseline and transfer alternate this many times, best of each.
+pub const ROUNDS: usize = 3;
+
 /// The timeout used by every run: far above the loopback round trip.
 pub const TIMEOUT: Duration = Duration::from_millis(2);
 
 /// Datagram sizes of one data segment and its ACK in `format`.
 fn sizes(format: Format, mss: usize) -> (usize, usize) {
     let mut data = Vec::new();
-    format.encode(&Segment::data(Seq(1_000_000), vec![0; mss].into()), &mut data);
+    format.encode(
+        &Segment::data(Seq(1_000_000), vec![0; mss].into()),
+        &mut data,
+    );
     let mut ack = Vec::new();
     format.encode(&Segment::ack(Seq(1_000_000), Seq(1_000_000)), &mut ack);
     (data.len(), ack.len())
 }
 
 /// Mean round trip of `rounds` ping-pongs: `up` bytes out, `down` bytes back.
+/// Both ends wait the way the rdt sockets do (non-blocking + epoll), so the
+/// baseline differs from a transfer only by the protocol's own work.
 pub fn ping_pong(up: usize, down: usize, rounds: usize) -> Result<Duration, Error> {
     let io = |e| Error::io("ping-pong", e);
-    let server = UdpSocket::bind("127.0.0.1:0").map_err(io)?;
-    let client = UdpSocket::bind("127.0.0.1:0").map_err(io)?;
-    client.connect(server.local_addr().map_err(io)?).map_err(io)?;
-    server.set_read_timeout(Some(Duration::from_secs(5))).map_err(io)?;
-    client.set_read_timeout(Some(Duration::from_secs(5))).map_err(io)?;
+    let server = Waiting::bind()?;
+    let mut client = Waiting::bind()?;
+    let server_addr = server.udp.local_addr().map_err(io)?;
     let warmup = rounds / 10;
-    let echo = thread::spawn(move || -> std::io::Result<()> {
-        let mut buf = vec![0; 65_536];
+    let echo = thread::spawn(move || -> Result<(), Error> {
+        let mut server = server;
         let reply = vec![0; down];
         for _ in 0..rounds + warmup {
-            let (_, from) = server.recv_from(&mut buf)?;
-            server.send_to(&reply, from)?;
+            let from = server.recv()?;
+            server.udp.send_to(&reply, from).map_err(io)?;
         }
         Ok(())
     });
     let out = vec![0; up];
-    let mut buf = vec![0; 65_536];
     let mut start = Instant::now();
     for i in 0..rounds + warmup {
         if i == warmup {
             start = Instant::now();
         }
-        client.send(&out).map_err(io)?;
-        client.recv(&mut buf).map_err(io)?;
+        client.udp.send_to(&out, server_addr).map_err(io)?;
+        client.recv()?;
     }
     let elapsed = start.elapsed();
-    echo.join().map_err(|_| Error::Usage("a ping-pong thread that does not panic"))?.map_err(io)?;
+    echo.join()
+        .map_err(|_| Error::Usage("a ping-pong thread that does not panic"))??;
     Ok(elapsed / rounds as u32)
 }
 
+/// A non-blocking UDP socket waiting in epoll, as `Link` does.
+struct Waiting {
+    udp: UdpSocket,
+    waiter: Waiter,
+    buf: Vec<u8>,
+}
+
+impl Waiting {
+    fn bind() -> Result<Waiting, Error> {
+        let io = |e| Error::io("ping-pong socket", e);
+        let udp = UdpSocket::bind("127.0.0.1:0").map_err(io)?;
+        let waiter = Waiter::new(&udp).map_err(io)?;
+        Ok(Waiting {
+            udp,
+            waiter,
+            buf: vec![0; 65_536],
+        })
+    }
+
+    fn recv(&mut self) -> Result<SocketAddr, Error> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        match self
+            .waiter
+            .recv_from(&self.udp, &mut self.buf, Some(deadline))
+        {
+            Ok(Some((_, from))) => Ok(from),
+            Ok(None) => Err(Error::PeerSilent(Duration::from_secs(5))),
+            Err(e) => Err(Error::io("ping-pong receive", e)),
+        }
+    }
+}
+
 /// Sends one message of `segments` × MSS bytes and times `send` (handshake and close excluded).
-pub fn transfer(format: Format, mss: usize, loss: f64, segments: usize) -> Result<(Duration, Stats), Error> {
+pub fn transfer(
+    format: Format,
+    mss: usize,
+    loss: f64,
+    segments: usize,
+) -> Result<(Duration, Stats), Error> {
     let config = Config {
         mss,
         timeout: TIMEOUT,
@@ -112,12 +156,15 @@ pub fn transfer(format: Format, mss: usize, loss: f64, segments: usize) -> Resul
         syn_retries: 200,
         ..Config::new(format)
     };
-    let opts = |seed| Options {
+    // The loss is the client's: its socket drops what it sends and what it
+    // receives, so each direction loses `loss` once (setting it on both ends
+    // would apply it twice).
+    let opts = |seed, loss| Options {
         loss,
         seed: Some(seed),
         ..Options::new(config.clone())
     };
-    let mut listener = RdtSocket::with_options(opts(1));
+    let mut listener = RdtSocket::with_options(opts(1, 0.0));
     listener.bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let server = thread::spawn(move || -> Result<usize, Error> {
@@ -134,14 +181,16 @@ pub fn transfer(format: Format, mss: usize, loss: f64, segments: usize) -> Resul
         Ok(total)
     });
     let message = vec![0x5a; segments * mss];
-    let mut client = RdtSocket::with_options(opts(2));
+    let mut client = RdtSocket::with_options(opts(2, loss));
     client.connect(addr)?;
     let start = Instant::now();
     client.send(&message)?;
     let elapsed = start.elapsed();
     let stats = client.stats().unwrap_or_default();
     client.close()?;
-    let received = server.join().map_err(|_| Error::Usage("a server thread that does not panic"))??;
+    let received = server
+        .join()
+        .map_err(|_| Error::Usage("a server thread that does not panic"))??;
     if received != message.len() {
         return Err(Error::Truncated {
             missing: (message.len() - received) as u64,
@@ -152,8 +201,12 @@ pub fn transfer(format: Format, mss: usize, loss: f64, segments: usize) -> Resul
 
 /// Every configuration; prints the table (and BENCH lines) as it goes.
 pub fn run(mut out: impl FnMut(&str)) -> Result<Vec<Row>, Error> {
-    out("rdt Stop & Wait over loopback UDP; limit = one MSS per round trip of a plain UDP ping-pong");
-    out(&format!("(same datagram sizes, measured just before each run); timeout {TIMEOUT:?}, loss built in, both ways"));
+    out(
+        "rdt Stop & Wait over loopback UDP; limit = one MSS per round trip of a plain UDP ping-pong",
+    );
+    out(&format!(
+        "with the same datagram sizes; lossless: best of {ROUNDS} alternating runs each; timeout {TIMEOUT:?}; loss built into the client, both directions"
+    ));
     out("  format  mss   loss  segments  retrans   throughput      limit   ratio");
     let cases: [(Format, usize, f64, usize); 10] = [
         (Format::Course, 16, 0.0, 20_000),
@@ -170,8 +223,20 @@ pub fn run(mut out: impl FnMut(&str)) -> Result<Vec<Row>, Error> {
     let mut rows = Vec::new();
     for (format, mss, loss, segments) in cases {
         let (up, down) = sizes(format, mss);
-        let rtt = ping_pong(up, down, 20_000)?;
-        let (elapsed, stats) = transfer(format, mss, loss, segments)?;
+        // Loopback round trips on a shared 2-core machine vary from run to run:
+        // baseline and transfer alternate, best of each (one run when lossy,
+        // where the timeouts dominate).
+        let rounds = if loss == 0.0 { ROUNDS } else { 1 };
+        let mut rtt = Duration::MAX;
+        let mut best: Option<(Duration, Stats)> = None;
+        for _ in 0..rounds {
+            rtt = rtt.min(ping_pong(up, down, 20_000)?);
+            let run = transfer(format, mss, loss, segments)?;
+            if best.is_none_or(|(e, _)| run.0 < e) {
+                best = Some(run);
+            }
+        }
+        let (elapsed, stats) = best.ok_or(Error::Usage("run at least once"))?;
         let row = Row {
             format,
             mss,
@@ -212,7 +277,11 @@ mod tests {
         // Not a timing test: only that the bench machinery transfers what it says.
         let (elapsed, stats) = transfer(Format::Binary, 100, 0.0, 50).unwrap();
         assert!(elapsed > Duration::ZERO);
-        assert_eq!(stats.bytes_acked, 50 * 100 + 4, "data plus the length segment \"5000\"");
+        assert_eq!(
+            stats.bytes_acked,
+            50 * 100 + 4,
+            "data plus the length segment \"5000\""
+        );
         assert!(ping_pong(30, 20, 100).unwrap() > Duration::ZERO);
     }
 }

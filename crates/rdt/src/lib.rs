@@ -18,6 +18,7 @@ pub mod seq;
 pub mod sim;
 pub mod socket;
 pub mod trace;
+mod wait;
 pub mod wire;
 
 pub use config::Config;

@@ -2,10 +2,11 @@
 //! built-in loss (spec "Programs": `--loss P --seed N`, dropping both ways so
 //! the seed's lossy runs need no root), `--debug` lines and the trace.
 //! Fault injection as a wrapper (DESIGN habit 9): the core never knows.
+//! It waits for datagrams with the core's deadline through [`Waiter`].
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -15,13 +16,15 @@ use crate::conn::Note;
 use crate::error::Error;
 use crate::segment::Segment;
 use crate::trace::{Trace, TraceKind};
+use crate::wait::Waiter;
 use crate::wire::MAX_DATAGRAM;
 
 /// Everything about a socket that is not the protocol's configuration.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub config: Config,
-    /// Probability each datagram is dropped, sent or received.
+    /// Probability each datagram this socket sends, and each it receives, is
+    /// dropped: set on one end, it covers both directions of the connection.
     pub loss: f64,
     /// Seed of the loss decisions and initial sequence numbers (random if None).
     pub seed: Option<u64>,
@@ -56,7 +59,7 @@ pub(crate) struct Link {
     sent: u64,
     out: Vec<u8>,
     buf: Vec<u8>,
-    read_timeout: Option<Duration>,
+    waiter: Waiter,
 }
 
 /// What `receive` got.
@@ -68,16 +71,17 @@ pub(crate) enum Incoming {
 }
 
 impl Link {
-    pub fn new(udp: UdpSocket, opts: Options, rng: ChaCha8Rng) -> Link {
-        Link {
+    pub fn new(udp: UdpSocket, opts: Options, rng: ChaCha8Rng) -> Result<Link, Error> {
+        let waiter = Waiter::new(&udp).map_err(|e| Error::io("set up the socket's poller", e))?;
+        Ok(Link {
             udp,
             opts,
             rng,
             sent: 0,
             out: Vec::with_capacity(MAX_DATAGRAM),
             buf: vec![0; MAX_DATAGRAM + 1],
-            read_timeout: None,
-        }
+            waiter,
+        })
     }
 
     pub fn rng(&mut self) -> &mut ChaCha8Rng {
@@ -119,24 +123,10 @@ impl Link {
 
     /// Waits up to `wait` (None: forever) for one datagram.
     pub fn receive(&mut self, wait: Option<Duration>) -> Result<Incoming, Error> {
-        // Rounded up to whole milliseconds so the socket option is rarely reset.
-        let wait = wait.map(|w| Duration::from_millis(w.as_micros().div_ceil(1000).max(1) as u64));
-        if wait != self.read_timeout {
-            self.udp
-                .set_read_timeout(wait)
-                .map_err(|e| Error::io("set read timeout", e))?;
-            self.read_timeout = wait;
-        }
-        let (n, from) = match self.udp.recv_from(&mut self.buf) {
-            Ok(got) => got,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Ok(Incoming::TimedOut);
-            }
+        let deadline = wait.map(|w| Instant::now() + w);
+        let (n, from) = match self.waiter.recv_from(&self.udp, &mut self.buf, deadline) {
+            Ok(Some(got)) => got,
+            Ok(None) => return Ok(Incoming::TimedOut),
             // An ICMP port unreachable from an earlier send: not for this datagram.
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Ok(Incoming::Nothing),
             Err(e) => return Err(Error::io("receive", e)),

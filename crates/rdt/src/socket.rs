@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::isn;
 use crate::link::{Incoming, Link, Options};
 use crate::segment::Kind;
+use crate::trace::TraceKind;
 
 /// A reliable, connection-oriented socket over UDP.
 #[derive(Debug)]
@@ -61,7 +62,7 @@ impl RdtSocket {
         self.opts.config.validate()?;
         let udp = UdpSocket::bind(addr).map_err(|e| Error::io("bind", e))?;
         let rng = self.opts.rng();
-        self.role = Role::Bound(Link::new(udp, self.opts.clone(), rng));
+        self.role = Role::Bound(Link::new(udp, self.opts.clone(), rng)?);
         Ok(())
     }
 
@@ -106,7 +107,7 @@ impl RdtSocket {
                     (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
                 };
                 let udp = UdpSocket::bind(any).map_err(|e| Error::io("bind", e))?;
-                Link::new(udp, self.opts.clone(), self.opts.rng())
+                Link::new(udp, self.opts.clone(), self.opts.rng())?
             }
             other => {
                 self.role = other;
@@ -163,7 +164,11 @@ impl RdtSocket {
     }
 
     /// `send`, calling `progress` with the bytes of this message acknowledged so far.
-    pub fn send_with_progress(&mut self, message: &[u8], mut progress: impl FnMut(u64)) -> Result<(), Error> {
+    pub fn send_with_progress(
+        &mut self,
+        message: &[u8],
+        mut progress: impl FnMut(u64),
+    ) -> Result<(), Error> {
         let e = self.endpoint()?;
         let before = e.conn.stats().bytes_acked;
         let length_segment = message.len().to_string().len() as u64;
@@ -335,8 +340,12 @@ impl Listener {
             );
             // Each connection draws its own loss decisions, reproducible from the seed.
             let link_rng = ChaCha8Rng::seed_from_u64(self.link.rng().random());
-            let link = Link::new(udp, opts.clone(), link_rng);
+            let link = Link::new(udp, opts.clone(), link_rng)?;
             link.trace_hosts(from);
+            link.trace(
+                TraceKind::Note,
+                format!("new socket :{}", link.local_addr()?.port()),
+            );
             let mut endpoint = Endpoint {
                 link,
                 peer: from,

@@ -35,7 +35,8 @@ pub struct TraceEvent {
 
 #[derive(Debug)]
 struct Log {
-    start: Instant,
+    /// The first event's time: the diagram starts there.
+    start: Option<Instant>,
     local: Option<SocketAddr>,
     peer: Option<SocketAddr>,
     events: Vec<TraceEvent>,
@@ -58,7 +59,7 @@ impl Trace {
     pub fn new() -> Trace {
         Trace {
             log: Arc::new(Mutex::new(Log {
-                start: Instant::now(),
+                start: None,
                 local: None,
                 peer: None,
                 events: Vec::new(),
@@ -84,7 +85,7 @@ impl Trace {
                 log.overflow += 1;
                 return;
             }
-            let at = log.start.elapsed();
+            let at = log.start.get_or_insert_with(Instant::now).elapsed();
             log.events.push(TraceEvent {
                 at,
                 kind,
@@ -148,11 +149,23 @@ fn render(log: &Log) -> String {
             TraceKind::Sent => arrow(&mut s, (LEFT, y - band), (RIGHT, y + band), &text, false),
             TraceKind::Received => arrow(&mut s, (RIGHT, y - band), (LEFT, y + band), &text, false),
             TraceKind::SentLost => {
-                arrow(&mut s, (LEFT, y - band), (mid, y), &format!("{text} (lost)"), true);
+                arrow(
+                    &mut s,
+                    (LEFT, y - band),
+                    (mid, y),
+                    &format!("{text} (lost)"),
+                    true,
+                );
                 cross(&mut s, mid, y);
             }
             TraceKind::ReceivedLost => {
-                arrow(&mut s, (RIGHT, y - band), (mid, y), &format!("{text} (lost)"), true);
+                arrow(
+                    &mut s,
+                    (RIGHT, y - band),
+                    (mid, y),
+                    &format!("{text} (lost)"),
+                    true,
+                );
                 cross(&mut s, mid, y);
             }
             TraceKind::Timeout => {

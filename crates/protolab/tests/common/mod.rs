@@ -1,7 +1,7 @@
 //! Running the `protolab` binary from tests, bounded in time.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -58,4 +58,13 @@ pub fn spawn_listening(cmd: &mut Command) -> (Child, BufReader<ChildStdout>, Soc
         .parse()
         .unwrap();
     (child, out, addr)
+}
+
+/// Everything the (exited) process wrote to its piped stderr.
+pub fn stderr_text(child: &mut Child) -> String {
+    let mut text = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        err.read_to_string(&mut text).unwrap();
+    }
+    text
 }

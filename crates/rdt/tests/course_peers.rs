@@ -1,0 +1,72 @@
+#![allow(clippy::unwrap_used)]
+//! The variants of other course implementations we accept (spec: "be liberal
+//! in what you accept"), played byte for byte against one connection core: a
+//! handshake ACK that does not consume a number, and a four-segment close.
+
+use std::time::{Duration, Instant};
+
+use rdt::conn::{Connection, Output};
+use rdt::{Config, Ending, Format, Read, State};
+
+/// Everything the core sent, as course datagrams.
+fn sent(conn: &mut Connection) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(o) = conn.poll_output() {
+        if let Output::Transmit(seg) = o {
+            let mut bytes = Vec::new();
+            Format::Course.encode(&seg, &mut bytes);
+            out.push(String::from_utf8(bytes).unwrap());
+        }
+    }
+    out
+}
+
+fn peer(conn: &mut Connection, now: Instant, datagram: &str) {
+    conn.handle_segment(now, Format::Course.decode(datagram.as_bytes()).unwrap());
+}
+
+#[test]
+fn a_peer_whose_handshake_ack_consumes_nothing_sends_data_from_x_plus_1() {
+    let t0 = Instant::now();
+    let syn = Format::Course.decode(b"1|||0|||0|||40|||").unwrap();
+    let mut server = Connection::accept(Config::default(), t0, &syn, rdt::Seq(0));
+    assert_eq!(sent(&mut server), ["1|||1|||0|||41|||"]);
+    peer(&mut server, t0, "0|||1|||0|||41|||");
+    assert_eq!(server.state(), State::Established);
+    peer(&mut server, t0, "0|||0|||0|||41|||3");
+    assert_eq!(sent(&mut server), ["0|||1|||0|||42|||"]);
+    peer(&mut server, t0, "0|||0|||0|||42|||abc");
+    assert_eq!(sent(&mut server), ["0|||1|||0|||45|||"]);
+    assert_eq!(server.read(10).unwrap(), Read::Data(b"abc".to_vec()));
+}
+
+#[test]
+fn a_peer_that_answers_our_fin_with_an_ack_then_its_own_fin() {
+    let t0 = Instant::now();
+    let mut client = Connection::connect(Config::default(), t0, rdt::Seq(10));
+    assert_eq!(sent(&mut client), ["1|||0|||0|||10|||"]);
+    peer(&mut client, t0, "1|||1|||0|||11|||");
+    assert_eq!(sent(&mut client), ["0|||1|||0|||12|||"]);
+    client.close(t0);
+    assert_eq!(sent(&mut client), ["0|||0|||1|||12|||"]);
+    // Four-segment close: a plain ACK of our FIN ...
+    peer(&mut client, t0, "0|||1|||0|||13|||");
+    assert_eq!(client.state(), State::FinWait2);
+    assert!(sent(&mut client).is_empty());
+    // ... then the peer's FIN, numbered on from there, answered with the final ACK.
+    peer(
+        &mut client,
+        t0 + Duration::from_millis(10),
+        "0|||0|||1|||13|||",
+    );
+    assert_eq!(client.state(), State::TimeWait);
+    assert_eq!(sent(&mut client), ["0|||1|||0|||14|||"]);
+    let timeout = client.config().timeout;
+    client.handle_timeout(t0 + Duration::from_millis(10) + timeout);
+    client.handle_timeout(t0 + Duration::from_millis(10) + timeout * 2);
+    assert_eq!(
+        sent(&mut client),
+        ["0|||1|||0|||14|||", "0|||1|||0|||14|||"]
+    );
+    assert_eq!(client.ending(), Some(Ending::Graceful));
+}
