@@ -11,7 +11,8 @@ use tokio::io::AsyncBufReadExt;
 #[command(after_help = "Examples:
   protolab relay serve --address 127.0.0.1:8081
   protolab relay client --address 127.0.0.1:8081 --name ana
-  printf 'hola\\nchau\\n' | protolab relay client --address 127.0.0.1:8081 --name bot")]
+  printf 'hola\\nchau\\n' | protolab relay client --address 127.0.0.1:8081 --name bot
+  protolab relay bench")]
 pub struct RelayArgs {
     #[command(subcommand)]
     cmd: Cmd,
@@ -54,6 +55,16 @@ enum Cmd {
         #[arg(long)]
         state: Option<std::path::PathBuf>,
     },
+    /// Deliveries/s with 10, 100 and 1,000 clients and latency at 100,000
+    /// deliveries/s, against a plain TCP fan-out and Redis pub/sub (if installed).
+    #[command(after_help = "Example:\n  cargo run --release -- relay bench")]
+    Bench,
+}
+
+impl RelayArgs {
+    pub fn is_bench(&self) -> bool {
+        matches!(self.cmd, Cmd::Bench)
+    }
 }
 
 pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
@@ -101,6 +112,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("relay client of {address}"))?;
         }
+        Cmd::Bench => relay::bench::run(|line| println!("{line}")).await?,
     }
     Ok(())
 }

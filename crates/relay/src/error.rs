@@ -23,4 +23,7 @@ pub enum Error {
     /// A message type this version does not have.
     #[error("unknown message type {0}")]
     UnknownType(u8),
+    /// The benchmark could not run (a server that would not start, a stalled run).
+    #[error("bench: {0}")]
+    Bench(String),
 }

@@ -6,11 +6,10 @@
 //! - [`server`]: the sequencer behind a lock, one bounded outbox per client,
 //!   heartbeats;
 //! - [`client`]: prints each event once, acknowledges, reconnects and resumes;
-//! - [`log`]: the durable event log (`--log-dir`).
-//!
-//! Still to come (see the issue): client state across process restarts, the
-//! benchmark, the demo section.
+//! - [`log`]: the durable event log (`--log-dir`);
+//! - [`bench`]: `protolab relay bench` against a plain fan-out and Redis.
 
+pub mod bench;
 pub mod client;
 pub mod error;
 pub mod log;

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use netkit::server::{Conn, ServeReport, ServerConfig, ServerStats, serve};
 use tokio::io::AsyncWriteExt;
@@ -60,7 +60,9 @@ impl Default for Config {
 
 #[derive(Debug)]
 struct Outbox {
-    queue: mpsc::Sender<Event>,
+    /// Encoded `Deliver` frames: an event is encoded once and shared by every
+    /// recipient (a reference count, not a copy, per recipient).
+    queue: mpsc::Sender<Bytes>,
     /// Cancelled with a reason to end the connection.
     kick: CancellationToken,
     reason: Arc<Mutex<Option<String>>>,
@@ -87,11 +89,14 @@ impl Hub {
     /// Queues `event` for every connected client; cuts off the ones that are
     /// full.
     fn fan_out(&mut self, event: &Event) {
+        let mut frame = BytesMut::new();
+        event.deliver().encode(&mut frame);
+        let frame = frame.freeze();
         let mut slow = Vec::new();
         for (id, out) in &self.outboxes {
             // Full: too slow. Closed: its writer is gone; its own task will
             // record the leave, so only a full queue is cut off here.
-            if let Err(mpsc::error::TrySendError::Full(_)) = out.queue.try_send(event.clone()) {
+            if let Err(mpsc::error::TrySendError::Full(_)) = out.queue.try_send(frame.clone()) {
                 slow.push(*id);
             }
         }
@@ -189,7 +194,7 @@ async fn handle(stream: TcpStream, conn: Conn, hub: Arc<Mutex<Hub>>, config: Arc
         }
         Ok(None) | Err(_) => return,
     };
-    let (tx, mut rx) = mpsc::channel::<Event>(config.outbox);
+    let (tx, mut rx) = mpsc::channel::<Bytes>(config.outbox);
     let kick = CancellationToken::new();
     let reason = Arc::new(Mutex::new(None::<String>));
     let joined = {
@@ -248,11 +253,11 @@ async fn handle(stream: TcpStream, conn: Conn, hub: Arc<Mutex<Hub>>, config: Arc
             out.clear();
             tokio::select! {
                 () = writer_kick.cancelled() => break,
-                e = rx.recv() => {
-                    let Some(e) = e else { break };
-                    e.deliver().encode(&mut out);
+                frame = rx.recv() => {
+                    let Some(frame) = frame else { break };
+                    out.extend_from_slice(&frame);
                     while let Ok(more) = rx.try_recv() {
-                        more.deliver().encode(&mut out);
+                        out.extend_from_slice(&more);
                     }
                 }
                 _ = ping.tick() => {
