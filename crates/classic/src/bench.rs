@@ -55,6 +55,9 @@ pub struct PositionsRow {
 pub struct Report {
     /// Math rows.
     pub math: Vec<MathRow>,
+    /// The machine's ceiling for 100 clients with one request in flight
+    /// (`netkit::ceiling`: epoll server and load, no runtime, no protocol).
+    pub ceiling: f64,
     /// Positions row.
     pub positions: PositionsRow,
 }
@@ -77,6 +80,13 @@ impl fmt::Display for Report {
                 r.math / r.echo
             )?;
         }
+        let one_in_flight = self.math.iter().find(|r| r.label.starts_with("100 clients, one"));
+        writeln!(
+            f,
+            "  machine ceiling, 100 clients one in flight (epoll server and load, no runtime, no protocol): {:.0} req/s; math/ceiling {:.2}",
+            self.ceiling,
+            one_in_flight.map_or(0.0, |r| r.math / self.ceiling)
+        )?;
         let p = &self.positions;
         writeln!(f, "classic positions: {} clients at 20 Hz", p.clients)?;
         writeln!(
@@ -98,6 +108,11 @@ impl fmt::Display for Report {
                 r.math / r.echo
             )?;
         }
+        writeln!(
+            f,
+            "BENCH classic_ceiling clients=100 req_s={:.0}",
+            self.ceiling
+        )?;
         writeln!(
             f,
             "BENCH classic_positions clients={} deliveries_s={:.0} p50_ms={:.3} p99_ms={:.3} dropped={} baseline_p99_ms={:.3}",
@@ -220,6 +235,10 @@ pub async fn run_all(secs: Duration) -> Result<Report, Error> {
             echo: e,
         });
     }
+    let request = bytes.to_vec();
+    let ceiling = tokio::task::spawn_blocking(move || netkit::ceiling::round_trips(100, &request, reply_len, secs))
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))??;
     let positions = positions_run(
         &stop,
         200,
@@ -230,6 +249,7 @@ pub async fn run_all(secs: Duration) -> Result<Report, Error> {
     stop.cancel();
     Ok(Report {
         math: rows,
+        ceiling,
         positions,
     })
 }

@@ -9,7 +9,9 @@
 //!   tracing span per connection, backoff on accept errors, graceful shutdown).
 //! - [`shutdown`]: the process-wide shutdown signal (SIGINT or SIGTERM).
 //! - [`logfmt`]: the `action: X | result: Y | key: value` log line format.
+//! - [`ceiling`]: the machine's loopback request/response ceiling, for benchmarks.
 
+pub mod ceiling;
 pub mod error;
 pub mod frame;
 pub mod line;
