@@ -80,7 +80,10 @@ impl fmt::Display for Report {
                 r.math / r.echo
             )?;
         }
-        let one_in_flight = self.math.iter().find(|r| r.label.starts_with("100 clients, one"));
+        let one_in_flight = self
+            .math
+            .iter()
+            .find(|r| r.label.starts_with("100 clients, one"));
         writeln!(
             f,
             "  machine ceiling, 100 clients one in flight (epoll server and load, no runtime, no protocol): {:.0} req/s; math/ceiling {:.2}",
@@ -236,9 +239,11 @@ pub async fn run_all(secs: Duration) -> Result<Report, Error> {
         });
     }
     let request = bytes.to_vec();
-    let ceiling = tokio::task::spawn_blocking(move || netkit::ceiling::round_trips(100, &request, reply_len, secs))
-        .await
-        .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))??;
+    let ceiling = tokio::task::spawn_blocking(move || {
+        netkit::ceiling::round_trips(100, &request, reply_len, secs)
+    })
+    .await
+    .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))??;
     let positions = positions_run(
         &stop,
         200,

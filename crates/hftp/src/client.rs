@@ -175,6 +175,8 @@ impl Client {
         let mut carry: Vec<u8> = Vec::with_capacity(4);
         let mut decoded: Vec<u8> = Vec::new();
         let mut total = 0u64;
+        // Base64 characters still to come on the line (padded groups of 4).
+        let mut left = size.div_ceil(3) * 4;
         loop {
             let buf = tokio::time::timeout(ANSWER_TIMEOUT, self.r.fill_buf())
                 .await
@@ -184,42 +186,43 @@ impl Client {
                     "the connection ended inside a slice".into(),
                 ));
             }
-            let (chunk, end) = match memchr_cr(buf) {
-                Some(i) => (&buf[..i], Some(i)),
-                None => (buf, None),
-            };
-            // Decode whole groups of 4 characters; keep the rest (< 4) for the
-            // next read. Without a carry, decode straight from the buffer.
-            // One buffer for every chunk: fresh large allocations cost page faults.
-            let mut decode = |b: &[u8]| -> Result<usize, Error> {
-                decoded.resize(b.len() / 4 * 3, 0);
-                base64_simd::STANDARD
-                    .decode(b, base64_simd::Out::from_slice(&mut decoded))
-                    .map(|d| d.len())
-                    .map_err(|e| Error::Protocol(format!("bad base64: {e}")))
-            };
-            let n = if carry.is_empty() {
+            // The line's length follows from the size asked: no need to scan
+            // every byte for its CR (that scan was on the critical path).
+            let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let chunk = &buf[..take];
+            let end = (take as u64 == left).then_some(take);
+            left -= take as u64;
+            // A carry (< 4 characters left by the last read) is completed to one
+            // group from the front of this chunk and decoded alone; the rest of
+            // the chunk decodes in place, its tail kept as the next carry.
+            // (Joining carry and chunk copied most of the data once more.)
+            let mut rest = chunk;
+            if !carry.is_empty() {
+                let take = (4 - carry.len()).min(rest.len());
+                carry.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                if carry.len() == 4 || end.is_some() {
+                    let group = std::mem::take(&mut carry);
+                    let n = decode_into(&group, &mut decoded)?;
+                    out.write_all(&decoded[..n]).await?;
+                    total += n as u64;
+                    progress.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            }
+            if carry.is_empty() {
                 let whole = if end.is_some() {
-                    chunk.len()
+                    rest.len()
                 } else {
-                    chunk.len() / 4 * 4
+                    rest.len() / 4 * 4
                 };
-                carry.extend_from_slice(&chunk[whole..]);
-                decode(&chunk[..whole])?
-            } else {
-                let mut joined = std::mem::take(&mut carry);
-                joined.extend_from_slice(chunk);
-                let whole = if end.is_some() {
-                    joined.len()
-                } else {
-                    joined.len() / 4 * 4
-                };
-                carry.extend_from_slice(&joined[whole..]);
-                decode(&joined[..whole])?
-            };
-            out.write_all(&decoded[..n]).await?;
-            total += n as u64;
-            progress.fetch_add(n as u64, Ordering::Relaxed);
+                carry.extend_from_slice(&rest[whole..]);
+                if whole > 0 {
+                    let n = decode_into(&rest[..whole], &mut decoded)?;
+                    out.write_all(&decoded[..n]).await?;
+                    total += n as u64;
+                    progress.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            }
             let consumed = chunk.len();
             self.r.consume(consumed);
             if end.is_some() {
@@ -245,10 +248,6 @@ impl Client {
         self.send("quit").await?;
         self.status("quit").await
     }
-}
-
-fn memchr_cr(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&x| x == b'\r')
 }
 
 /// What to download.
@@ -319,4 +318,17 @@ pub async fn download(d: &Download, path: &Path, progress: Arc<AtomicU64>) -> Re
             .map_err(|e| Error::Protocol(format!("download task: {e}")))??;
     }
     Ok(size)
+}
+
+/// Decodes whole base64 groups into `decoded` (one buffer reused for every
+/// chunk: fresh large allocations cost page faults); returns the bytes decoded.
+fn decode_into(b: &[u8], decoded: &mut Vec<u8>) -> Result<usize, Error> {
+    let need = b.len() / 4 * 3;
+    if decoded.len() < need {
+        decoded.resize(need, 0);
+    }
+    base64_simd::STANDARD
+        .decode(b, base64_simd::Out::from_slice(&mut decoded[..need]))
+        .map(|d| d.len())
+        .map_err(|e| Error::Protocol(format!("bad base64: {e}")))
 }

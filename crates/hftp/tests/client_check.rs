@@ -165,3 +165,41 @@ async fn sliced_downloads_over_several_connections_are_identical() {
     assert!(std::fs::read(&path).unwrap() == data[1234..1234 + 777_777]);
     stop.cancel();
 }
+
+/// The client decodes base64 whatever the segment sizes: reads of 1, 5 and 7
+/// bytes leave 1–3 characters for the next read (the carry) all along the line.
+#[tokio::test]
+async fn base64_decodes_across_reads_of_any_size() {
+    use impair::{TcpProxy, TcpProxyConfig, TcpRules};
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..601u32).map(|i| (i * 7 + i / 3) as u8).collect();
+    std::fs::write(dir.path().join("d.bin"), &data).unwrap();
+    let (addr, stop) = start(dir.path()).await;
+    for k in [1, 5, 7] {
+        let mut cfg = TcpProxyConfig::new("127.0.0.1:0".parse().unwrap(), addr.parse().unwrap());
+        // A pause after each write, so the client reads them one by one.
+        cfg.rules.down = TcpRules::chopped(k, Duration::from_millis(1));
+        let proxy = TcpProxy::start(cfg).await.unwrap();
+        let mut c = Client::connect(&proxy.local_addr().to_string())
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        timeout(
+            BOUND,
+            c.slice(
+                "d.bin",
+                0,
+                601,
+                Encoding::Base64,
+                &mut out,
+                &AtomicU64::new(0),
+            ),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(out, data, "segments of {k} bytes");
+        assert!(proxy.summary().dirs.down.writes > 601 * 4 / 3 / k as u64);
+    }
+    stop.cancel();
+}

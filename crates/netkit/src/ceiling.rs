@@ -17,25 +17,45 @@ const LISTENER: Token = Token(usize::MAX);
 
 /// Round trips per second with `clients` connections, one `request` in flight
 /// each, every reply `reply_len` bytes, for `secs`.
-pub fn round_trips(clients: usize, request: &[u8], reply_len: usize, secs: Duration) -> io::Result<f64> {
+pub fn round_trips(
+    clients: usize,
+    request: &[u8],
+    reply_len: usize,
+    secs: Duration,
+) -> io::Result<f64> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     listener.set_nonblocking(true)?;
     let request_len = request.len();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let server_stop = std::sync::Arc::clone(&stop);
-    let server = std::thread::spawn(move || serve(TcpListener::from_std(listener), request_len, reply_len, &server_stop));
+    let server = std::thread::spawn(move || {
+        serve(
+            TcpListener::from_std(listener),
+            request_len,
+            reply_len,
+            &server_stop,
+        )
+    });
     let result = load(addr, clients, request, reply_len, secs);
     stop.store(true, std::sync::atomic::Ordering::Release);
-    let served = server.join().map_err(|_| io::Error::other("ceiling server panicked"))?;
+    let served = server
+        .join()
+        .map_err(|_| io::Error::other("ceiling server panicked"))?;
     served?;
     result
 }
 
-fn serve(mut listener: TcpListener, request_len: usize, reply_len: usize, stop: &std::sync::atomic::AtomicBool) -> io::Result<()> {
+fn serve(
+    mut listener: TcpListener,
+    request_len: usize,
+    reply_len: usize,
+    stop: &std::sync::atomic::AtomicBool,
+) -> io::Result<()> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
-    poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
     let mut conns: Vec<(TcpStream, usize)> = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     let reply = vec![b'r'; reply_len * 64];
@@ -45,12 +65,15 @@ fn serve(mut listener: TcpListener, request_len: usize, reply_len: usize, stop: 
             if ev.token() == LISTENER {
                 while let Ok((mut s, _)) = listener.accept() {
                     s.set_nodelay(true)?;
-                    poll.registry().register(&mut s, Token(conns.len()), Interest::READABLE)?;
+                    poll.registry()
+                        .register(&mut s, Token(conns.len()), Interest::READABLE)?;
                     conns.push((s, 0));
                 }
                 continue;
             }
-            let Some((s, partial)) = conns.get_mut(ev.token().0) else { continue };
+            let Some((s, partial)) = conns.get_mut(ev.token().0) else {
+                continue;
+            };
             loop {
                 match s.read(&mut buf) {
                     Ok(0) => break,
@@ -70,7 +93,13 @@ fn serve(mut listener: TcpListener, request_len: usize, reply_len: usize, stop: 
     Ok(())
 }
 
-fn load(addr: SocketAddr, clients: usize, request: &[u8], reply_len: usize, secs: Duration) -> io::Result<f64> {
+fn load(
+    addr: SocketAddr,
+    clients: usize,
+    request: &[u8],
+    reply_len: usize,
+    secs: Duration,
+) -> io::Result<f64> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let mut conns = Vec::with_capacity(clients);
@@ -79,7 +108,8 @@ fn load(addr: SocketAddr, clients: usize, request: &[u8], reply_len: usize, secs
         s.set_nodelay(true)?;
         s.set_nonblocking(true)?;
         let mut s = TcpStream::from_std(s);
-        poll.registry().register(&mut s, Token(i), Interest::READABLE)?;
+        poll.registry()
+            .register(&mut s, Token(i), Interest::READABLE)?;
         conns.push((s, 0usize));
     }
     for (s, _) in &mut conns {
@@ -91,7 +121,9 @@ fn load(addr: SocketAddr, clients: usize, request: &[u8], reply_len: usize, secs
     while start.elapsed() < secs {
         poll.poll(&mut events, Some(Duration::from_millis(50)))?;
         for ev in &events {
-            let Some((s, partial)) = conns.get_mut(ev.token().0) else { continue };
+            let Some((s, partial)) = conns.get_mut(ev.token().0) else {
+                continue;
+            };
             loop {
                 match s.read(&mut buf) {
                     Ok(0) => return Err(io::Error::other("ceiling server closed a connection")),

@@ -288,7 +288,14 @@ async fn bench(size: u64, secs: Duration) -> anyhow::Result<()> {
         for clients in [1, 100, 1000] {
             small.push(hftp::bench::small_requests(&server, "bench.bin", clients, secs).await?);
         }
-        anyhow::Ok((raw_copy, b64, rss, raw, small))
+        // The machine's ceiling for the same request and reply sizes, 100 clients.
+        let request = b"get_metadata bench.bin\r\n".to_vec();
+        let reply_len = format!("0 OK\r\n{size}\r\n").len();
+        let ceiling = tokio::task::spawn_blocking(move || {
+            netkit::ceiling::round_trips(100, &request, reply_len, secs)
+        })
+        .await??;
+        anyhow::Ok((raw_copy, b64, rss, raw, small, ceiling))
     }
     .await;
     let _ = std::process::Command::new("kill")
@@ -296,7 +303,7 @@ async fn bench(size: u64, secs: Duration) -> anyhow::Result<()> {
         .arg(child.id().to_string())
         .status();
     let _ = child.wait();
-    let (raw_copy, b64, rss, raw, small) = result?;
+    let (raw_copy, b64, rss, raw, small, ceiling) = result?;
     let mb = |t: &hftp::bench::Transfer| t.rate() / 1e6;
     println!(
         "hftp download of a {} MB file (one slice, one connection)",
@@ -338,6 +345,9 @@ async fn bench(size: u64, secs: Duration) -> anyhow::Result<()> {
         );
     }
     println!(
+        "  machine ceiling, 100 clients (epoll server and load, no runtime, no protocol, same sizes): {ceiling:.0} req/s"
+    );
+    println!(
         "BENCH hftp_download bytes={size} base64_mb_s={:.0} raw_mb_s={:.0} baseline_mb_s={:.0} base64_ratio={:.3} raw_ratio={:.3} first_byte_ms={:.3} server_peak_rss_mib={:.1}",
         mb(&b64),
         mb(&raw),
@@ -347,6 +357,7 @@ async fn bench(size: u64, secs: Duration) -> anyhow::Result<()> {
         b64.first_byte.as_secs_f64() * 1e3,
         rss as f64 / 1_048_576.0
     );
+    println!("BENCH hftp_ceiling clients=100 req_s={ceiling:.0}");
     for r in &small {
         println!(
             "BENCH hftp_small clients={} req_s={:.0} p50_ms={:.3} p99_ms={:.3} errors={}",
