@@ -95,22 +95,40 @@ async fn handle(stream: TcpStream, conn: Conn, config: Arc<Config>) {
     let (r, w) = stream.into_split();
     let mut lines = FramedRead::new(r, LineReader::with_sink(RequestSink::default()));
     let mut w = BufWriter::with_capacity(64 * 1024, w);
+    // One shutdown future and one idle timer for the whole connection: the
+    // timer is moved only when it fires early (a request came since it was
+    // set), not re-registered for every request (that showed in profiles).
+    let shutdown = conn.shutdown.cancelled();
+    tokio::pin!(shutdown);
+    let idle = tokio::time::sleep(config.idle_timeout);
+    tokio::pin!(idle);
+    let mut last_request = tokio::time::Instant::now();
     let next = loop {
         let item = tokio::select! {
-            () = conn.shutdown.cancelled() => break Next::Close,
-            item = tokio::time::timeout(config.idle_timeout, lines.next()) => item,
+            () = &mut shutdown => break Next::Close,
+            () = &mut idle => {
+                let quiet_until = last_request + config.idle_timeout;
+                if tokio::time::Instant::now() >= quiet_until {
+                    break Next::Abort;
+                }
+                idle.as_mut().reset(quiet_until);
+                continue;
+            }
+            item = lines.next() => item,
         };
         let parsed = match item {
-            Err(_) | Ok(None) => break Next::Abort,
-            Ok(Some(Ok(line))) => parse(&line),
-            Ok(Some(Err(netkit::Error::BareLf { .. }))) => Err(Status::BadEol),
-            Ok(Some(Err(e))) if e.is_disconnect() => break Next::Abort,
-            Ok(Some(Err(_))) => Err(Status::BadRequest),
+            None => break Next::Abort,
+            Some(Ok(line)) => parse(&line),
+            Some(Err(netkit::Error::BareLf { .. })) => Err(Status::BadEol),
+            Some(Err(e)) if e.is_disconnect() => break Next::Abort,
+            Some(Err(_)) => Err(Status::BadRequest),
         };
         let next = match parsed {
             Ok(cmd) => execute(cmd, &config.datadir, &mut w).await,
             Err(status) => respond_status(status, &mut w).await,
         };
+        // Idle time counts from the end of the last answer (a long slice is not idleness).
+        last_request = tokio::time::Instant::now();
         match next {
             Next::Continue => {
                 // Answers to pipelined requests share a write.

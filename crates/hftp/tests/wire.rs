@@ -452,3 +452,43 @@ async fn a_silent_client_is_closed_after_the_idle_timeout() {
     assert_eq!(n, 0);
     stop.cancel();
 }
+
+/// Idle time counts from the end of the last answer: a slice that takes longer
+/// than the idle timeout to stream (a slow reader) does not get the connection
+/// closed before the next request.
+#[tokio::test]
+async fn a_long_slice_is_not_idleness() {
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..24_000_000u32).map(|i| (i / 7) as u8).collect();
+    std::fs::write(dir.path().join("big"), &data).unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let mut cfg = Config::new(dir.path());
+    cfg.idle_timeout = Duration::from_millis(200);
+    tokio::spawn(run(l, cfg, stop.clone().cancelled_owned()));
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"get_slice big 0 24000000 raw\r\n")
+        .await
+        .unwrap();
+    let header = b"0 OK\r\nContent-Length: 24000000\r\n\r\n".len();
+    let mut left = header + data.len();
+    let mut buf = vec![0u8; 1 << 20];
+    let start = std::time::Instant::now();
+    while left > 0 {
+        let n = timeout(BOUND, s.read(&mut buf[..left.min(1 << 20)]))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed in the middle of the slice");
+        left -= n;
+        // A slow reader: the server's writes wait for it.
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    assert!(
+        start.elapsed() > Duration::from_millis(200),
+        "the slice outlasted the idle timeout"
+    );
+    exchange(&mut s, b"get_metadata big\r\n", b"0 OK\r\n24000000\r\n").await;
+    stop.cancel();
+}

@@ -5,6 +5,8 @@
 //! flight per connection. No async runtime, no protocol, no allocation per
 //! request: what is left is the kernel's cost of two small TCP writes, two reads
 //! and two wake-ups per round trip. No server can beat it on the same machine.
+//! The same load generator ([`load`]) measures real servers, so a figure and
+//! its ceiling differ only by the server.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -15,14 +17,27 @@ use mio::{Events, Interest, Poll, Token};
 
 const LISTENER: Token = Token(usize::MAX);
 
-/// Round trips per second with `clients` connections, one `request` in flight
-/// each, every reply `reply_len` bytes, for `secs`.
+/// What a load run measured.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RoundTrips {
+    /// Round trips completed per second.
+    pub per_sec: f64,
+    /// Median time from a request's write to its whole reply.
+    pub p50: Duration,
+    /// 99th percentile of the same.
+    pub p99: Duration,
+    /// Connections that failed (closed or reset by the server).
+    pub errors: usize,
+}
+
+/// The ceiling: [`load`] against a trivial epoll server that answers each
+/// `request` with `reply_len` bytes.
 pub fn round_trips(
     clients: usize,
     request: &[u8],
     reply_len: usize,
     secs: Duration,
-) -> io::Result<f64> {
+) -> io::Result<RoundTrips> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     listener.set_nonblocking(true)?;
@@ -93,13 +108,23 @@ fn serve(
     Ok(())
 }
 
-fn load(
+/// A single-threaded epoll load generator: `clients` connections to `addr`,
+/// each with one `request` in flight, every reply `reply_len` bytes, for `secs`.
+/// Cheap enough that the figure is the server's: one read and one write per
+/// round trip, no runtime, no allocation per request.
+pub fn load(
     addr: SocketAddr,
     clients: usize,
     request: &[u8],
     reply_len: usize,
     secs: Duration,
-) -> io::Result<f64> {
+) -> io::Result<RoundTrips> {
+    struct Conn {
+        stream: TcpStream,
+        partial: usize,
+        sent: Instant,
+        alive: bool,
+    }
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let mut conns = Vec::with_capacity(clients);
@@ -107,42 +132,75 @@ fn load(
         let s = std::net::TcpStream::connect(addr)?;
         s.set_nodelay(true)?;
         s.set_nonblocking(true)?;
-        let mut s = TcpStream::from_std(s);
+        let mut stream = TcpStream::from_std(s);
         poll.registry()
-            .register(&mut s, Token(i), Interest::READABLE)?;
-        conns.push((s, 0usize));
-    }
-    for (s, _) in &mut conns {
-        s.write_all(request)?;
+            .register(&mut stream, Token(i), Interest::READABLE)?;
+        conns.push(Conn {
+            stream,
+            partial: 0,
+            sent: Instant::now(),
+            alive: true,
+        });
     }
     let start = Instant::now();
-    let mut done = 0u64;
+    for c in &mut conns {
+        c.sent = Instant::now();
+        c.stream.write_all(request)?;
+    }
+    let mut latencies = Vec::with_capacity(1 << 20);
+    let mut errors = 0;
     let mut buf = vec![0u8; 64 * 1024];
     while start.elapsed() < secs {
         poll.poll(&mut events, Some(Duration::from_millis(50)))?;
         for ev in &events {
-            let Some((s, partial)) = conns.get_mut(ev.token().0) else {
+            let Some(c) = conns.get_mut(ev.token().0).filter(|c| c.alive) else {
                 continue;
             };
             loop {
-                match s.read(&mut buf) {
-                    Ok(0) => return Err(io::Error::other("ceiling server closed a connection")),
+                match c.stream.read(&mut buf) {
+                    Ok(0) => {
+                        c.alive = false;
+                        errors += 1;
+                        break;
+                    }
                     Ok(n) => {
-                        *partial += n;
-                        let whole = *partial / reply_len;
-                        *partial %= reply_len;
-                        done += whole as u64;
+                        c.partial += n;
+                        let whole = c.partial / reply_len;
+                        c.partial %= reply_len;
                         for _ in 0..whole {
-                            s.write_all(request)?;
+                            latencies.push(c.sent.elapsed());
+                            c.sent = Instant::now();
+                            if c.stream.write_all(request).is_err() {
+                                c.alive = false;
+                                errors += 1;
+                                break;
+                            }
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => return Err(e),
+                    Err(_) => {
+                        c.alive = false;
+                        errors += 1;
+                        break;
+                    }
                 }
             }
         }
     }
-    Ok(done as f64 / start.elapsed().as_secs_f64())
+    let elapsed = start.elapsed();
+    latencies.sort_unstable();
+    let pct = |q: f64| {
+        latencies
+            .get(((latencies.len().saturating_sub(1)) as f64 * q) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    Ok(RoundTrips {
+        per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50: pct(0.5),
+        p99: pct(0.99),
+        errors,
+    })
 }
 
 #[cfg(test)]
@@ -152,7 +210,8 @@ mod tests {
     #[test]
     fn a_short_run_completes_round_trips() {
         // Not a timing test: the machinery answers every request it is sent.
-        let rate = round_trips(4, b"ping\n", 3, Duration::from_millis(100)).unwrap();
-        assert!(rate > 0.0);
+        let r = round_trips(4, b"ping\n", 3, Duration::from_millis(100)).unwrap();
+        assert!(r.per_sec > 0.0 && r.p99 >= r.p50);
+        assert_eq!(r.errors, 0);
     }
 }

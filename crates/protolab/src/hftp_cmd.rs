@@ -284,17 +284,32 @@ async fn bench(size: u64, secs: Duration) -> anyhow::Result<()> {
         let b64 = hftp::bench::download(&server, "bench.bin", size, Encoding::Base64).await?;
         let rss = peak_rss(child.id()).unwrap_or(0);
         let raw = hftp::bench::download(&server, "bench.bin", size, Encoding::Raw).await?;
-        let mut small = Vec::new();
-        for clients in [1, 100, 1000] {
-            small.push(hftp::bench::small_requests(&server, "bench.bin", clients, secs).await?);
-        }
-        // The machine's ceiling for the same request and reply sizes, 100 clients.
+        // Small requests from netkit's epoll load generator (one thread, no
+        // runtime), so the figure is the server's; then the machine's ceiling
+        // for the same sizes: the same generator against a trivial epoll server.
         let request = b"get_metadata bench.bin\r\n".to_vec();
         let reply_len = format!("0 OK\r\n{size}\r\n").len();
+        let addr: std::net::SocketAddr = server.parse()?;
+        let mut small = Vec::new();
+        for clients in [1, 100, 1000] {
+            let request = request.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                netkit::ceiling::load(addr, clients, &request, reply_len, secs)
+            })
+            .await??;
+            small.push(hftp::bench::Requests {
+                clients,
+                per_second: r.per_sec,
+                p50: r.p50,
+                p99: r.p99,
+                errors: r.errors,
+            });
+        }
         let ceiling = tokio::task::spawn_blocking(move || {
             netkit::ceiling::round_trips(100, &request, reply_len, secs)
         })
-        .await??;
+        .await??
+        .per_sec;
         anyhow::Ok((raw_copy, b64, rss, raw, small, ceiling))
     }
     .await;
