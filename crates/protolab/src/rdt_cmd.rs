@@ -195,8 +195,8 @@ fn send_data(
         .send_with_progress(data, |n| bar.set_position(n))
         .context("send")?;
     bar.finish_and_clear();
-    let stats = socket.stats().unwrap_or_default();
     let ending = socket.close().context("close")?;
+    let stats = socket.stats().unwrap_or_default();
     Ok((peer, start.elapsed(), stats, ending))
 }
 
@@ -243,8 +243,8 @@ fn recv_data(
         sink.write_all(&chunk).context("write output")?;
     }
     sink.flush().context("write output")?;
-    let stats = conn.stats().unwrap_or_default();
     let ending = conn.recv_close().context("close")?;
+    let stats = conn.stats().unwrap_or_default();
     Ok((peer, bytes, start.elapsed(), stats, ending))
 }
 

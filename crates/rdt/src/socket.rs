@@ -31,7 +31,8 @@ enum Role {
     Bound(Link),
     Listening(Listener),
     Connected(Box<Endpoint>),
-    Done,
+    /// Closed; the counters of the whole connection are kept.
+    Done(Stats),
 }
 
 impl Default for RdtSocket {
@@ -71,7 +72,7 @@ impl RdtSocket {
             Role::Bound(link) => link.local_addr(),
             Role::Listening(l) => l.link.local_addr(),
             Role::Connected(e) => e.link.local_addr(),
-            Role::Fresh | Role::Done => Err(Error::Usage("bound")),
+            Role::Fresh | Role::Done(_) => Err(Error::Usage("bound")),
         }
     }
 
@@ -83,9 +84,11 @@ impl RdtSocket {
         }
     }
 
+    /// The connection's counters (also after `close` or `recv_close`).
     pub fn stats(&self) -> Option<Stats> {
         match &self.role {
             Role::Connected(e) => Some(e.conn.stats()),
+            Role::Done(stats) => Some(*stats),
             _ => None,
         }
     }
@@ -196,7 +199,7 @@ impl RdtSocket {
         let e = self.endpoint()?;
         e.conn.close(Instant::now());
         let ending = e.drive(|c| Ok(c.ending()));
-        self.role = Role::Done;
+        self.role = Role::Done(e.conn.stats());
         ending
     }
 
@@ -205,14 +208,14 @@ impl RdtSocket {
     pub fn recv_close(&mut self) -> Result<Ending, Error> {
         let e = self.endpoint()?;
         let ending = e.drive(|c| Ok(c.ending()));
-        self.role = Role::Done;
+        self.role = Role::Done(e.conn.stats());
         ending
     }
 
     fn endpoint(&mut self) -> Result<&mut Endpoint, Error> {
         match &mut self.role {
             Role::Connected(e) => Ok(e),
-            Role::Done => Err(Error::Closed),
+            Role::Done(_) => Err(Error::Closed),
             _ => Err(Error::Usage("connected")),
         }
     }

@@ -171,7 +171,7 @@ fn render(log: &Log) -> String {
             TraceKind::Timeout => {
                 let _ = writeln!(
                     s,
-                    r##"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="#c60">⏱ {text}</text>"##,
+                    r##"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="#c60">{text}</text>"##,
                     LEFT - 8.0,
                     y + 4.0
                 );

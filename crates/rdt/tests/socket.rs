@@ -164,7 +164,11 @@ fn both_directions_in_binary() {
     client.connect(addr).unwrap();
     client.send(b"ping").unwrap();
     assert_eq!(client.recv(100).unwrap(), b"ping pong");
+    let before_close = client.stats().unwrap();
     assert_eq!(client.close().unwrap(), Ending::Graceful);
+    // The counters outlive the close and include it (FIN, final ACKs).
+    let after_close = client.stats().unwrap();
+    assert!(after_close.segments_sent >= before_close.segments_sent + 4);
     assert_eq!(bounded("server", server), Ending::Graceful);
 }
 

@@ -227,7 +227,7 @@ async fn client(
         } else {
             0
         },
-        welcomed: shared.target == Target::Plain,
+        welcomed: false,
         ready: false,
         got: 0,
         own_back: 0,

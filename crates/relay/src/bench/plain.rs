@@ -1,7 +1,8 @@
 //! The baseline server: a plain TCP fan-out of the same frames. No handshake,
 //! no sequencing, no acks, no history, no heartbeats: every length-prefixed
 //! frame a connection sends goes verbatim to every connection, through the same
-//! kind of bounded outbox and writer task the relay server uses.
+//! kind of bounded outbox and writer task the relay server uses. Its one
+//! message of its own is a `Welcome` once a connection is registered.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -10,6 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::proto::Message;
 
 type Subscribers = Arc<Mutex<Vec<(u64, mpsc::Sender<Bytes>)>>>;
 
@@ -44,6 +47,15 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let (mut r, mut w) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Bytes>(outbox);
+    // Registered, then told so: a client that has its Welcome misses nothing
+    // sent after it (without it, a client accepted late missed chats).
+    let mut welcome = BytesMut::new();
+    Message::Welcome {
+        client_id: id,
+        next_seq: 0,
+    }
+    .encode(&mut welcome);
+    let _ = tx.try_send(welcome.freeze());
     subscribers
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
