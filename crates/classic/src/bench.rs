@@ -240,7 +240,7 @@ pub async fn run_all(secs: Duration) -> Result<Report, Error> {
     }
     let request = bytes.to_vec();
     let ceiling = tokio::task::spawn_blocking(move || {
-        netkit::ceiling::round_trips(100, &request, reply_len, secs).map(|r| r.per_sec)
+        netkit::ceiling::round_trips(100, &request, reply_len, secs, None).map(|r| r.per_sec)
     })
     .await
     .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))??;

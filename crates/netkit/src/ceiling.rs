@@ -31,12 +31,14 @@ pub struct RoundTrips {
 }
 
 /// The ceiling: [`load`] against a trivial epoll server that answers each
-/// `request` with `reply_len` bytes.
+/// `request` with `reply_len` bytes, after a `stat` of `stat_each` if given
+/// (what a server that must look at a file for every request cannot avoid).
 pub fn round_trips(
     clients: usize,
     request: &[u8],
     reply_len: usize,
     secs: Duration,
+    stat_each: Option<std::path::PathBuf>,
 ) -> io::Result<RoundTrips> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
@@ -49,6 +51,7 @@ pub fn round_trips(
             TcpListener::from_std(listener),
             request_len,
             reply_len,
+            stat_each.as_deref(),
             &server_stop,
         )
     });
@@ -65,6 +68,7 @@ fn serve(
     mut listener: TcpListener,
     request_len: usize,
     reply_len: usize,
+    stat_each: Option<&std::path::Path>,
     stop: &std::sync::atomic::AtomicBool,
 ) -> io::Result<()> {
     let mut poll = Poll::new()?;
@@ -96,6 +100,11 @@ fn serve(
                         *partial += n;
                         let whole = (*partial / request_len).min(64);
                         *partial -= whole * request_len;
+                        if let Some(path) = stat_each {
+                            for _ in 0..whole {
+                                std::hint::black_box(std::fs::metadata(path).map(|m| m.len()).ok());
+                            }
+                        }
                         s.write_all(&reply[..whole * reply_len])?;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -210,7 +219,14 @@ mod tests {
     #[test]
     fn a_short_run_completes_round_trips() {
         // Not a timing test: the machinery answers every request it is sent.
-        let r = round_trips(4, b"ping\n", 3, Duration::from_millis(100)).unwrap();
+        let r = round_trips(
+            4,
+            b"ping\n",
+            3,
+            Duration::from_millis(100),
+            Some(std::env::temp_dir()),
+        )
+        .unwrap();
         assert!(r.per_sec > 0.0 && r.p99 >= r.p50);
         assert_eq!(r.errors, 0);
     }
