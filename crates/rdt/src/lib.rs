@@ -13,6 +13,7 @@ pub mod conn;
 pub mod error;
 pub mod isn;
 mod link;
+mod listener;
 pub mod segment;
 pub mod seq;
 pub mod sim;

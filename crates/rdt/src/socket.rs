@@ -3,20 +3,16 @@
 //! `close`, `recv_close`. A thin blocking shell: it moves datagrams between the
 //! UDP socket and the sans-IO core and sleeps until the core's next deadline.
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
-
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
 use crate::conn::{Connection, Ending, Output, Read, Stats};
 use crate::error::Error;
 use crate::isn;
 use crate::link::{Incoming, Link, Options};
+use crate::listener::Listener;
 use crate::segment::Kind;
-use crate::trace::TraceKind;
 
 /// A reliable, connection-oriented socket over UDP.
 #[derive(Debug)]
@@ -28,7 +24,7 @@ pub struct RdtSocket {
 #[derive(Debug)]
 enum Role {
     Fresh,
-    Bound(Link),
+    Bound(Box<Link>),
     Listening(Listener),
     Connected(Box<Endpoint>),
     /// Closed; the counters of the whole connection are kept.
@@ -63,14 +59,14 @@ impl RdtSocket {
         self.opts.config.validate()?;
         let udp = UdpSocket::bind(addr).map_err(|e| Error::io("bind", e))?;
         let rng = self.opts.rng();
-        self.role = Role::Bound(Link::new(udp, self.opts.clone(), rng)?);
+        self.role = Role::Bound(Box::new(Link::new(udp, self.opts.clone(), rng)?));
         Ok(())
     }
 
     pub fn local_addr(&self) -> Result<SocketAddr, Error> {
         match &self.role {
             Role::Bound(link) => link.local_addr(),
-            Role::Listening(l) => l.link.local_addr(),
+            Role::Listening(l) => Ok(l.local_addr()),
             Role::Connected(e) => e.link.local_addr(),
             Role::Fresh | Role::Done(_) => Err(Error::Usage("bound")),
         }
@@ -102,7 +98,7 @@ impl RdtSocket {
             .next()
             .ok_or(Error::Usage("given an address that resolves"))?;
         let mut link = match std::mem::replace(&mut self.role, Role::Fresh) {
-            Role::Bound(link) => link,
+            Role::Bound(link) => *link,
             Role::Fresh => {
                 let any: SocketAddr = if server.is_ipv4() {
                     ([0, 0, 0, 0], 0).into()
@@ -141,15 +137,12 @@ impl RdtSocket {
             let Role::Bound(link) = std::mem::replace(&mut self.role, Role::Fresh) else {
                 unreachable!("matched just above")
             };
-            self.role = Role::Listening(Listener {
-                link,
-                recent: HashMap::new(),
-            });
+            self.role = Role::Listening(Listener::start(*link, self.opts.clone())?);
         }
-        let Role::Listening(listener) = &mut self.role else {
+        let Role::Listening(listener) = &self.role else {
             return Err(Error::Usage("bound (call bind first)"));
         };
-        let endpoint = listener.accept(&self.opts)?;
+        let endpoint = listener.accept()?;
         let addr = endpoint.link.local_addr()?;
         Ok((
             RdtSocket {
@@ -223,15 +216,19 @@ impl RdtSocket {
 
 /// A connected socket: its UDP link, the peer's address and the core.
 #[derive(Debug)]
-struct Endpoint {
+pub(crate) struct Endpoint {
     link: Link,
     peer: SocketAddr,
     conn: Connection,
 }
 
 impl Endpoint {
+    pub(crate) fn new(link: Link, peer: SocketAddr, conn: Connection) -> Endpoint {
+        Endpoint { link, peer, conn }
+    }
+
     /// Runs the core until `step` returns a value, the connection fails, or it closes.
-    fn drive<T>(
+    pub(crate) fn drive<T>(
         &mut self,
         mut step: impl FnMut(&mut Connection) -> Result<Option<T>, Error>,
     ) -> Result<T, Error> {
@@ -285,79 +282,5 @@ impl Endpoint {
             }
         }
         Ok(())
-    }
-}
-
-/// A listening socket: SYNs in, one new socket per client.
-#[derive(Debug)]
-struct Listener {
-    link: Link,
-    /// Clients recently accepted: a duplicate SYN (their SYN-ACK was lost) is
-    /// answered with the same SYN-ACK, from the connection's own socket.
-    recent: HashMap<SocketAddr, Recent>,
-}
-
-#[derive(Debug)]
-struct Recent {
-    syn_seq: crate::Seq,
-    synack: Vec<u8>,
-    socket: UdpSocket,
-    at: Instant,
-}
-
-impl Listener {
-    fn accept(&mut self, opts: &Options) -> Result<Endpoint, Error> {
-        loop {
-            let forget = opts.config.idle_limit;
-            self.recent.retain(|_, r| r.at.elapsed() < forget);
-            let Incoming::Segment(seg, from) = self.link.receive(None)? else {
-                continue;
-            };
-            if seg.kind() != Kind::Syn {
-                tracing::debug!(target: "rdt", "listener ignored {seg} from {from}: not a SYN");
-                continue;
-            }
-            if let Some(recent) = self.recent.get(&from).filter(|r| r.syn_seq == seg.seq) {
-                tracing::debug!(target: "rdt", "duplicate SYN from {from}: same SYN-ACK sent again");
-                Link::send_raw(&recent.socket, &recent.synack, from)?;
-                continue;
-            }
-            let ip = self.link.local_addr()?.ip();
-            let udp = UdpSocket::bind((ip, 0))
-                .map_err(|e| Error::io("bind a socket for the new connection", e))?;
-            let clone = udp.try_clone().map_err(|e| Error::io("clone socket", e))?;
-            let server_isn = isn::initial(opts.config.format, self.link.rng());
-            let conn = Connection::accept(opts.config.clone(), Instant::now(), &seg, server_isn);
-            let mut synack = Vec::new();
-            if let Some(s) = conn.syn_ack() {
-                opts.config.format.encode(s, &mut synack);
-            }
-            self.recent.insert(
-                from,
-                Recent {
-                    syn_seq: seg.seq,
-                    synack,
-                    socket: clone,
-                    at: Instant::now(),
-                },
-            );
-            // Each connection draws its own loss decisions, reproducible from the seed.
-            let link_rng = ChaCha8Rng::seed_from_u64(self.link.rng().random());
-            let link = Link::new(udp, opts.clone(), link_rng)?;
-            link.trace_hosts(from);
-            link.trace(
-                TraceKind::Note,
-                format!("new socket :{}", link.local_addr()?.port()),
-            );
-            let mut endpoint = Endpoint {
-                link,
-                peer: from,
-                conn,
-            };
-            match endpoint.drive(|c| Ok(c.is_established().then_some(()))) {
-                Ok(()) => return Ok(endpoint),
-                Err(e) => tracing::warn!(target: "rdt", "handshake with {from} failed: {e}"),
-            }
-        }
     }
 }

@@ -265,3 +265,30 @@ fn calls_in_the_wrong_order_are_usage_errors() {
             .contains("MSS 70000 out of range")
     );
 }
+
+#[test]
+fn a_client_that_never_finishes_its_handshake_holds_nobody_back() {
+    // Long enough that a listener doing one handshake at a time would hold the
+    // real client far past the test's bound (1,000 timeouts of 200 ms).
+    let cfg = Config {
+        timeout: Duration::from_millis(200),
+        syn_retries: 1_000,
+        ..Config::new(Format::Course)
+    };
+    let (server, addr) = listener(Options::new(cfg.clone()));
+    let server = serve_once(server, vec![100]);
+    let ghost = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    ghost.send_to(b"1|||0|||0|||7|||", addr).unwrap();
+    ghost.set_read_timeout(Some(BOUND)).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = ghost.recv_from(&mut buf).unwrap();
+    assert_eq!(
+        &buf[..n],
+        b"1|||1|||0|||8|||",
+        "the ghost's SYN is being handled"
+    );
+    // The ghost never answers; a real client still gets through.
+    client_sends(addr, Options::new(cfg), b"hola");
+    let (got, _) = bounded("server", server);
+    assert_eq!(got, [b"hola".to_vec()]);
+}
