@@ -46,6 +46,11 @@ struct Cli {
     #[arg(long, global = true, value_name = "FILTER")]
     log_level: Option<String>,
 
+    /// Worker threads of the async runtime (default: one per core). On a small
+    /// machine shared with a load generator, fewer can serve more.
+    #[arg(long, global = true, value_name = "N", env = "PROTOLAB_THREADS")]
+    threads: Option<std::num::NonZeroUsize>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -106,10 +111,11 @@ fn main() -> ExitCode {
         eprintln!("error: invalid --log-level: {e}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = cli.threads {
+        builder.worker_threads(n.get());
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

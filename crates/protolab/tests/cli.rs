@@ -470,3 +470,16 @@ fn relay_serve_and_piped_clients() {
     signal(&child, "-TERM");
     assert_eq!(wait_bounded(&mut child).code(), Some(0));
 }
+
+#[test]
+fn threads_is_checked_and_used() {
+    let out = protolab()
+        .args(["--threads", "0", "hftp", "list", "--server", "127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--threads"));
+    // A proxy on one worker thread still relays (and exits 0 with its summary).
+    let err = impair_session_stderr(&["--threads", "1"], None);
+    assert!(err.contains("server: impair-tcp | accepted: 1"), "{err}");
+}
