@@ -103,11 +103,20 @@ pub struct Report {
     pub server_notes: Vec<(Duration, Note)>,
 }
 
-struct DropRule {
+/// What a rule does to the `nth` segment of a kind in a direction.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Drop,
+    /// Deliver it, and a second copy this much later.
+    EchoLate(Duration),
+}
+
+struct Rule {
     dir: Dir,
     kind: Kind,
     nth: usize,
     seen: usize,
+    action: Action,
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -133,7 +142,7 @@ pub struct Sim {
     server_isn: Seq,
     queue: BinaryHeap<Reverse<Pending>>,
     order: u64,
-    rules: Vec<DropRule>,
+    rules: Vec<Rule>,
     script: Script,
     report: Report,
     client_closing: bool,
@@ -197,11 +206,25 @@ impl Sim {
 
     /// Loses the `nth` (1-based) segment of `kind` sent in direction `dir`.
     pub fn drop_nth(mut self, dir: Dir, kind: Kind, nth: usize) -> Sim {
-        self.rules.push(DropRule {
+        self.rules.push(Rule {
             dir,
             kind,
             nth,
             seen: 0,
+            action: Action::Drop,
+        });
+        self
+    }
+
+    /// Delivers the `nth` (1-based) segment of `kind` in direction `dir`, and a
+    /// duplicate of it `late` afterwards (a copy the network held back).
+    pub fn echo_nth_late(mut self, dir: Dir, kind: Kind, nth: usize, late: Duration) -> Sim {
+        self.rules.push(Rule {
+            dir,
+            kind,
+            nth,
+            seen: 0,
+            action: Action::EchoLate(late),
         });
         self
     }
@@ -276,13 +299,36 @@ impl Sim {
         let mut bytes = Vec::new();
         self.cfg.format.encode(seg, &mut bytes);
         let mut ruled = false;
+        let mut echo = None;
         for rule in self
             .rules
             .iter_mut()
             .filter(|r| r.dir == dir && r.kind == seg.kind())
         {
             rule.seen += 1;
-            ruled |= rule.seen == rule.nth;
+            if rule.seen == rule.nth {
+                match rule.action {
+                    Action::Drop => ruled = true,
+                    Action::EchoLate(late) => echo = Some(late),
+                }
+            }
+        }
+        if let Some(late) = echo {
+            self.report.transits.push(Transit {
+                at: self.now - self.start + late,
+                dir,
+                segment: seg.clone(),
+                bytes: bytes.clone(),
+                fate: Fate::Delivered,
+                duplicated: true,
+            });
+            self.order += 1;
+            self.queue.push(Reverse(Pending {
+                at: self.now + self.net.delay + late,
+                order: self.order,
+                dir,
+                bytes: bytes.clone(),
+            }));
         }
         let copies = if self.rng.random_bool(self.net.duplicate) {
             2

@@ -368,3 +368,39 @@ fn corrupt_binary_datagrams_are_dropped_and_repaired() {
     assert_clean(&report, &script);
     assert!(report.client_stats.retransmissions > 10);
 }
+
+#[test]
+fn duplicate_data_is_acknowledged_again_while_closing() {
+    // The last data segment comes again, held back by the network, while the
+    // server waits in LAST-ACK (every final ACK lost keeps it there).
+    let script = one_way(20);
+    let mut sim = sim(Format::Course, script.clone()).echo_nth_late(
+        Dir::ToServer,
+        Kind::Data,
+        3,
+        TIMEOUT / 2,
+    );
+    for nth in 2..=8 {
+        sim = sim.drop_nth(Dir::ToServer, Kind::Ack, nth);
+    }
+    let report = sim.run(LIMIT);
+    assert_clean(&report, &script);
+    let last_ack_at = report
+        .server_notes
+        .iter()
+        .find(|(_, n)| n.to_string().contains("=> LAST-ACK"))
+        .unwrap()
+        .0;
+    let answered = report
+        .server_notes
+        .iter()
+        .find(|(_, n)| n.to_string().contains("duplicate DATA"))
+        .unwrap();
+    assert!(answered.0 > last_ack_at, "the duplicate came while closing");
+    assert!(answered.1.to_string().contains("cumulative ACK sent again"));
+    assert_eq!(
+        report.server_stats.bytes_delivered,
+        20 + 2,
+        "delivered once"
+    );
+}
