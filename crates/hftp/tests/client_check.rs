@@ -203,3 +203,32 @@ async fn base64_decodes_across_reads_of_any_size() {
     }
     stop.cancel();
 }
+
+/// A server whose base64 line is shorter than the size it accepted gets a
+/// clear error at once, not a wait for characters that never come.
+#[tokio::test]
+async fn a_short_base64_line_is_an_error_at_once() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut buf = [0u8; 256];
+        let _ = s.read(&mut buf).await;
+        // 6 bytes asked, 4 characters (3 bytes) sent; then the connection stays open.
+        s.write_all(b"0 OK\r\nYWJj\r\n").await.unwrap();
+        tokio::time::sleep(BOUND).await;
+    });
+    let mut c = Client::connect(&addr).await.unwrap();
+    let mut out = Vec::new();
+    let err = timeout(
+        Duration::from_secs(5),
+        c.slice("f", 0, 6, Encoding::Base64, &mut out, &AtomicU64::new(0)),
+    )
+    .await
+    .expect("an error at once, not a wait")
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "protocol error: the base64 line ended after 4 characters; 6 bytes take 8"
+    );
+}

@@ -70,3 +70,31 @@ fn a_peer_that_answers_our_fin_with_an_ack_then_its_own_fin() {
     );
     assert_eq!(client.ending(), Some(Ending::Graceful));
 }
+
+/// The receive buffer is bounded: data past `recv_buffer` that the
+/// application has not read is left unacknowledged (the sender will resend
+/// it), and taken once the application has read.
+#[test]
+fn data_past_the_receive_buffer_waits_for_the_application() {
+    let t0 = Instant::now();
+    let cfg = Config {
+        recv_buffer: 8,
+        ..Config::default()
+    };
+    let syn = Format::Course.decode(b"1|||0|||0|||0|||").unwrap();
+    let mut server = Connection::accept(cfg, t0, &syn, rdt::Seq(0));
+    sent(&mut server);
+    peer(&mut server, t0, "0|||1|||0|||2|||");
+    peer(&mut server, t0, "0|||0|||0|||2|||12");
+    assert_eq!(sent(&mut server), ["0|||1|||0|||4|||"]);
+    peer(&mut server, t0, "0|||0|||0|||4|||abcdefgh");
+    assert_eq!(sent(&mut server), ["0|||1|||0|||12|||"]);
+    // Eight bytes held, none read: four more do not fit.
+    peer(&mut server, t0, "0|||0|||0|||12|||ijkl");
+    assert!(sent(&mut server).is_empty(), "not acknowledged");
+    assert_eq!(server.read(8).unwrap(), Read::Data(b"abcdefgh".to_vec()));
+    // The sender's retransmission is taken now.
+    peer(&mut server, t0, "0|||0|||0|||12|||ijkl");
+    assert_eq!(sent(&mut server), ["0|||1|||0|||16|||"]);
+    assert_eq!(server.read(8).unwrap(), Read::Data(b"ijkl".to_vec()));
+}

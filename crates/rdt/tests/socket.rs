@@ -292,3 +292,29 @@ fn a_client_that_never_finishes_its_handshake_holds_nobody_back() {
     let (got, _) = bounded("server", server);
     assert_eq!(got, [b"hola".to_vec()]);
 }
+
+#[test]
+fn garbage_and_foreign_datagrams_are_ignored() {
+    let (mut server, addr) = listener(Options::new(config(Format::Binary)));
+    let ghost = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Junk at the listener: undecodable, oversized, and a well-formed non-SYN.
+    ghost.send_to(b"not a segment at all", addr).unwrap();
+    ghost.send_to(&vec![0u8; 65_000], addr).unwrap();
+    let mut ack = Vec::new();
+    Format::Binary.encode(&rdt::Segment::ack(rdt::Seq(5), rdt::Seq(9)), &mut ack);
+    ghost.send_to(&ack, addr).unwrap();
+    let server = thread::spawn(move || {
+        let (mut conn, conn_addr) = server.accept().unwrap();
+        // Junk at the connection's own port, from a stranger, mid-connection.
+        let stranger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        stranger.send_to(b"\x01\x00garbage", conn_addr).unwrap();
+        let mut forged = Vec::new();
+        Format::Binary.encode(&rdt::Segment::fin(rdt::Seq(1)), &mut forged);
+        stranger.send_to(&forged, conn_addr).unwrap();
+        let got = conn.recv(1 << 20).unwrap();
+        conn.recv_close().unwrap();
+        got
+    });
+    client_sends(addr, Options::new(config(Format::Binary)), &file(2_000));
+    assert_eq!(bounded("server", server), file(2_000));
+}

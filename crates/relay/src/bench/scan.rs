@@ -35,7 +35,6 @@ pub enum Seen<'a> {
     /// A join or leave (with its sequence number, for the order check).
     Event {
         seq: u64,
-        join: bool,
     },
     Ping {
         nonce: u64,
@@ -73,10 +72,7 @@ pub fn relay_frame(buf: &[u8]) -> Option<(usize, Seen<'_>)> {
                         text: frame.get(text_at..text_at + text_len)?,
                     }
                 }
-                kind => Seen::Event {
-                    seq,
-                    join: kind == Some(&1),
-                },
+                _ => Seen::Event { seq },
             }
         }
         Some(6) => Seen::Ping {
