@@ -68,9 +68,19 @@ impl Status {
         )
     }
 
-    /// The status line, with its CR LF.
-    pub fn line(self) -> String {
-        format!("{} {}\r\n", self.code(), self.text())
+    /// The status line, with its CR LF (`code`, a space, `text`; a test checks
+    /// they agree).
+    pub fn line(self) -> &'static str {
+        match self {
+            Status::Ok => "0 OK\r\n",
+            Status::BadEol => "100 BAD EOL\r\n",
+            Status::BadRequest => "101 BAD REQUEST\r\n",
+            Status::InternalError => "199 INTERNAL SERVER ERROR\r\n",
+            Status::InvalidCommand => "200 NO SUCH COMMAND\r\n",
+            Status::InvalidArguments => "201 INVALID ARGUMENTS FOR COMMAND\r\n",
+            Status::FileNotFound => "202 FILE NOT FOUND\r\n",
+            Status::BadOffset => "203 OFFSET EXCEEDS FILE SIZE\r\n",
+        }
     }
 
     /// The status for a code, if there is one.
@@ -99,17 +109,17 @@ pub enum Encoding {
     Raw,
 }
 
-/// A request that passed checks 1–4.
+/// A request that passed checks 1–4; names borrow from the request line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
+pub enum Command<'a> {
     /// `get_file_listing`
     List,
     /// `get_metadata NAME`
-    Metadata(String),
+    Metadata(&'a str),
     /// `get_slice NAME OFFSET SIZE [raw|base64]`; `None` numbers did not fit u64.
     Slice {
         /// File name (its first bytes if it is longer than any real name).
-        name: String,
+        name: &'a str,
         /// Offset, if it fit.
         offset: Option<u64>,
         /// Size, if it fit.
@@ -132,12 +142,12 @@ pub const COMMANDS: [&str; 5] = [
     "quit",
 ];
 
-fn name_of(w: &Word) -> Result<String, Status> {
+fn name_of(w: &Word) -> Result<&str, Status> {
     if !w.name_chars || w.is(".") || w.is("..") {
         return Err(Status::InvalidArguments);
     }
     // All name characters are ASCII, so the head is valid text.
-    Ok(String::from_utf8_lossy(&w.head).into_owned())
+    std::str::from_utf8(&w.head).map_err(|_| Status::InvalidArguments)
 }
 
 fn number(w: &Word) -> Result<Option<u64>, Status> {
@@ -149,7 +159,7 @@ fn number(w: &Word) -> Result<Option<u64>, Status> {
 }
 
 /// Checks 1–4 (and the line-level rules: empty or non-ASCII is `101`).
-pub fn parse(line: &RequestLine) -> Result<Command, Status> {
+pub fn parse(line: &RequestLine) -> Result<Command<'_>, Status> {
     let Some(cmd) = line.words.first() else {
         return Err(Status::BadRequest);
     };
@@ -240,11 +250,12 @@ mod tests {
     use crate::request::RequestSink;
     use netkit::LineReader;
 
-    fn req(text: &[u8]) -> Result<Command, Status> {
+    fn req(text: &[u8]) -> Result<Command<'static>, Status> {
         let mut r = LineReader::with_sink(RequestSink::default());
         r.feed(text);
         r.feed(b"\r\n");
-        parse(&r.next_line().unwrap().unwrap())
+        // Leaked so the command can borrow its names in a test's assertions.
+        parse(Box::leak(Box::new(r.next_line().unwrap().unwrap())))
     }
 
     #[test]
@@ -255,6 +266,11 @@ mod tests {
             Status::InvalidArguments.line(),
             "201 INVALID ARGUMENTS FOR COMMAND\r\n"
         );
+        for code in 0..=u16::MAX {
+            if let Some(s) = Status::from_code(code) {
+                assert_eq!(s.line(), format!("{} {}\r\n", s.code(), s.text()));
+            }
+        }
         assert!(Status::InternalError.is_fatal() && !Status::FileNotFound.is_fatal());
         assert_eq!(Status::from_code(203), Some(Status::BadOffset));
     }
@@ -264,10 +280,7 @@ mod tests {
         assert_eq!(req(b"get_file_listing"), Ok(Command::List));
         assert_eq!(req(b"  help  "), Ok(Command::Help));
         assert_eq!(req(b"quit"), Ok(Command::Quit));
-        assert_eq!(
-            req(b"get_metadata a.txt"),
-            Ok(Command::Metadata("a.txt".into()))
-        );
+        assert_eq!(req(b"get_metadata a.txt"), Ok(Command::Metadata("a.txt")));
         for bad in [
             &b"quit now"[..],
             b"help me",
@@ -312,7 +325,7 @@ mod tests {
         assert_eq!(
             req(b"get_slice a 1 2 raw"),
             Ok(Command::Slice {
-                name: "a".into(),
+                name: "a",
                 offset: Some(1),
                 size: Some(2),
                 encoding: Encoding::Raw

@@ -31,10 +31,14 @@ pub struct Word {
     pub value: Option<u64>,
 }
 
+/// Head capacity of a fresh word: any command and any usual name fits without
+/// growing it (growing byte by byte showed as the server's largest user-space cost).
+const HEAD_START: usize = 32;
+
 impl Word {
-    fn new() -> Self {
+    fn new(head: Vec<u8>) -> Self {
         Self {
-            head: Vec::new(),
+            head,
             len: 0,
             name_chars: true,
             digits: true,
@@ -42,18 +46,20 @@ impl Word {
         }
     }
 
-    fn push(&mut self, b: u8) {
-        if self.head.len() < WORD_HEAD {
-            self.head.push(b);
-        }
-        self.len += 1;
-        self.name_chars &= b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
-        if b.is_ascii_digit() {
-            self.value = self
-                .value
-                .and_then(|v| v.checked_mul(10)?.checked_add(u64::from(b - b'0')));
-        } else {
-            self.digits = false;
+    /// More bytes of the word (none of them a space).
+    fn extend(&mut self, run: &[u8]) {
+        let room = WORD_HEAD.saturating_sub(self.head.len());
+        self.head.extend_from_slice(&run[..run.len().min(room)]);
+        self.len += run.len();
+        for &b in run {
+            self.name_chars &= b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
+            if b.is_ascii_digit() {
+                self.value = self
+                    .value
+                    .and_then(|v| v.checked_mul(10)?.checked_add(u64::from(b - b'0')));
+            } else {
+                self.digits = false;
+            }
         }
     }
 
@@ -84,10 +90,17 @@ pub struct RequestLine {
 }
 
 /// The [`LineSink`] that builds [`RequestLine`]s.
+///
+/// A line handed back with [`RequestSink::recycle`] lends its buffers to the
+/// next one, so a connection's requests cost no allocation once it is warm.
 #[derive(Debug, Default)]
 pub struct RequestSink {
     line: RequestLine,
     current: Option<Word>,
+    /// Empty head buffers of recycled words (at most [`MAX_WORDS`], none large).
+    heads: Vec<Vec<u8>>,
+    /// The (empty) word list of a recycled line.
+    words: Vec<Word>,
 }
 
 impl LineSink for RequestSink {
@@ -95,26 +108,62 @@ impl LineSink for RequestSink {
 
     fn push(&mut self, bytes: &[u8]) -> Result<(), Error> {
         self.line.len += bytes.len();
-        for &b in bytes {
-            if b >= 0x80 {
-                self.line.non_ascii = true;
-            }
-            if b == b' ' {
-                self.end_word();
-            } else {
-                self.current.get_or_insert_with(Word::new).push(b);
-            }
+        self.line.non_ascii |= !bytes.is_ascii();
+        let mut runs = bytes.split(|&b| b == b' ');
+        // The first run continues the current word; every later run comes
+        // after a space, which ended the word before it.
+        if let Some(first) = runs.next() {
+            self.extend_word(first);
+        }
+        for run in runs {
+            self.end_word();
+            self.extend_word(run);
         }
         Ok(())
     }
 
     fn finish(&mut self) -> RequestLine {
         self.end_word();
-        std::mem::take(&mut self.line)
+        let fresh = RequestLine {
+            words: std::mem::take(&mut self.words),
+            ..RequestLine::default()
+        };
+        std::mem::replace(&mut self.line, fresh)
     }
 }
 
 impl RequestSink {
+    /// Hands back a line the caller is done with, for its buffers.
+    pub fn recycle(&mut self, mut line: RequestLine) {
+        for word in line.words.drain(..) {
+            // A head grown by a long word is let go: idle connections stay small.
+            if self.heads.len() < MAX_WORDS && word.head.capacity() <= HEAD_START {
+                let mut head = word.head;
+                head.clear();
+                self.heads.push(head);
+            }
+        }
+        if self.words.capacity() == 0 {
+            self.words = line.words;
+        }
+    }
+
+    fn extend_word(&mut self, run: &[u8]) {
+        if run.is_empty() {
+            return;
+        }
+        let heads = &mut self.heads;
+        self.current
+            .get_or_insert_with(|| {
+                Word::new(
+                    heads
+                        .pop()
+                        .unwrap_or_else(|| Vec::with_capacity(HEAD_START)),
+                )
+            })
+            .extend(run);
+    }
+
     fn end_word(&mut self) {
         if let Some(w) = self.current.take() {
             self.line.word_count += 1;
@@ -181,6 +230,38 @@ mod tests {
     }
 
     #[test]
+    fn recycled_buffers_never_leak_into_the_next_line() {
+        let mut r = LineReader::with_sink(RequestSink::default());
+        r.feed(b"get_slice abcdefgh 123 456 raw\r\nget_metadata x\r\n\r\nhelp\r\n");
+        let mut seen = Vec::new();
+        while let Some(l) = r.next_line() {
+            let l = l.unwrap();
+            seen.push(
+                l.words
+                    .iter()
+                    .map(|w| w.text().unwrap().to_owned())
+                    .collect::<Vec<_>>(),
+            );
+            r.sink_mut().recycle(l);
+        }
+        assert_eq!(
+            seen,
+            [
+                vec!["get_slice", "abcdefgh", "123", "456", "raw"],
+                vec!["get_metadata", "x"],
+                vec![],
+                vec!["help"],
+            ]
+        );
+        // A long word's grown buffer is not kept for later lines.
+        let mut sink = RequestSink::default();
+        sink.push(&[b'a'; 500]).unwrap();
+        let line = sink.finish();
+        sink.recycle(line);
+        assert!(sink.heads.is_empty());
+    }
+
+    #[test]
     fn blank_and_many_words() {
         let l = &lines(b"   \r\n", 1)[0];
         assert_eq!(l.word_count, 0);
@@ -202,7 +283,8 @@ mod tests {
             'outer: for c in input.chunks(piece) {
                 r.feed(c);
                 while let Some(l) = r.next_line() {
-                    match l { Ok(l) => split.push(l), Err(_) => break 'outer }
+                    // Recycled lines lend their buffers to the next: same summaries.
+                    match l { Ok(l) => { split.push(l.clone()); r.sink_mut().recycle(l); } Err(_) => break 'outer }
                 }
             }
             proptest::prop_assert_eq!(whole, split);

@@ -142,6 +142,11 @@ impl<S: LineSink> LineReader<S> {
         }
     }
 
+    /// The sink, e.g. to hand it back a line for its buffers.
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
+    }
+
     /// Adds input; take lines out with [`LineReader::next_line`].
     pub fn feed(&mut self, bytes: &[u8]) {
         self.pending.extend_from_slice(bytes);

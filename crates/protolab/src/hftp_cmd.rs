@@ -380,6 +380,15 @@ async fn bench(size: u64, secs: Duration) -> anyhow::Result<()> {
     println!(
         "  the same ceiling with one stat of the file per request (as the spec requires): {ceiling_stat:.0} req/s"
     );
+    let hundred = small
+        .iter()
+        .find(|r| r.clients == 100)
+        .map_or(0.0, |r| r.per_second);
+    println!(
+        "  100 clients reach {:.2} of the ceiling ({:.2} of the ceiling with stat)",
+        hundred / ceiling,
+        hundred / ceiling_stat
+    );
     println!(
         "BENCH hftp_download bytes={size} base64_mb_s={:.0} raw_mb_s={:.0} baseline_mb_s={:.0} base64_ratio={:.3} raw_ratio={:.3} first_byte_ms={:.3} server_peak_rss_mib={:.1}",
         mb(&b64),
@@ -390,7 +399,11 @@ async fn bench(size: u64, secs: Duration) -> anyhow::Result<()> {
         b64.first_byte.as_secs_f64() * 1e3,
         rss as f64 / 1_048_576.0
     );
-    println!("BENCH hftp_ceiling clients=100 req_s={ceiling:.0} with_stat_req_s={ceiling_stat:.0}");
+    println!(
+        "BENCH hftp_ceiling clients=100 req_s={ceiling:.0} with_stat_req_s={ceiling_stat:.0} ratio={:.3} ratio_with_stat={:.3}",
+        hundred / ceiling,
+        hundred / ceiling_stat
+    );
     for r in &small {
         println!(
             "BENCH hftp_small clients={} req_s={:.0} p50_ms={:.3} p99_ms={:.3} errors={}",

@@ -360,20 +360,26 @@ fn classic_math_serve_answers_and_exits_0_on_sigterm() {
 fn hftp_serve_answers_and_exits_0_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("hello.txt"), b"hi!").unwrap();
-    let mut cmd = protolab();
-    cmd.args(["hftp", "serve", "-a", "127.0.0.1", "-p", "0", "-d"])
-        .arg(dir.path())
-        .stderr(Stdio::null());
-    let (mut child, _out, addr) = spawn_listening(&mut cmd);
-    let mut c = TcpStream::connect(addr).unwrap();
-    c.set_read_timeout(Some(BOUND)).unwrap();
-    c.write_all(b"get_file_listing\r\nget_slice hello.txt 0 3\r\nquit\r\n")
-        .unwrap();
-    let mut all = String::new();
-    c.read_to_string(&mut all).unwrap();
-    assert_eq!(all, "0 OK\r\nhello.txt\r\n\r\n0 OK\r\naGkh\r\n0 OK\r\n");
-    signal(&child, "-TERM");
-    assert_eq!(wait_bounded(&mut child).code(), Some(0));
+    // The default runtime, the current-thread one (`--threads 1`) and a sized one.
+    for threads in [None, Some("1"), Some("2")] {
+        let mut cmd = protolab();
+        if let Some(n) = threads {
+            cmd.args(["--threads", n]);
+        }
+        cmd.args(["hftp", "serve", "-a", "127.0.0.1", "-p", "0", "-d"])
+            .arg(dir.path())
+            .stderr(Stdio::null());
+        let (mut child, _out, addr) = spawn_listening(&mut cmd);
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(BOUND)).unwrap();
+        c.write_all(b"get_file_listing\r\nget_slice hello.txt 0 3\r\nquit\r\n")
+            .unwrap();
+        let mut all = String::new();
+        c.read_to_string(&mut all).unwrap();
+        assert_eq!(all, "0 OK\r\nhello.txt\r\n\r\n0 OK\r\naGkh\r\n0 OK\r\n");
+        signal(&child, "-TERM");
+        assert_eq!(wait_bounded(&mut child).code(), Some(0), "{threads:?}");
+    }
 }
 
 #[test]
