@@ -556,3 +556,27 @@ async fn shutdown_closes_idle_and_flooding_clients_gracefully() {
     timeout(BOUND, reader).await.unwrap().unwrap();
     writer.abort();
 }
+
+/// Truly concurrent: a thousand connections at once, each holding half a
+/// request, then all completed together; every one is answered, and a new
+/// client is served while they are all open.
+#[tokio::test]
+async fn a_thousand_connections_at_once_are_all_served() {
+    // Both ends of every connection live in this process.
+    let count =
+        netkit::server::open_file_limit().map_or(1000, |l| 1000.min(l.saturating_sub(100) / 2));
+    let srv = start().await;
+    srv.file("f", b"0123456789");
+    let mut conns = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut c = srv.connect().await;
+        c.write_all(b"get_meta").await.unwrap();
+        conns.push(c);
+    }
+    let mut fresh = srv.connect().await;
+    exchange(&mut fresh, b"get_metadata f\r\n", b"0 OK\r\n10\r\n").await;
+    let answered = futures_util::future::join_all(conns.into_iter().map(|mut c| async move {
+        exchange(&mut c, b"data f\r\n", b"0 OK\r\n10\r\n").await;
+    }));
+    timeout(BOUND, answered).await.unwrap();
+}

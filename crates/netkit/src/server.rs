@@ -24,6 +24,14 @@ use tracing::Instrument;
 
 use crate::log_action;
 
+/// This process's soft limit on open files (Linux), if it can be read: tests
+/// that open many connections size themselves by it.
+pub fn open_file_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
 /// Binds a TCP listener, with an error that names the address.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, crate::Error> {
     TcpListener::bind(addr)
@@ -405,12 +413,6 @@ mod tests {
     }
 
     /// Soft limit on open files, from /proc (Linux); `None` elsewhere.
-    fn open_file_limit() -> Option<usize> {
-        let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-        let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-        line.split_whitespace().nth(3)?.parse().ok()
-    }
-
     #[tokio::test]
     async fn a_thousand_idle_connections_do_not_delay_an_active_one() {
         // Both ends of every connection live in this process.
