@@ -417,6 +417,13 @@ fn hftp_client_and_checker_against_the_server() {
         String::from_utf8_lossy(&get.stderr)
     );
     assert!(std::fs::read(&target).unwrap() == data);
+    // Piped: no progress bar, only the one-line summary.
+    let err = String::from_utf8_lossy(&get.stderr);
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(
+        err.starts_with("data.bin: 200000 bytes to ") && !err.contains('\x1b'),
+        "{err:?}"
+    );
     let missing = protolab()
         .args(["hftp", "meta", "nope.txt", "--server", &server])
         .output()
