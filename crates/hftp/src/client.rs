@@ -280,18 +280,34 @@ pub struct Download {
 
 /// Downloads to `path` in slices over `connections` connections; `progress`
 /// counts bytes as they land. Returns the number of bytes written.
+///
+/// A path that exists and is not a regular file (`/dev/null`, a FIFO) cannot
+/// be written at offsets: it gets the slices in order over one connection.
 pub async fn download(d: &Download, path: &Path, progress: Arc<AtomicU64>) -> Result<u64, Error> {
-    let mut first = Client::connect(&d.server).await?;
-    let file_size = first.metadata(&d.name).await?;
-    let _ = first.quit().await;
-    let size = d.size.unwrap_or_else(|| file_size.saturating_sub(d.offset));
-    let out = tokio::fs::File::create(path).await?;
-    out.set_len(size).await?;
+    let output = |source| Error::Output {
+        path: path.to_path_buf(),
+        source,
+    };
+    if tokio::fs::metadata(path).await.is_ok_and(|m| !m.is_file()) {
+        let mut out = tokio::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .await
+            .map_err(output)?;
+        return download_to(d, &mut out, &progress).await;
+    }
+    let size = if let Some(size) = d.size {
+        size
+    } else {
+        let mut first = Client::connect(&d.server).await?;
+        let file_size = first.metadata(&d.name).await?;
+        let _ = first.quit().await;
+        file_size.saturating_sub(d.offset)
+    };
+    let out = tokio::fs::File::create(path).await.map_err(output)?;
+    out.set_len(size).await.map_err(output)?;
     drop(out);
-    let slice = d.slice_size.max(1);
-    let slices: Vec<(u64, u64)> = (0..size.div_ceil(slice))
-        .map(|i| (i * slice, (size - i * slice).min(slice)))
-        .collect();
+    let slices = slices(size, d.slice_size);
     let queue = Arc::new(std::sync::Mutex::new(slices.into_iter()));
     let mut workers = Vec::new();
     for _ in 0..d.connections.max(1) {
@@ -327,6 +343,36 @@ pub async fn download(d: &Download, path: &Path, progress: Arc<AtomicU64>) -> Re
             .map_err(|e| Error::Protocol(format!("download task: {e}")))??;
     }
     Ok(size)
+}
+
+/// Downloads to a stream (standard output, a pipe): the slices in order over
+/// one connection. Returns the number of bytes written.
+pub async fn download_to(
+    d: &Download,
+    out: &mut (impl AsyncWriteExt + Unpin),
+    progress: &AtomicU64,
+) -> Result<u64, Error> {
+    let mut c = Client::connect(&d.server).await?;
+    let size = match d.size {
+        Some(size) => size,
+        None => c.metadata(&d.name).await?.saturating_sub(d.offset),
+    };
+    let mut w = tokio::io::BufWriter::with_capacity(1 << 20, out);
+    for (at, len) in slices(size, d.slice_size) {
+        c.slice(&d.name, d.offset + at, len, d.encoding, &mut w, progress)
+            .await?;
+    }
+    w.flush().await?;
+    let _ = c.quit().await;
+    Ok(size)
+}
+
+/// `(offset, length)` of each slice of `size` bytes cut every `slice` bytes.
+fn slices(size: u64, slice: u64) -> Vec<(u64, u64)> {
+    let slice = slice.max(1);
+    (0..size.div_ceil(slice))
+        .map(|i| (i * slice, (size - i * slice).min(slice)))
+        .collect()
 }
 
 /// Decodes whole base64 groups into `decoded` (one buffer reused for every

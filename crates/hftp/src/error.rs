@@ -8,6 +8,14 @@ pub enum Error {
     /// A socket or file error.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// The download's output cannot be created or written.
+    #[error("cannot write {}: {source}", path.display())]
+    Output {
+        /// Where the download was going.
+        path: std::path::PathBuf,
+        /// Why it cannot.
+        source: std::io::Error,
+    },
     /// The server answered with an error status.
     #[error("{}", status_message(*.0, .1))]
     Status(Status, String),

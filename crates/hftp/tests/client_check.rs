@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hftp::Error;
-use hftp::client::{Client, Download, download};
+use hftp::client::{Client, Download, download, download_to};
 use hftp::proto::{Encoding, Status};
 use hftp::server::{Config, run};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -231,4 +231,62 @@ async fn a_short_base64_line_is_an_error_at_once() {
         err.to_string(),
         "protocol error: the base64 line ended after 4 characters; 6 bytes take 8"
     );
+}
+
+/// A stream (standard output, a pipe) and a path that is not a regular file
+/// (a FIFO here; `/dev/null` alike) get the slices in order over one
+/// connection; a path that cannot be created is named in the error.
+#[tokio::test]
+async fn downloads_to_streams_and_fifos_arrive_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..1_000_001u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.path().join("data.bin"), &data).unwrap();
+    let (addr, stop) = start(dir.path()).await;
+    let d = Download {
+        server: addr.clone(),
+        name: "data.bin".into(),
+        offset: 5,
+        size: None,
+        encoding: Encoding::Base64,
+        connections: 4,
+        slice_size: 77_777,
+    };
+    let mut got = Vec::new();
+    let progress = AtomicU64::new(0);
+    let n = timeout(BOUND, download_to(&d, &mut got, &progress))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, data.len() as u64 - 5);
+    assert!(got == data[5..], "in order, whole");
+    assert_eq!(progress.load(Ordering::Relaxed), n);
+
+    let out = tempfile::tempdir().unwrap();
+    let fifo = out.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        tokio::task::spawn_blocking(move || std::fs::read(fifo).unwrap())
+    };
+    let n = timeout(BOUND, download(&d, &fifo, Arc::default()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, data.len() as u64 - 5);
+    assert!(timeout(BOUND, reader).await.unwrap().unwrap() == data[5..]);
+
+    let nowhere = out.path().join("no/such/dir/x.bin");
+    let err = download(&d, &nowhere, Arc::default()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot write {}: No such file or directory (os error 2)",
+            nowhere.display()
+        )
+    );
+    stop.cancel();
 }

@@ -58,14 +58,16 @@ enum Cmd {
     },
     /// Download a file, or a range of it, in slices over one or more connections.
     #[command(
-        after_help = "Examples:\n  protolab hftp get big.iso --connections 4\n  protolab hftp get log.txt --offset 100 --size 50 -o part.txt --raw"
+        after_help = "Examples:\n  protolab hftp get big.iso --connections 4\n  protolab hftp get log.txt --offset 100 --size 50 -o part.txt --raw\n  protolab hftp get log.txt -o - | grep ERROR"
     )]
     Get {
         #[command(flatten)]
         at: ServerArg,
         /// File name on the server.
         file: String,
-        /// Output file (default: the same name in the current directory).
+        /// Output file, or `-` for standard output (default: the same name in
+        /// the current directory). Standard output, `/dev/null` or a pipe get
+        /// the slices in order over one connection.
         #[arg(short, long)]
         output: Option<PathBuf>,
         /// First byte.
@@ -201,7 +203,7 @@ pub async fn run(args: HftpArgs) -> anyhow::Result<()> {
                 server: at.server,
                 name: file.clone(),
                 offset,
-                size,
+                size: Some(total),
                 encoding: if raw {
                     hftp::proto::Encoding::Raw
                 } else {
@@ -211,14 +213,32 @@ pub async fn run(args: HftpArgs) -> anyhow::Result<()> {
                 slice_size,
             };
             let start = std::time::Instant::now();
-            let result = hftp::client::download(&d, &output, done).await;
+            let to_stdout = output.as_os_str() == "-";
+            let result = if to_stdout {
+                hftp::client::download_to(&d, &mut tokio::io::stdout(), &done).await
+            } else {
+                hftp::client::download(&d, &output, done).await
+            };
             ticker.abort();
             bar.finish_and_clear();
-            let n = result?;
+            let n = match result {
+                // The reader of our output left (`| head`): like any Unix
+                // filter, stop quietly.
+                Err(hftp::error::Error::Io(e))
+                    if to_stdout && e.kind() == std::io::ErrorKind::BrokenPipe =>
+                {
+                    return Ok(());
+                }
+                other => other?,
+            };
             let secs = start.elapsed().as_secs_f64();
+            let to = if to_stdout {
+                "standard output".into()
+            } else {
+                output.display().to_string()
+            };
             eprintln!(
-                "{file}: {n} bytes to {} in {secs:.2} s ({:.1} MB/s)",
-                output.display(),
+                "{file}: {n} bytes to {to} in {secs:.2} s ({:.1} MB/s)",
                 n as f64 / secs.max(1e-9) / 1e6
             );
         }

@@ -147,9 +147,44 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One clear line: the error and its causes.
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// One clear line: the error and its causes, each said once. The libraries'
+/// errors repeat their cause in their own text (so a log line with just the
+/// error says it all), and a plain `{:#}` would print it twice.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn causes_are_said_once() {
+        // Every library's Io variant says its cause and has it as its source.
+        let io = std::io::Error::from_raw_os_error(22);
+        let e = anyhow::Error::from(hftp::error::Error::Io(io)).context("cannot write out.bin");
+        assert_eq!(
+            one_line(&e),
+            "cannot write out.bin: i/o error: Invalid argument (os error 22)"
+        );
+        let plain = anyhow::anyhow!("no such file").context("get failed");
+        assert_eq!(one_line(&plain), "get failed: no such file");
     }
 }

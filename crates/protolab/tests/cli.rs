@@ -424,6 +424,29 @@ fn hftp_client_and_checker_against_the_server() {
         err.starts_with("data.bin: 200000 bytes to ") && !err.contains('\x1b'),
         "{err:?}"
     );
+    // To standard output, in order, whatever --connections says.
+    let piped = protolab()
+        .args(["hftp", "get", "data.bin", "--connections", "3"])
+        .args(["--slice-size", "70000", "--server", &server, "-o", "-"])
+        .output()
+        .unwrap();
+    assert!(piped.status.success());
+    assert!(piped.stdout == data);
+    // An output that cannot be created: one line that names it, each cause once.
+    let nowhere = out.path().join("no/dir/x.bin");
+    let failed = protolab()
+        .args(["hftp", "get", "data.bin", "--server", &server, "-o"])
+        .arg(&nowhere)
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&failed.stderr).trim_end(),
+        format!(
+            "error: cannot write {}: No such file or directory (os error 2)",
+            nowhere.display()
+        )
+    );
     let missing = protolab()
         .args(["hftp", "meta", "nope.txt", "--server", &server])
         .output()
