@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use netkit::server::{Conn, ServeReport, ServerConfig, ServerStats, serve};
-use netkit::{LineReader, log_action};
+use netkit::{LineReader, StallGuard, log_action};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -88,13 +88,16 @@ enum Next {
     Abort,
 }
 
-type Writer = BufWriter<OwnedWriteHalf>;
+/// Answers go through a buffer and a guard that cuts a client that stops
+/// reading for the idle timeout (it would otherwise hold its connection, and a
+/// slot of the server, for as long as it likes).
+type Writer = BufWriter<StallGuard<OwnedWriteHalf>>;
 
 async fn handle(stream: TcpStream, conn: Conn, config: Arc<Config>) {
     let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
     let mut lines = FramedRead::new(r, LineReader::with_sink(RequestSink::default()));
-    let mut w = BufWriter::with_capacity(64 * 1024, w);
+    let mut w = BufWriter::with_capacity(64 * 1024, StallGuard::new(w, config.idle_timeout));
     // One shutdown future and one idle timer for the whole connection: the
     // timer is moved only when it fires early (a request came since it was
     // set), not re-registered for every request (that showed in profiles).

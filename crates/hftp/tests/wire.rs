@@ -580,3 +580,40 @@ async fn a_thousand_connections_at_once_are_all_served() {
     }));
     timeout(BOUND, answered).await.unwrap();
 }
+
+/// A client that asks for a large slice and never reads it is cut after the
+/// idle timeout instead of holding its connection forever; others are served
+/// meanwhile.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_after_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("big"), vec![9u8; 64 << 20]).unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let mut cfg = Config::new(dir.path());
+    cfg.idle_timeout = Duration::from_millis(300);
+    let server = tokio::spawn(run(l, cfg, stop.clone().cancelled_owned()));
+    let mut stuck = TcpStream::connect(addr).await.unwrap();
+    stuck
+        .write_all(b"get_slice big 0 67108864 raw\r\n")
+        .await
+        .unwrap();
+    let mut other = TcpStream::connect(addr).await.unwrap();
+    exchange(&mut other, b"get_metadata big\r\n", b"0 OK\r\n67108864\r\n").await;
+    // Not reading for well past the timeout; then whatever was buffered
+    // arrives, and the connection ends short of the 64 MiB.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut got = 0usize;
+    loop {
+        match timeout(BOUND, stuck.read(&mut buf)).await.unwrap() {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    assert!(got < 64 << 20, "the whole slice came: {got}");
+    stop.cancel();
+    let report = timeout(BOUND, server).await.unwrap().unwrap();
+    assert_eq!(report.abandoned, 0);
+}

@@ -6,7 +6,8 @@
 //! request: what is left is the kernel's cost of two small TCP writes, two reads
 //! and two wake-ups per round trip. No server can beat it on the same machine.
 //! The same load generator ([`load`]) measures real servers, so a figure and
-//! its ceiling differ only by the server.
+//! its ceiling differ only by the server. [`stream`] is the ceiling for bulk
+//! transfers: one TCP stream, memory to memory, as `iperf3` measures it.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -212,6 +213,42 @@ pub fn load(
     })
 }
 
+/// The machine's ceiling for one bulk TCP stream over loopback, memory to
+/// memory (what `iperf3` measures): a thread writes `bytes` from a 1 MiB
+/// buffer into a blocking socket, this one reads them into another. No file,
+/// no runtime, no protocol. Returns the bytes counted and bytes per second.
+pub fn stream(bytes: u64) -> io::Result<(u64, f64)> {
+    const BUF: usize = 1024 * 1024;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let writer = std::thread::spawn(move || -> io::Result<()> {
+        let (mut s, _) = listener.accept()?;
+        let buf = vec![b's'; BUF];
+        let mut left = bytes;
+        while left > 0 {
+            let n = usize::try_from(left).map_or(BUF, |l| l.min(BUF));
+            s.write_all(&buf[..n])?;
+            left -= n as u64;
+        }
+        Ok(())
+    });
+    let mut s = std::net::TcpStream::connect(addr)?;
+    let start = Instant::now();
+    let mut buf = vec![0u8; BUF];
+    let mut got = 0u64;
+    loop {
+        match s.read(&mut buf)? {
+            0 => break,
+            n => got += n as u64,
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    writer
+        .join()
+        .map_err(|_| io::Error::other("stream writer panicked"))??;
+    Ok((got, got as f64 / secs.max(1e-9)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +266,12 @@ mod tests {
         .unwrap();
         assert!(r.per_sec > 0.0 && r.p99 >= r.p50);
         assert_eq!(r.errors, 0);
+    }
+
+    #[test]
+    fn the_stream_ceiling_counts_every_byte() {
+        let (got, rate) = stream(3_000_001).unwrap();
+        assert_eq!(got, 3_000_001);
+        assert!(rate > 0.0);
     }
 }

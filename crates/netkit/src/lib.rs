@@ -8,6 +8,7 @@
 //! - [`server`]: the TCP server runtime (connection limit taken before `accept`, a
 //!   tracing span per connection, backoff on accept errors, graceful shutdown).
 //! - [`shutdown`]: the process-wide shutdown signal (SIGINT or SIGTERM).
+//! - [`stall`]: a writer that gives up on a peer that stopped reading.
 //! - [`logfmt`]: the `action: X | result: Y | key: value` log line format.
 //! - [`ceiling`]: the machine's loopback request/response ceiling, for benchmarks.
 
@@ -18,8 +19,10 @@ pub mod line;
 pub mod logfmt;
 pub mod server;
 pub mod shutdown;
+pub mod stall;
 
 pub use error::Error;
 pub use frame::Limit;
 pub use line::{Head, Line, LineReader, LineSink, Overflow};
 pub use logfmt::{LogLine, Outcome};
+pub use stall::StallGuard;

@@ -308,6 +308,8 @@ async fn bench(size: u64, secs: Duration) -> anyhow::Result<()> {
         let b64 = hftp::bench::download(&server, "bench.bin", size, Encoding::Base64).await?;
         let rss = peak_rss(child.id()).unwrap_or(0);
         let raw = hftp::bench::download(&server, "bench.bin", size, Encoding::Raw).await?;
+        let (_, stream) =
+            tokio::task::spawn_blocking(move || netkit::ceiling::stream(size)).await??;
         // Small requests from netkit's epoll load generator (one thread, no
         // runtime), so the figure is the server's; then the machine's ceiling
         // for the same sizes: the same generator against a trivial epoll server.
@@ -345,7 +347,16 @@ async fn bench(size: u64, secs: Duration) -> anyhow::Result<()> {
         })
         .await??
         .per_sec;
-        anyhow::Ok((raw_copy, b64, rss, raw, small, ceiling, ceiling_stat))
+        anyhow::Ok((
+            raw_copy,
+            b64,
+            rss,
+            raw,
+            stream,
+            small,
+            ceiling,
+            ceiling_stat,
+        ))
     }
     .await;
     let _ = std::process::Command::new("kill")
@@ -353,7 +364,7 @@ async fn bench(size: u64, secs: Duration) -> anyhow::Result<()> {
         .arg(child.id().to_string())
         .status();
     let _ = child.wait();
-    let (raw_copy, b64, rss, raw, small, ceiling, ceiling_stat) = result?;
+    let (raw_copy, b64, rss, raw, stream, small, ceiling, ceiling_stat) = result?;
     let mb = |t: &hftp::bench::Transfer| t.rate() / 1e6;
     println!(
         "hftp download of a {} MB file (one slice, one connection)",
@@ -375,6 +386,11 @@ async fn bench(size: u64, secs: Duration) -> anyhow::Result<()> {
             t.first_byte.as_secs_f64() * 1e3
         );
     }
+    println!(
+        "  machine ceiling, one TCP stream memory to memory (no file, no runtime, like iperf3): {:.0} MB/s; raw slice {:.2} of it",
+        stream / 1e6,
+        raw.rate() / stream
+    );
     println!(
         "  server peak memory (VmHWM) after the base64 download: {:.1} MiB",
         rss as f64 / 1_048_576.0
@@ -410,10 +426,11 @@ async fn bench(size: u64, secs: Duration) -> anyhow::Result<()> {
         hundred / ceiling_stat
     );
     println!(
-        "BENCH hftp_download bytes={size} base64_mb_s={:.0} raw_mb_s={:.0} baseline_mb_s={:.0} base64_ratio={:.3} raw_ratio={:.3} first_byte_ms={:.3} server_peak_rss_mib={:.1}",
+        "BENCH hftp_download bytes={size} base64_mb_s={:.0} raw_mb_s={:.0} baseline_mb_s={:.0} stream_ceiling_mb_s={:.0} base64_ratio={:.3} raw_ratio={:.3} first_byte_ms={:.3} server_peak_rss_mib={:.1}",
         mb(&b64),
         mb(&raw),
         mb(&raw_copy),
+        stream / 1e6,
         b64.rate() / raw_copy.rate(),
         raw.rate() / raw_copy.rate(),
         b64.first_byte.as_secs_f64() * 1e3,
