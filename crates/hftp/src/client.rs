@@ -36,7 +36,7 @@ impl Client {
         s.set_nodelay(true)?;
         let (r, w) = s.into_split();
         Ok(Client {
-            r: BufReader::with_capacity(1 << 20, r),
+            r: BufReader::with_capacity(256 * 1024, r),
             w,
         })
     }
