@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
+use netkit::StallGuard;
 use netkit::server::{Conn, ServeReport, ServerConfig, ServerStats, serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -133,10 +134,14 @@ fn leave<T: Clone>(reg: &Registry<T>, id: u32, why: &str) {
     }
 }
 
-async fn echo(mut stream: TcpStream, conn: Conn, reg: Arc<Registry<()>>, idle: Duration) {
+async fn echo(stream: TcpStream, conn: Conn, reg: Arc<Registry<()>>, idle: Duration) {
     let Some(id) = join(&reg, (), conn.peer) else {
         return;
     };
+    let (mut stream, w) = stream.into_split();
+    // A client that sends and never reads is cut after the idle timeout
+    // instead of holding its connection with a write that never ends.
+    let mut w = StallGuard::new(w, idle);
     let mut buf = vec![0u8; 4096];
     let why = loop {
         let read = tokio::select! {
@@ -153,7 +158,7 @@ async fn echo(mut stream: TcpStream, conn: Conn, reg: Arc<Registry<()>>, idle: D
                     String::from_utf8_lossy(&buf[..n]),
                     reg.count()
                 );
-                if stream.write_all(&buf[..n]).await.is_err() {
+                if w.write_all(&buf[..n]).await.is_err() {
                     break "send failed";
                 }
             }
@@ -169,7 +174,8 @@ async fn math_client(stream: TcpStream, conn: Conn, reg: Arc<Registry<()>>, idle
     let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
     let mut reader = FramedRead::new(r, math::ServerCodec);
-    let mut writer = FramedWrite::new(w, math::ServerCodec);
+    // A client that sends and never reads is cut after the idle timeout.
+    let mut writer = FramedWrite::new(StallGuard::new(w, idle), math::ServerCodec);
     let why = loop {
         let next = tokio::select! {
             () = conn.shutdown.cancelled() => break "server shutdown",

@@ -375,3 +375,34 @@ async fn ids_are_unique_over_10000_connections() {
     }
     srv.stop().await;
 }
+
+/// Echo and math: a client that keeps sending and never reads its answers is
+/// cut after the idle timeout (its writes then fail) instead of holding the
+/// server's write, and its connection, forever; others are served meanwhile.
+#[tokio::test]
+async fn a_client_that_never_reads_is_cut_after_the_timeout() {
+    for kind in [Kind::Echo, Kind::Math] {
+        let mut opts = Options::new(kind);
+        opts.idle_timeout = Duration::from_millis(300);
+        let srv = start(opts).await;
+        let c = TcpStream::connect(srv.addr).await.unwrap();
+        let (_r, mut w) = c.into_split();
+        let request = match kind {
+            Kind::Math => request_bytes(&[Request::new("SUMA", 1, 2)]),
+            _ => TEST_PACKET.to_vec(),
+        };
+        let flood = request.repeat(64 * 1024 / request.len());
+        // Writes until the server hangs up: with nobody reading the answers
+        // the server's own write stalls, and only the timeout ends it.
+        let writer = tokio::spawn(async move { while w.write_all(&flood).await.is_ok() {} });
+        let mut other = TcpStream::connect(srv.addr).await.unwrap();
+        other.write_all(&request).await.unwrap();
+        let mut answer = [0u8; 1];
+        timeout(BOUND, other.read_exact(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        timeout(BOUND, writer).await.unwrap().unwrap();
+        srv.stop().await;
+    }
+}
