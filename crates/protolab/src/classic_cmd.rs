@@ -79,7 +79,7 @@ struct ServeArgs {
     #[arg(short, long, default_value_t = classic::DEFAULT_PORT)]
     port: u16,
     /// Drop a client silent for this long.
-    #[arg(long, default_value = "60s")]
+    #[arg(long, default_value = "60s", value_parser = crate::cli_values::timeout)]
     idle_timeout: Dur,
     /// Clients served at once.
     #[arg(long, default_value_t = 10_000)]

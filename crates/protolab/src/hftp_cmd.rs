@@ -36,7 +36,7 @@ enum Cmd {
         #[arg(short, long, default_value = "testdata")]
         datadir: PathBuf,
         /// Close a connection silent for this long.
-        #[arg(long, default_value = "60s")]
+        #[arg(long, default_value = "60s", value_parser = crate::cli_values::timeout)]
         idle_timeout: Dur,
         /// Connections served at once.
         #[arg(long, default_value_t = 10_000)]
@@ -107,7 +107,7 @@ enum Cmd {
         #[arg(long)]
         dir: PathBuf,
         /// Longest wait for any one answer.
-        #[arg(long, default_value = "10s")]
+        #[arg(long, default_value = "10s", value_parser = crate::cli_values::timeout)]
         wait: Dur,
     },
 }

@@ -4,6 +4,7 @@
 //! together; no protocol logic lives here.
 
 mod classic_cmd;
+mod cli_values;
 mod demo;
 mod hftp_cmd;
 mod impair_cmd;

@@ -64,7 +64,7 @@ pub struct Common {
     #[arg(long, default_value_t = 16)]
     mss: usize,
     /// Fixed retransmission timeout.
-    #[arg(long, default_value = "200ms")]
+    #[arg(long, default_value = "200ms", value_parser = crate::cli_values::timeout)]
     timeout: Dur,
     /// Wire format: `course` (SYN|||ACK|||FIN|||SEQ|||DATA) or `binary` (checksummed).
     #[arg(long, default_value = "course")]

@@ -32,7 +32,7 @@ enum Cmd {
         #[arg(long, default_value_t = 100)]
         history: usize,
         /// Ping interval; a client silent for three is dropped.
-        #[arg(long, default_value = "5s")]
+        #[arg(long, default_value = "5s", value_parser = crate::cli_values::timeout)]
         heartbeat: Dur,
         /// Events queued for one client before it is cut off as too slow.
         #[arg(long, default_value_t = 4096)]

@@ -190,6 +190,47 @@ fn errors_are_one_clear_line_and_a_nonzero_exit() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("must be between 0 and 1"));
 
+    // A zero timeout would cut every connection at once, or retransmit or
+    // ping in a busy loop: refused, naming the flag.
+    for (args, flag) in [
+        (
+            &["hftp", "serve", "-p", "0", "--idle-timeout", "0s"][..],
+            "--idle-timeout <IDLE_TIMEOUT>",
+        ),
+        (
+            &[
+                "classic",
+                "math",
+                "serve",
+                "-p",
+                "0",
+                "--idle-timeout",
+                "0s",
+            ],
+            "--idle-timeout <IDLE_TIMEOUT>",
+        ),
+        (
+            &["rdt", "send", "127.0.0.1", "9", "--timeout", "0ms"],
+            "--timeout <TIMEOUT>",
+        ),
+        (
+            &["hftp", "check", "127.0.0.1:9", "--dir", ".", "--wait", "0s"],
+            "--wait <WAIT>",
+        ),
+        (
+            &["relay", "serve", "--heartbeat", "0s"],
+            "--heartbeat <HEARTBEAT>",
+        ),
+    ] {
+        let out = protolab().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("'{flag}': it must be longer than zero")),
+            "{err}"
+        );
+    }
+
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let out = protolab()
