@@ -8,6 +8,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use hftp::server::{Config, run};
 use impair::{TcpProxy, TcpProxyConfig, TcpRules};
+use netkit::server::ServeReport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
@@ -19,6 +20,7 @@ struct Running {
     addr: SocketAddr,
     dir: tempfile::TempDir,
     stop: CancellationToken,
+    server: Option<tokio::task::JoinHandle<ServeReport>>,
 }
 
 impl Drop for Running {
@@ -28,19 +30,39 @@ impl Drop for Running {
 }
 
 async fn start() -> Running {
+    start_with(|_| {}).await
+}
+
+/// A server on a fresh directory, its configuration adjusted by `tune`.
+async fn start_with(tune: impl FnOnce(&mut Config)) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let stop = CancellationToken::new();
-    tokio::spawn(run(
-        l,
-        Config::new(dir.path()),
-        stop.clone().cancelled_owned(),
-    ));
-    Running { addr, dir, stop }
+    let mut cfg = Config::new(dir.path());
+    tune(&mut cfg);
+    let server = tokio::spawn(run(l, cfg, stop.clone().cancelled_owned()));
+    Running {
+        addr,
+        dir,
+        stop,
+        server: Some(server),
+    }
+}
+
+/// A server whose idle timeout is `ms` milliseconds.
+async fn start_idle_ms(ms: u64) -> Running {
+    start_with(|cfg| cfg.idle_timeout = Duration::from_millis(ms)).await
 }
 
 impl Running {
+    /// Stops the server and returns its report, bounded in time.
+    async fn stop(mut self) -> ServeReport {
+        self.stop.cancel();
+        let server = self.server.take().unwrap();
+        timeout(BOUND, server).await.unwrap().unwrap()
+    }
+
     fn file(&self, name: &str, bytes: &[u8]) {
         std::fs::write(self.dir.path().join(name), bytes).unwrap();
     }
@@ -437,20 +459,13 @@ fn set_mode(p: &Path, mode: u32) {
 
 #[tokio::test]
 async fn a_silent_client_is_closed_after_the_idle_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let mut cfg = Config::new(dir.path());
-    cfg.idle_timeout = Duration::from_millis(200);
-    tokio::spawn(run(l, cfg, stop.clone().cancelled_owned()));
-    let mut s = TcpStream::connect(addr).await.unwrap();
+    let srv = start_idle_ms(200).await;
+    let mut s = srv.connect().await;
     exchange(&mut s, b"get_file_listing\r\n", b"0 OK\r\n\r\n").await;
     // Then nothing: the server hangs up, and says nothing more.
     let mut b = [0u8; 16];
     let n = timeout(BOUND, s.read(&mut b)).await.unwrap().unwrap_or(0);
     assert_eq!(n, 0);
-    stop.cancel();
 }
 
 /// Idle time counts from the end of the last answer: a slice that takes longer
@@ -464,16 +479,10 @@ async fn a_silent_client_is_closed_after_the_idle_timeout() {
 #[tokio::test]
 async fn a_long_slice_is_not_idleness() {
     const SIZE: usize = 48_000_000;
-    let dir = tempfile::tempdir().unwrap();
+    let srv = start_idle_ms(200).await;
     let data: Vec<u8> = (0..SIZE).map(|i| (i / 7) as u8).collect();
-    std::fs::write(dir.path().join("big"), &data).unwrap();
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let mut cfg = Config::new(dir.path());
-    cfg.idle_timeout = Duration::from_millis(200);
-    tokio::spawn(run(l, cfg, stop.clone().cancelled_owned()));
-    let mut s = TcpStream::connect(addr).await.unwrap();
+    srv.file("big", &data);
+    let mut s = srv.connect().await;
     s.write_all(format!("get_slice big 0 {SIZE} raw\r\n").as_bytes())
         .await
         .unwrap();
@@ -503,7 +512,6 @@ async fn a_long_slice_is_not_idleness() {
         format!("0 OK\r\n{SIZE}\r\n").as_bytes(),
     )
     .await;
-    stop.cancel();
 }
 
 /// Graceful shutdown: an idle client gets FIN, and a client that pipelines
@@ -512,20 +520,12 @@ async fn a_long_slice_is_not_idleness() {
 /// starved): no handler is left for the grace period to abandon.
 #[tokio::test]
 async fn shutdown_closes_idle_and_flooding_clients_gracefully() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("f"), b"12345").unwrap();
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let server = tokio::spawn(run(
-        l,
-        Config::new(dir.path()),
-        stop.clone().cancelled_owned(),
-    ));
-    let mut idle = TcpStream::connect(addr).await.unwrap();
+    let srv = start().await;
+    srv.file("f", b"12345");
+    let mut idle = srv.connect().await;
     exchange(&mut idle, b"get_metadata f\r\n", b"0 OK\r\n5\r\n").await;
 
-    let flood = TcpStream::connect(addr).await.unwrap();
+    let flood = srv.connect().await;
     let (mut r, mut w) = flood.into_split();
     let writer = tokio::spawn(async move {
         let batch = b"get_metadata f\r\n".repeat(4096);
@@ -548,8 +548,7 @@ async fn shutdown_closes_idle_and_flooding_clients_gracefully() {
         .await
         .unwrap()
         .unwrap();
-    stop.cancel();
-    let report = timeout(BOUND, server).await.unwrap().unwrap();
+    let report = srv.stop().await;
     assert_eq!(report.abandoned, 0, "every handler saw the shutdown");
     assert_eq!(report.accepted, 2);
     expect_graceful_close(&mut idle).await;
@@ -586,20 +585,14 @@ async fn a_thousand_connections_at_once_are_all_served() {
 /// meanwhile.
 #[tokio::test]
 async fn a_client_that_stops_reading_is_cut_after_the_idle_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("big"), vec![9u8; 64 << 20]).unwrap();
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let mut cfg = Config::new(dir.path());
-    cfg.idle_timeout = Duration::from_millis(300);
-    let server = tokio::spawn(run(l, cfg, stop.clone().cancelled_owned()));
-    let mut stuck = TcpStream::connect(addr).await.unwrap();
+    let srv = start_idle_ms(300).await;
+    srv.file("big", &vec![9u8; 64 << 20]);
+    let mut stuck = srv.connect().await;
     stuck
         .write_all(b"get_slice big 0 67108864 raw\r\n")
         .await
         .unwrap();
-    let mut other = TcpStream::connect(addr).await.unwrap();
+    let mut other = srv.connect().await;
     exchange(&mut other, b"get_metadata big\r\n", b"0 OK\r\n67108864\r\n").await;
     // Not reading for well past the timeout; then whatever was buffered
     // arrives, and the connection ends short of the 64 MiB.
@@ -613,7 +606,5 @@ async fn a_client_that_stops_reading_is_cut_after_the_idle_timeout() {
         }
     }
     assert!(got < 64 << 20, "the whole slice came: {got}");
-    stop.cancel();
-    let report = timeout(BOUND, server).await.unwrap().unwrap();
-    assert_eq!(report.abandoned, 0);
+    assert_eq!(srv.stop().await.abandoned, 0);
 }
