@@ -138,7 +138,7 @@ async fn echo(stream: TcpStream, conn: Conn, reg: Arc<Registry<()>>, idle: Durat
     let Some(id) = join(&reg, (), conn.peer) else {
         return;
     };
-    let (mut stream, w) = stream.into_split();
+    let (mut reader, w) = stream.into_split();
     // A client that sends and never reads is cut after the idle timeout
     // instead of holding its connection with a write that never ends.
     let mut w = StallGuard::new(w, idle);
@@ -146,7 +146,7 @@ async fn echo(stream: TcpStream, conn: Conn, reg: Arc<Registry<()>>, idle: Durat
     let why = loop {
         let read = tokio::select! {
             () = conn.shutdown.cancelled() => break "server shutdown",
-            r = tokio::time::timeout(idle, stream.read(&mut buf)) => r,
+            r = tokio::time::timeout(idle, reader.read(&mut buf)) => r,
         };
         match read {
             Err(_) => break "silent past the timeout",

@@ -40,16 +40,6 @@ impl<W> StallGuard<W> {
         }
     }
 
-    /// The wrapped writer.
-    pub fn into_inner(self) -> W {
-        self.inner
-    }
-
-    /// The wrapped writer, by reference.
-    pub fn get_ref(&self) -> &W {
-        &self.inner
-    }
-
     /// Called when the inner writer is pending: starts the timer for this
     /// wait if it is not running, and fails once it has run out.
     fn poll_stalled<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
@@ -67,7 +57,7 @@ impl<W> StallGuard<W> {
                     "write_stall",
                     Fail,
                     waited_s = format!("{:.1}", self.limit.as_secs_f64()),
-                    error = "the peer stopped reading; connection cut"
+                    error = "the peer stopped reading; the write failed"
                 );
                 Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
