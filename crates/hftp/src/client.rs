@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::error::Error;
+use crate::output::{Marked, classify};
 use crate::proto::{Encoding, Status};
 
 /// Longest status or listing line accepted from a server.
@@ -294,7 +295,7 @@ pub async fn download(d: &Download, path: &Path, progress: Arc<AtomicU64>) -> Re
             .open(path)
             .await
             .map_err(output)?;
-        return download_to(d, &mut out, &progress).await;
+        return download_to(d, &mut out, path, &progress).await;
     }
     let size = if let Some(size) = d.size {
         size
@@ -316,24 +317,30 @@ pub async fn download(d: &Download, path: &Path, progress: Arc<AtomicU64>) -> Re
         let d = d.clone();
         let path = path.to_path_buf();
         workers.push(tokio::spawn(async move {
+            let output = |source| Error::Output {
+                path: path.clone(),
+                source,
+            };
             let mut c = Client::connect(&d.server).await?;
             let mut f = tokio::fs::OpenOptions::new()
                 .write(true)
                 .open(&path)
-                .await?;
+                .await
+                .map_err(output)?;
             loop {
                 let next = queue
                     .lock()
                     .map_err(|_| Error::Protocol("worker panicked".into()))?
                     .next();
                 let Some((at, len)) = next else { break };
-                f.seek(std::io::SeekFrom::Start(at)).await?;
-                let mut w = tokio::io::BufWriter::with_capacity(1 << 20, &mut f);
+                f.seek(std::io::SeekFrom::Start(at)).await.map_err(output)?;
+                let mut w = tokio::io::BufWriter::with_capacity(1 << 20, Marked(&mut f));
                 c.slice(&d.name, d.offset + at, len, d.encoding, &mut w, &progress)
-                    .await?;
-                w.flush().await?;
+                    .await
+                    .map_err(|e| classify(e, &path))?;
+                w.flush().await.map_err(output)?;
             }
-            f.flush().await?;
+            f.flush().await.map_err(output)?;
             let _ = c.quit().await;
             Ok::<(), Error>(())
         }));
@@ -346,10 +353,12 @@ pub async fn download(d: &Download, path: &Path, progress: Arc<AtomicU64>) -> Re
 }
 
 /// Downloads to a stream (standard output, a pipe): the slices in order over
-/// one connection. Returns the number of bytes written.
+/// one connection. Returns the number of bytes written. An error writing `out`
+/// is [`Error::Output`] naming it `label`, told apart from the socket's.
 pub async fn download_to(
     d: &Download,
     out: &mut (impl AsyncWriteExt + Unpin),
+    label: &Path,
     progress: &AtomicU64,
 ) -> Result<u64, Error> {
     let mut c = Client::connect(&d.server).await?;
@@ -357,12 +366,16 @@ pub async fn download_to(
         Some(size) => size,
         None => c.metadata(&d.name).await?.saturating_sub(d.offset),
     };
-    let mut w = tokio::io::BufWriter::with_capacity(1 << 20, out);
-    for (at, len) in slices(size, d.slice_size) {
-        c.slice(&d.name, d.offset + at, len, d.encoding, &mut w, progress)
-            .await?;
-    }
-    w.flush().await?;
+    let mut w = tokio::io::BufWriter::with_capacity(1 << 20, Marked(out));
+    let written = async {
+        for (at, len) in slices(size, d.slice_size) {
+            c.slice(&d.name, d.offset + at, len, d.encoding, &mut w, progress)
+                .await?;
+        }
+        w.flush().await?;
+        Ok(())
+    };
+    written.await.map_err(|e| classify(e, label))?;
     let _ = c.quit().await;
     Ok(size)
 }

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod check;
 pub mod client;
 pub mod error;
+mod output;
 pub mod proto;
 pub mod request;
 pub mod server;

@@ -253,13 +253,32 @@ async fn downloads_to_streams_and_fifos_arrive_in_order() {
     };
     let mut got = Vec::new();
     let progress = AtomicU64::new(0);
-    let n = timeout(BOUND, download_to(&d, &mut got, &progress))
-        .await
-        .unwrap()
-        .unwrap();
+    let n = timeout(
+        BOUND,
+        download_to(&d, &mut got, std::path::Path::new("memory"), &progress),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(n, data.len() as u64 - 5);
     assert!(got == data[5..], "in order, whole");
     assert_eq!(progress.load(Ordering::Relaxed), n);
+
+    // A stream whose reader is gone: an output error naming it, not a
+    // socket error (the CLI ends quietly on the first, never on the second).
+    let (mut gone, reader) = tokio::io::duplex(1024);
+    drop(reader);
+    let err = timeout(
+        BOUND,
+        download_to(&d, &mut gone, std::path::Path::new("the pipe"), &progress),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::Output { path, source } if path == std::path::Path::new("the pipe") && source.kind() == std::io::ErrorKind::BrokenPipe),
+        "{err:?}"
+    );
 
     let out = tempfile::tempdir().unwrap();
     let fifo = out.path().join("fifo");

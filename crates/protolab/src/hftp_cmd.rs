@@ -215,7 +215,8 @@ pub async fn run(args: HftpArgs) -> anyhow::Result<()> {
             let start = std::time::Instant::now();
             let to_stdout = output.as_os_str() == "-";
             let result = if to_stdout {
-                hftp::client::download_to(&d, &mut tokio::io::stdout(), &done).await
+                let label = std::path::Path::new("standard output");
+                hftp::client::download_to(&d, &mut tokio::io::stdout(), label, &done).await
             } else {
                 hftp::client::download(&d, &output, done).await
             };
@@ -224,8 +225,8 @@ pub async fn run(args: HftpArgs) -> anyhow::Result<()> {
             let n = match result {
                 // The reader of our output left (`| head`): like any Unix
                 // filter, stop quietly.
-                Err(hftp::error::Error::Io(e))
-                    if to_stdout && e.kind() == std::io::ErrorKind::BrokenPipe =>
+                Err(hftp::error::Error::Output { source, .. })
+                    if to_stdout && source.kind() == std::io::ErrorKind::BrokenPipe =>
                 {
                     return Ok(());
                 }
