@@ -233,6 +233,8 @@ pub fn stream(bytes: u64) -> io::Result<(u64, f64)> {
         Ok(())
     });
     let mut s = std::net::TcpStream::connect(addr)?;
+    // Bounded: a writer that stalls is an error, not a hang.
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let start = Instant::now();
     let mut buf = vec![0u8; BUF];
     let mut got = 0u64;

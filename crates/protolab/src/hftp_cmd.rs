@@ -214,9 +214,14 @@ pub async fn run(args: HftpArgs) -> anyhow::Result<()> {
             };
             let start = std::time::Instant::now();
             let to_stdout = output.as_os_str() == "-";
+            // What the output is called in errors and in the summary.
+            let to = if to_stdout {
+                PathBuf::from("standard output")
+            } else {
+                output.clone()
+            };
             let result = if to_stdout {
-                let label = std::path::Path::new("standard output");
-                hftp::client::download_to(&d, &mut tokio::io::stdout(), label, &done).await
+                hftp::client::download_to(&d, &mut tokio::io::stdout(), &to, &done).await
             } else {
                 hftp::client::download(&d, &output, done).await
             };
@@ -233,13 +238,9 @@ pub async fn run(args: HftpArgs) -> anyhow::Result<()> {
                 other => other?,
             };
             let secs = start.elapsed().as_secs_f64();
-            let to = if to_stdout {
-                "standard output".into()
-            } else {
-                output.display().to_string()
-            };
             eprintln!(
-                "{file}: {n} bytes to {to} in {secs:.2} s ({:.1} MB/s)",
+                "{file}: {n} bytes to {} in {secs:.2} s ({:.1} MB/s)",
+                to.display(),
                 n as f64 / secs.max(1e-9) / 1e6
             );
         }

@@ -255,56 +255,60 @@ fn errors_are_one_clear_line_and_a_nonzero_exit() {
 
 #[test]
 fn demo_runs_and_shows_impairs_effects() {
+    // Its log goes to a file, so a failure shows what went wrong.
+    let log = tempfile::NamedTempFile::new().unwrap();
     let mut child = protolab()
         .arg("demo")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log.reopen().unwrap())
         .spawn()
         .unwrap();
-    let mut text = String::new();
+    let mut out = String::new();
     child
         .stdout
         .take()
         .unwrap()
-        .read_to_string(&mut text)
+        .read_to_string(&mut out)
         .unwrap();
-    assert_eq!(wait_bounded(&mut child).code(), Some(0), "{text}");
-    assert!(text.contains("reads, intact"), "{text}");
+    let code = wait_bounded(&mut child).code();
+    let text = format!(
+        "{out}\n--- log ---\n{}",
+        std::fs::read_to_string(log.path()).unwrap()
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(out.contains("reads, intact"), "{text}");
     assert!(
-        text.contains("the server got 100 and then Some(ConnectionReset)"),
+        out.contains("the server got 100 and then Some(ConnectionReset)"),
         "{text}"
     );
-    assert!(text.contains("impair udp summary"), "{text}");
-    assert!(text.contains("the store holds 2000 bets"), "{text}");
-    assert!(text.contains("   Test Packet"), "{text}");
+    assert!(out.contains("impair udp summary"), "{text}");
+    assert!(out.contains("the store holds 2000 bets"), "{text}");
+    assert!(out.contains("   Test Packet"), "{text}");
     assert!(
-        text.contains("   El resultado de la operacion es "),
-        "{text}"
-    );
-    assert!(
-        text.contains("bytes in 6 base64 slices over 2 connections, identical"),
-        "{text}"
-    );
-    assert!(
-        text.contains("conformance checker: 26 passed, 0 failed"),
-        "{text}"
-    );
-    assert!(text.contains("observer: that was everyone"), "{text}");
-    assert!(
-        text.contains("right after the last event she saw"),
+        out.contains("   El resultado de la operacion es "),
         "{text}"
     );
     assert!(
-        text.contains("(course format, --loss 0.2): received identical"),
+        out.contains("bytes in 6 base64 slices over 2 connections, identical"),
         "{text}"
     );
     assert!(
-        text.contains(
+        out.contains("conformance checker: 26 passed, 0 failed"),
+        "{text}"
+    );
+    assert!(out.contains("observer: that was everyone"), "{text}");
+    assert!(out.contains("right after the last event she saw"), "{text}");
+    assert!(
+        out.contains("(course format, --loss 0.2): received identical"),
+        "{text}"
+    );
+    assert!(
+        out.contains(
             "the server took the first data segment as the ACK; 0 retransmissions, data identical"
         ),
         "{text}"
     );
-    assert!(text.contains("demo finished"), "{text}");
+    assert!(out.contains("demo finished"), "{text}");
 }
 
 /// Runs a short `impair tcp` session with a relayed connection and returns stderr.
