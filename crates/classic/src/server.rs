@@ -145,7 +145,7 @@ async fn echo(stream: TcpStream, conn: Conn, reg: Arc<Registry<()>>, idle: Durat
     let mut buf = vec![0u8; 4096];
     let why = loop {
         let read = tokio::select! {
-            () = conn.shutdown.cancelled() => break "server shutdown",
+            () = conn.shutdown.cancelled() => break conn.stop_reason(),
             r = tokio::time::timeout(idle, reader.read(&mut buf)) => r,
         };
         match read {
@@ -158,9 +158,11 @@ async fn echo(stream: TcpStream, conn: Conn, reg: Arc<Registry<()>>, idle: Durat
                     String::from_utf8_lossy(&buf[..n]),
                     reg.count()
                 );
+                conn.activity.busy();
                 if w.write_all(&buf[..n]).await.is_err() {
                     break "send failed";
                 }
+                conn.activity.idle();
             }
         }
     };
@@ -178,7 +180,7 @@ async fn math_client(stream: TcpStream, conn: Conn, reg: Arc<Registry<()>>, idle
     let mut writer = FramedWrite::new(StallGuard::new(w, idle), math::ServerCodec);
     let why = loop {
         let next = tokio::select! {
-            () = conn.shutdown.cancelled() => break "server shutdown",
+            () = conn.shutdown.cancelled() => break conn.stop_reason(),
             r = tokio::time::timeout(idle, reader.next()) => r,
         };
         match next {
@@ -190,6 +192,7 @@ async fn math_client(stream: TcpStream, conn: Conn, reg: Arc<Registry<()>>, idle
             }
             Ok(Some(Err(_))) => break "connection reset",
             Ok(Some(Ok(req))) => {
+                conn.activity.busy();
                 let reply = req.reply();
                 tracing::debug!(
                     "Client {id}: {} {} {} -> {reply}",
@@ -201,8 +204,11 @@ async fn math_client(stream: TcpStream, conn: Conn, reg: Arc<Registry<()>>, idle
                     break "send failed";
                 }
                 // Answer everything already received in one write.
-                if reader.read_buffer().len() < math::HEADER && writer.flush().await.is_err() {
-                    break "send failed";
+                if reader.read_buffer().len() < math::HEADER {
+                    if writer.flush().await.is_err() {
+                        break "send failed";
+                    }
+                    conn.activity.idle();
                 }
             }
         }
@@ -277,7 +283,7 @@ async fn position_client(
         let mut frames = FramedRead::new(r, positions::ServerCodec);
         let why = loop {
             let next = tokio::select! {
-                () = conn.shutdown.cancelled() => break "server shutdown",
+                () = conn.shutdown.cancelled() => break conn.stop_reason(),
                 () = reader_done.cancelled() => break "removed",
                 r = tokio::time::timeout(idle, frames.next()) => r,
             };
@@ -286,6 +292,8 @@ async fn position_client(
                 Ok(None) => break "closed by the client",
                 Ok(Some(Err(_))) => break "connection reset",
                 Ok(Some(Ok(p))) => {
+                    // A client that reports its position is alive, not idle.
+                    conn.activity.idle();
                     tracing::debug!("Client {id}: ({}, {})", p.x, p.y);
                     fan_out(&reader_reg, &broadcast(id, p));
                 }

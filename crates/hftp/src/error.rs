@@ -23,8 +23,18 @@ pub enum Error {
     #[error("protocol error: {0}")]
     Protocol(String),
     /// A time limit passed.
-    #[error("timed out: {0}")]
-    Timeout(&'static str),
+    #[error("no answer within {wait:?}: timed out {what}")]
+    Timeout {
+        /// What was being waited for.
+        what: &'static str,
+        /// The limit.
+        wait: std::time::Duration,
+    },
+    /// The server refused `get_slice ... raw` with 201: it has no raw mode.
+    #[error(
+        "the server refused the raw form of get_slice for {0:?} (201): it has no raw mode (the older lab); download without --raw (base64)"
+    )]
+    RawRefused(String),
 }
 
 /// One clear line per status, naming what it was about.

@@ -4,6 +4,8 @@
 //! - [`request`]: what is kept of a request line (constant memory, any length);
 //! - [`proto`]: commands, status codes, the check order (pure);
 //! - [`server`]: the server;
+//! - [`resolve`]: which file a name means (never one outside the directory);
+//! - [`slice`]: streaming a slice with bounded memory and threads;
 //! - [`client`]: the client (list, metadata, sliced downloads).
 
 pub mod bench;
@@ -13,7 +15,9 @@ pub mod error;
 mod output;
 pub mod proto;
 pub mod request;
+pub mod resolve;
 pub mod server;
+pub mod slice;
 
 /// Default port, as the course's server.
 pub const DEFAULT_PORT: u16 = 19500;

@@ -4,36 +4,33 @@
 //! [`netkit::LineReader`] with a [`RequestSink`] (constant memory per connection
 //! whatever the line length), answered in order (pipelining), and a connection
 //! flushes its answers when no further complete request is waiting. The data
-//! directory is resolved on every request. Slices are streamed in chunks whose
-//! length is a multiple of 3 (so base64 needs no padding until the end), read and
-//! encoded on a blocking thread while the connection's task writes the previous
-//! ones, so a 4 GiB slice costs a few chunks of memory, like a 4 KiB one.
+//! directory is resolved on every request, and nothing outside it is ever
+//! listed or served ([`crate::resolve`]). Slices are streamed with bounded
+//! memory and threads ([`crate::slice`]). A connection is marked busy while it
+//! answers and idle while it waits, so at the connection limit the oldest idle
+//! one makes room for a new client ([`netkit::activity`]).
 //!
 //! Fatal statuses (100, 101, 199) and `quit` close gracefully: the answer, then
 //! FIN, then whatever the client still sends is read and dropped for a moment,
 //! so the close is not turned into a reset by unread input.
 
-use std::io::{ErrorKind, SeekFrom};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use netkit::server::{Conn, ServeReport, ServerConfig, ServerStats, serve};
-use netkit::{LineReader, StallGuard, log_action};
+use netkit::{LineReader, StallGuard};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio_util::codec::FramedRead;
 
-use crate::proto::{
-    Command, Encoding, NAME_MAX, Status, check_bounds, help_body, parse, requestable,
-};
+use crate::proto::{Command, NAME_MAX, Status, check_bounds, help_body, parse, requestable};
 use crate::request::RequestSink;
-
-/// Bytes read from a file at once: a multiple of 3, so every chunk but the last
-/// encodes to base64 without padding.
-pub const CHUNK: usize = 3 * 256 * 1024;
+use crate::resolve::{Found, inside_target, lookup};
+use crate::slice::{Budget, Sent};
 /// How long a fatal close waits for the client's remaining input.
 const DRAIN: Duration = Duration::from_secs(1);
 
@@ -46,15 +43,23 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+    /// What slices in progress may hold, server-wide.
+    pub slices: Budget,
+    /// At the connection limit, a connection idle this long makes room for a
+    /// new client (`None`: new clients wait).
+    pub evict_idle_after: Option<Duration>,
 }
 
 impl Config {
-    /// Serve `datadir`, 60 s idle timeout, 10,000 connections.
+    /// Serve `datadir`, 60 s idle timeout, 10,000 connections, the default
+    /// slice budget.
     pub fn new(datadir: impl Into<PathBuf>) -> Self {
         Self {
             datadir: datadir.into(),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
+            slices: Budget::default(),
+            evict_idle_after: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -68,6 +73,7 @@ pub async fn run(
     let mut rt = ServerConfig::new("hftp");
     rt.max_connections = config.max_connections;
     rt.shutdown_grace = Duration::from_secs(5);
+    rt.evict_idle_after = config.evict_idle_after;
     let config = Arc::new(config);
     serve(
         listener,
@@ -126,11 +132,12 @@ async fn handle(stream: TcpStream, conn: Conn, config: Arc<Config>) {
                 continue;
             }
         };
+        conn.activity.busy();
         let next = match item {
             None => break Next::Abort,
             Some(Ok(line)) => {
                 let next = match parse(&line) {
-                    Ok(cmd) => execute(cmd, &config.datadir, &mut path, &mut w).await,
+                    Ok(cmd) => execute(cmd, &config, &mut path, &mut w).await,
                     Err(status) => respond_status(status, &mut w).await,
                 };
                 lines.decoder_mut().sink_mut().recycle(line);
@@ -145,8 +152,11 @@ async fn handle(stream: TcpStream, conn: Conn, config: Arc<Config>) {
         match next {
             Next::Continue => {
                 // Answers to pipelined requests share a write.
-                if !lines.read_buffer().contains(&b'\n') && w.flush().await.is_err() {
-                    break Next::Abort;
+                if !lines.read_buffer().contains(&b'\n') {
+                    if w.flush().await.is_err() {
+                        break Next::Abort;
+                    }
+                    conn.activity.idle();
                 }
             }
             other => break other,
@@ -156,7 +166,11 @@ async fn handle(stream: TcpStream, conn: Conn, config: Arc<Config>) {
         let _ = w.flush().await;
         let mut w = w.into_inner();
         let _ = w.shutdown().await;
-        drain(lines.into_inner()).await;
+        // A connection closed to make room was idle: nothing of its is unread,
+        // and its slot is wanted now, not after the drain.
+        if !conn.activity.evicted() {
+            drain(lines.into_inner()).await;
+        }
     }
 }
 
@@ -194,22 +208,12 @@ async fn ok_with(body: &[u8], w: &mut Writer) -> Next {
     }
 }
 
-/// The status for a failed look-up of a requestable name.
-fn lookup_error(e: &std::io::Error) -> Status {
-    match e.kind() {
-        ErrorKind::NotFound | ErrorKind::InvalidFilename | ErrorKind::NotADirectory => {
-            Status::FileNotFound
-        }
-        _ => Status::InternalError,
-    }
-}
-
-/// Checks 5 (exists, regular, name not too long): sets `path` to `name` in
-/// `dir` and returns the file's size.
+/// Checks 5 (exists, regular, inside the directory, name not too long): sets
+/// `path` to the file `name` means in `dir` and returns its size.
 ///
-/// A `stat` of a local file takes microseconds, far less than the thread hop of
-/// `tokio::fs`; doing it inline is what lets small requests run at hundreds of
-/// thousands per second. `path` is reused so a request allocates nothing.
+/// An `lstat` of a local file takes microseconds, far less than the thread hop
+/// of `tokio::fs`; doing it inline is what lets small requests run at hundreds
+/// of thousands per second. `path` is reused so a request allocates nothing.
 fn regular_file(dir: &Path, name: &str, path: &mut PathBuf) -> Result<u64, Status> {
     if name.len() > NAME_MAX {
         return Err(Status::FileNotFound);
@@ -217,10 +221,10 @@ fn regular_file(dir: &Path, name: &str, path: &mut PathBuf) -> Result<u64, Statu
     path.as_mut_os_string().clear();
     path.push(dir);
     path.push(name);
-    match std::fs::metadata(&*path) {
-        Ok(m) if m.is_file() => Ok(m.len()),
-        Ok(_) => Err(Status::FileNotFound),
-        Err(e) => Err(lookup_error(&e)),
+    match lookup(dir, path) {
+        Ok(Found::File { size }) => Ok(size),
+        Ok(Found::Nothing) => Err(Status::FileNotFound),
+        Err(_) => Err(Status::InternalError),
     }
 }
 
@@ -235,7 +239,8 @@ fn metadata_answer(size: u64) -> ([u8; 32], usize) {
     (buf, len)
 }
 
-async fn execute(cmd: Command<'_>, dir: &Path, path: &mut PathBuf, w: &mut Writer) -> Next {
+async fn execute(cmd: Command<'_>, config: &Config, path: &mut PathBuf, w: &mut Writer) -> Next {
+    let dir = &config.datadir;
     match cmd {
         Command::Help => ok_with(help_body().as_bytes(), w).await,
         Command::Quit => match w.write_all(Status::Ok.line().as_bytes()).await {
@@ -270,38 +275,46 @@ async fn execute(cmd: Command<'_>, dir: &Path, path: &mut PathBuf, w: &mut Write
                 Ok(x) => x,
                 Err(status) => return respond_status(status, w).await,
             };
-            slice(path, offset, size, encoding, w).await
+            match crate::slice::send(path, offset, size, encoding, w, &config.slices).await {
+                Sent::Whole => Next::Continue,
+                Sent::Refused(status) => respond_status(status, w).await,
+                Sent::Cut => Next::Abort,
+            }
         }
     }
 }
 
-/// The directory as it is now: regular files a client could request, sorted.
-/// A directory that does not exist (deleted for a moment) lists as empty.
+/// The directory as it is now: regular files a client could request (links
+/// only to regular files inside it), sorted. A directory that does not exist
+/// (deleted for a moment) lists as empty. One blocking task for the whole scan,
+/// not one thread hop per entry.
 async fn listing(dir: &Path) -> Result<String, Status> {
-    let mut names = Vec::new();
-    let mut rd = match tokio::fs::read_dir(dir).await {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || list_now(&dir))
+        .await
+        .unwrap_or(Err(Status::InternalError))
+}
+
+fn list_now(dir: &Path) -> Result<String, Status> {
+    let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok("\r\n".into()),
         Err(_) => return Err(Status::InternalError),
     };
-    loop {
-        match rd.next_entry().await {
-            Ok(Some(entry)) => {
-                let Ok(name) = entry.file_name().into_string() else {
-                    continue;
-                };
-                if !requestable(&name) {
-                    continue;
-                }
-                if tokio::fs::metadata(entry.path())
-                    .await
-                    .is_ok_and(|m| m.is_file())
-                {
-                    names.push(name);
-                }
-            }
-            Ok(None) => break,
-            Err(_) => return Err(Status::InternalError),
+    let mut names = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|_| Status::InternalError)?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if !requestable(&name) {
+            continue;
+        }
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_file() || (kind.is_symlink() && inside_target(dir, &entry.path()).is_some()) {
+            names.push(name);
         }
     }
     names.sort();
@@ -312,137 +325,6 @@ async fn listing(dir: &Path) -> Result<String, Status> {
     }
     body.push_str("\r\n");
     Ok(body)
-}
-
-/// Streams `size` bytes from `offset`: base64 on one line, or raw with a
-/// `Content-Length` header.
-///
-/// A blocking task reads the file (and encodes) chunk by chunk and hands the
-/// chunks over a channel of [`IN_FLIGHT`] while this task writes them: reading,
-/// encoding and sending overlap, and memory stays at a few chunks whatever the
-/// slice size. The first chunk is read before `0 OK` is sent, so an unreadable
-/// file is still a 199; if the file turns out shorter than announced once bytes
-/// are on their way, the connection is cut (a client must never take a short
-/// body for a whole one).
-async fn slice(path: &Path, offset: u64, size: u64, encoding: Encoding, w: &mut Writer) -> Next {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, Status>>(IN_FLIGHT);
-    // Written chunks go back to the reading thread to be filled again: fresh
-    // megabyte buffers cost a page fault per 4 KiB.
-    let (spent, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT + 2);
-    let path_buf = path.to_path_buf();
-    let producer = tokio::task::spawn_blocking(move || {
-        produce(&path_buf, offset, size, encoding, &tx, &spare)
-    });
-    let first = match rx.recv().await {
-        Some(Ok(chunk)) => chunk,
-        Some(Err(status)) => return respond_status(status, w).await,
-        None => return respond_status(Status::InternalError, w).await,
-    };
-    let header = match encoding {
-        Encoding::Base64 => Status::Ok.line().to_owned(),
-        Encoding::Raw => format!("{}Content-Length: {size}\r\n\r\n", Status::Ok.line()),
-    };
-    if w.write_all(header.as_bytes()).await.is_err() || w.write_all(&first).await.is_err() {
-        producer.abort();
-        return Next::Abort;
-    }
-    while let Some(chunk) = rx.recv().await {
-        let Ok(chunk) = chunk else {
-            log_action!(
-                warn,
-                "hftp_slice",
-                Fail,
-                file = path.display(),
-                error = "file shorter than announced; connection cut"
-            );
-            return Next::Abort;
-        };
-        if w.write_all(&chunk).await.is_err() {
-            return Next::Abort;
-        }
-        let _ = spent.try_send(chunk);
-    }
-    match producer.await {
-        Ok(true) => {}
-        _ => return Next::Abort,
-    }
-    if encoding == Encoding::Base64 && w.write_all(b"\r\n").await.is_err() {
-        return Next::Abort;
-    }
-    Next::Continue
-}
-
-/// Chunks handed from the reading thread to the writing task at once.
-const IN_FLIGHT: usize = 4;
-
-/// The reading side of [`slice`], on a blocking thread: sends each chunk (base64
-/// encoded when asked), or the status that stops it. Always sends at least one
-/// message (an empty chunk for an empty slice). Returns true if all was sent.
-fn produce(
-    path: &Path,
-    offset: u64,
-    size: u64,
-    encoding: Encoding,
-    tx: &tokio::sync::mpsc::Sender<Result<Vec<u8>, Status>>,
-    spare: &std::sync::mpsc::Receiver<Vec<u8>>,
-) -> bool {
-    use std::io::{Read as _, Seek as _};
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) => {
-            let _ = tx.blocking_send(Err(lookup_error(&e)));
-            return false;
-        }
-    };
-    if offset > 0 && file.seek(SeekFrom::Start(offset)).is_err() {
-        let _ = tx.blocking_send(Err(Status::InternalError));
-        return false;
-    }
-    // Base64 reads into this one buffer and encodes into a recycled one; raw
-    // reads straight into a recycled one.
-    let mut plain = Vec::new();
-    let mut left = size;
-    let mut sent_any = false;
-    while left > 0 || !sent_any {
-        let want = usize::try_from(left).map_or(CHUNK, |l| l.min(CHUNK));
-        let mut chunk = spare.try_recv().unwrap_or_default();
-        let buf = if encoding == Encoding::Raw {
-            &mut chunk
-        } else {
-            &mut plain
-        };
-        if buf.len() < want {
-            buf.resize(want, 0);
-        }
-        let mut got = 0;
-        while got < want {
-            match file.read(&mut buf[got..want]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
-        }
-        if got < want {
-            // Unreadable or shrunk: before the first chunk that is a 199.
-            let _ = tx.blocking_send(Err(Status::InternalError));
-            return false;
-        }
-        match encoding {
-            // SIMD base64: encoding was the bottleneck of base64 slices.
-            Encoding::Base64 => {
-                chunk.clear();
-                base64_simd::STANDARD.encode_append(&plain[..got], &mut chunk);
-            }
-            Encoding::Raw => chunk.truncate(got),
-        }
-        if tx.blocking_send(Ok(chunk)).is_err() {
-            return false;
-        }
-        sent_any = true;
-        left -= got as u64;
-    }
-    true
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ async fn the_checker_passes_against_our_server() {
     let (addr, stop) = start(dir.path()).await;
     let report = timeout(
         BOUND,
-        hftp::check::run(&addr, dir.path(), hftp::check::WAIT),
+        hftp::check::run(&addr, dir.path(), hftp::check::Options::default()),
     )
     .await
     .unwrap()
@@ -69,7 +69,14 @@ async fn the_checker_catches_a_server_that_gets_things_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let report = timeout(
         BOUND,
-        hftp::check::run(&addr, dir.path(), Duration::from_millis(300)),
+        hftp::check::run(
+            &addr,
+            dir.path(),
+            hftp::check::Options {
+                wait: Duration::from_millis(300),
+                lab: hftp::check::Lab::L2026,
+            },
+        ),
     )
     .await
     .unwrap()
@@ -136,6 +143,7 @@ async fn sliced_downloads_over_several_connections_are_identical() {
             encoding,
             connections,
             slice_size: 1_000_000,
+            wait: hftp::client::WAIT,
         };
         let progress = Arc::new(AtomicU64::new(0));
         let path = out.path().join(format!("{connections}.bin"));
@@ -159,6 +167,7 @@ async fn sliced_downloads_over_several_connections_are_identical() {
         encoding: Encoding::Base64,
         connections: 2,
         slice_size: 100_000,
+        wait: hftp::client::WAIT,
     };
     let path = out.path().join("range.bin");
     download(&d, &path, Arc::default()).await.unwrap();
@@ -250,6 +259,7 @@ async fn downloads_to_streams_and_fifos_arrive_in_order() {
         encoding: Encoding::Base64,
         connections: 4,
         slice_size: 77_777,
+        wait: hftp::client::WAIT,
     };
     let mut got = Vec::new();
     let progress = AtomicU64::new(0);

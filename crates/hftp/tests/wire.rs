@@ -410,31 +410,36 @@ async fn a_client_that_resets_mid_slice_affects_nobody_else() {
 
 #[tokio::test]
 async fn an_unreadable_file_is_199_and_fatal() {
-    let srv = start().await;
-    if is_root() {
+    let (srv, name) = if is_root() {
         // Permissions do not stop root; a write-only sysfs attribute does
-        // (opening it for reading fails even for root).
+        // (opening it for reading fails even for root). Links out of the
+        // directory are never followed, so the server serves its directory.
         let Some(target) = [
             "/sys/bus/pci/rescan",
             "/sys/class/zram-control/hot_remove",
             "/sys/kernel/mm/ksm/run",
         ]
         .into_iter()
+        .map(Path::new)
         .find(|p| {
             std::fs::read(p).is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
         }) else {
             eprintln!("running as root with no write-only sysfs file to point at: skipped");
             return;
         };
-        std::os::unix::fs::symlink(target, srv.dir.path().join("secret")).unwrap();
+        let dir = target.parent().unwrap().to_path_buf();
+        let name = target.file_name().unwrap().to_string_lossy().into_owned();
+        (start_with(|cfg| cfg.datadir = dir).await, name)
     } else {
+        let srv = start().await;
         srv.file("secret", b"s");
         set_mode(&srv.dir.path().join("secret"), 0o000);
-    }
+        (srv, "secret".to_string())
+    };
     let mut s = srv.connect().await;
     exchange(
         &mut s,
-        b"get_slice secret 0 1\r\n",
+        format!("get_slice {name} 0 1\r\n").as_bytes(),
         b"199 INTERNAL SERVER ERROR\r\n",
     )
     .await;
@@ -607,4 +612,83 @@ async fn a_client_that_stops_reading_is_cut_after_the_idle_timeout() {
     }
     assert!(got < 64 << 20, "the whole slice came: {got}");
     assert_eq!(srv.stop().await.abandoned, 0);
+}
+
+/// Links inside the directory to files inside are served; links to anything
+/// outside (files, directories), loops and dangling links are neither listed
+/// nor served, and are answered 202 on a connection that stays open.
+#[tokio::test]
+async fn symbolic_links_never_leave_the_directory() {
+    use std::os::unix::fs::symlink;
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), b"top secret, do not serve").unwrap();
+    let srv = start().await;
+    let d = srv.dir.path();
+    srv.file("plain", b"0123456789");
+    symlink("plain", d.join("alias")).unwrap();
+    symlink(outside.path().join("secret"), d.join("escape")).unwrap();
+    symlink("/etc/passwd", d.join("passwd")).unwrap();
+    symlink(outside.path(), d.join("outdir")).unwrap();
+    symlink("loop2", d.join("loop1")).unwrap();
+    symlink("loop1", d.join("loop2")).unwrap();
+    symlink("gone", d.join("dangling")).unwrap();
+    let mut s = srv.connect().await;
+    exchange(
+        &mut s,
+        b"get_file_listing\r\n",
+        b"0 OK\r\nalias\r\nplain\r\n\r\n",
+    )
+    .await;
+    exchange(
+        &mut s,
+        b"get_slice alias 2 3\r\n",
+        format!("0 OK\r\n{}\r\n", b64(b"234")).as_bytes(),
+    )
+    .await;
+    for name in ["escape", "passwd", "outdir", "loop1", "dangling"] {
+        exchange(
+            &mut s,
+            format!("get_slice {name} 0 4 raw\r\n").as_bytes(),
+            b"202 FILE NOT FOUND\r\n",
+        )
+        .await;
+        exchange(
+            &mut s,
+            format!("get_metadata {name}\r\n").as_bytes(),
+            b"202 FILE NOT FOUND\r\n",
+        )
+        .await;
+    }
+    exchange(&mut s, b"get_metadata alias\r\n", b"0 OK\r\n10\r\n").await;
+}
+
+/// At the connection limit, idle connections make room for new clients (the
+/// oldest first) instead of keeping them waiting up to the idle timeout.
+#[tokio::test]
+async fn at_the_connection_limit_the_oldest_idle_client_makes_room() {
+    let srv = start_with(|cfg| {
+        cfg.max_connections = 20;
+        cfg.evict_idle_after = Some(Duration::ZERO);
+    })
+    .await;
+    srv.file("f", b"0123456789");
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        let mut c = srv.connect().await;
+        exchange(&mut c, b"get_metadata f\r\n", b"0 OK\r\n10\r\n").await;
+        idle.push(c);
+    }
+    // Five newcomers are each served at once, though the server is full.
+    for _ in 0..5 {
+        let mut c = srv.connect().await;
+        exchange(&mut c, b"get_metadata f\r\n", b"0 OK\r\n10\r\n").await;
+        idle.push(c);
+    }
+    // The five oldest were closed to make room, gracefully; the rest still work.
+    for c in &mut idle[..5] {
+        expect_graceful_close(c).await;
+    }
+    for c in &mut idle[5..] {
+        exchange(c, b"get_metadata f\r\n", b"0 OK\r\n10\r\n").await;
+    }
 }

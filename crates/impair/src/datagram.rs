@@ -346,11 +346,11 @@ impl DatagramEngine {
 
     /// Time passed: releases a held datagram whose successor never came.
     pub fn on_timeout(&mut self, now: Instant) {
-        if self.held.as_ref().is_some_and(|h| h.release_at <= now) {
-            if let Some(h) = self.held.take() {
-                for b in h.copies {
-                    self.push(now, b);
-                }
+        if self.held.as_ref().is_some_and(|h| h.release_at <= now)
+            && let Some(h) = self.held.take()
+        {
+            for b in h.copies {
+                self.push(now, b);
             }
         }
     }

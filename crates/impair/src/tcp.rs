@@ -202,6 +202,7 @@ async fn relay(client: TcpStream, conn: Conn, cfg: Arc<TcpProxyConfig>, shared: 
         start,
         conn: conn.id,
         log: cfg.log_decisions,
+        activity: conn.activity.clone(),
     };
     let up = pump(Direction::Up, &client, &upstream).run();
     let down = pump(Direction::Down, &upstream, &client).run();
@@ -255,10 +256,10 @@ fn time_trigger(rules: &PerDir<TcpRules>) -> Option<(Duration, Action)> {
     for dir in Direction::BOTH {
         let r = rules.get(dir);
         for (t, a) in [(r.reset, Action::Reset), (r.close, Action::Close)] {
-            if let Some(Trigger::After(at)) = t {
-                if best.is_none_or(|(b, _)| at < b) {
-                    best = Some((at, a));
-                }
+            if let Some(Trigger::After(at)) = t
+                && best.is_none_or(|(b, _)| at < b)
+            {
+                best = Some((at, a));
             }
         }
     }
@@ -282,6 +283,9 @@ struct Pump {
     start: Instant,
     conn: u64,
     log: bool,
+    /// Traffic either way makes the connection not idle (at the connection
+    /// limit the one quiet the longest makes room for a new client).
+    activity: netkit::activity::Activity,
 }
 
 impl Pump {
@@ -304,6 +308,7 @@ impl Pump {
             match read_some(&self.from, &mut buf).await {
                 Ok(0) => return, // EOF: dropping tx tells the writer.
                 Ok(n) => {
+                    self.activity.idle();
                     bump(&self.counters.bytes_in, n as u64);
                     let due = Instant::from_std(latency.due(std::time::Instant::now()));
                     // Hand the bytes over without copying; the spare capacity
@@ -346,11 +351,12 @@ impl Pump {
             if first.due > Instant::now() {
                 tokio::time::sleep_until(first.due).await;
             }
-            if let Some(Trigger::After(at)) = self.rules.stall {
-                if !stalled_by_time && Instant::now() >= self.start + at {
-                    stalled_by_time = true;
-                    self.stall(self.rules.stall_for).await;
-                }
+            if let Some(Trigger::After(at)) = self.rules.stall
+                && !stalled_by_time
+                && Instant::now() >= self.start + at
+            {
+                stalled_by_time = true;
+                self.stall(self.rules.stall_for).await;
             }
             if self.log {
                 tracing::info!(

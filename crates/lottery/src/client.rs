@@ -1,15 +1,24 @@
 //! The agency (client) (spec: lottery.md, "Size limit", "Durability and
 //! exactly-once", "Logs").
 //!
-//! It packs its bets into batches once ([`crate::batch::plan`]), sends them with
-//! up to `window` batches in flight, and counts a batch as sent only when its
-//! `BET_PROCESSED` arrives. If the server is not up yet or the connection drops,
-//! it reconnects with exponential backoff and resends every batch not yet
-//! acknowledged; the batch sequence numbers let the server store each batch once.
-//! Then it asks for its winners (the server answers after the draw) and logs
-//! `consulta_ganadores`.
+//! Every connection starts with `RESUME`: the server says how many of the
+//! agency's bets it holds from place 0 and their digest. The client checks the
+//! digest against its own bets (another client's bets under this agency, or
+//! another data set, stop it with a clear error before anything is sent),
+//! then packs the rest into batches ([`crate::batch::plan`]), sends them with up
+//! to `window` in flight, each placed (`first`) so the server recognises a
+//! retry by place and content, and counts a batch as sent only when its
+//! `BET_PROCESSED` arrives. So a client that restarts, with any batch size,
+//! sends exactly what is missing. If the server is not up yet, the connection
+//! drops, or another connection still holds the agency, it reconnects with
+//! exponential backoff. Then it asks for its winners, again and again while the
+//! server answers `NOT_YET`, and logs `consulta_ganadores`.
+//!
+//! `--legacy` speaks only the seed's codes 1 and 2 to the seed author's server:
+//! one batch at a time, no resend of an unacknowledged batch (that server
+//! cannot deduplicate), and it ends with success once every bet is
+//! acknowledged (that server has no winners query).
 
-use std::ops::Range;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -20,6 +29,7 @@ use tokio_util::codec::Framed;
 use crate::Error;
 use crate::batch;
 use crate::bet::Bet;
+use crate::digest::range_digest;
 use crate::proto::{ClientCodec, Request, Response};
 
 /// How an agency runs.
@@ -44,9 +54,13 @@ pub struct AgencyConfig {
     pub max_backoff: Duration,
     /// Longest wait for one acknowledgement.
     pub io_timeout: Duration,
-    /// Longest wait for the winners (the draw waits for every agency).
+    /// Longest wait for the winners in all (the draw waits for every agency);
+    /// each query waits at most [`WINNERS_ASK`] of it.
     pub draw_timeout: Duration,
 }
+
+/// Longest wait a winners query asks the server for (it answers `NOT_YET` then).
+pub const WINNERS_ASK: Duration = Duration::from_secs(10);
 
 impl AgencyConfig {
     /// Defaults: batches of 100, window 32, 10 attempts from 50 ms to 2 s.
@@ -71,59 +85,66 @@ impl AgencyConfig {
 pub struct AgencyReport {
     /// The agency.
     pub agency: u8,
-    /// Bets acknowledged.
+    /// Bets acknowledged (by this run or, found at `RESUME`, by an earlier one).
     pub bets: usize,
-    /// Batches acknowledged.
+    /// Batches acknowledged in this run.
     pub batches: usize,
     /// Connections made after the first.
     pub reconnects: u32,
-    /// Documentos of its winning bets, as the server reported them.
+    /// Bets the server already held when this run first asked.
+    pub resumed_from: usize,
+    /// Documentos of its winning bets, as the server reported them (none in
+    /// legacy mode, whose server has no winners query).
     pub winners: Vec<String>,
 }
 
-/// Where a session stopped.
+/// Where the sessions stand.
+#[derive(Debug, Default)]
 struct Progress {
+    /// Bets acknowledged from place 0.
     acked: usize,
+    batches: usize,
     reconnects: u32,
+    resumed_from: Option<usize>,
 }
 
 /// Sends every bet of the agency and returns its winners.
 pub async fn run_agency(cfg: &AgencyConfig, bets: &[Bet]) -> Result<AgencyReport, Error> {
-    let plan = batch::plan(bets, cfg.max_amount, !cfg.legacy)?;
-    let mut progress = Progress {
-        acked: 0,
-        reconnects: 0,
-    };
+    // A bet too long for one message is an error before anything is sent.
+    batch::plan(bets, cfg.max_amount, !cfg.legacy)?;
+    let mut p = Progress::default();
     let mut failures = 0u32;
     let mut delay = cfg.backoff;
     let mut first = true;
     loop {
         if !first {
-            progress.reconnects += 1;
+            p.reconnects += 1;
         }
         first = false;
-        let before = progress.acked;
-        match session(cfg, bets, &plan, &mut progress).await {
+        let before = p.acked;
+        match session(cfg, bets, &mut p).await {
             Ok(winners) => {
-                log_action!(
-                    info,
-                    "consulta_ganadores",
-                    Success,
-                    cant_ganadores = winners.len()
-                );
+                if !cfg.legacy {
+                    log_action!(
+                        info,
+                        "consulta_ganadores",
+                        Success,
+                        cant_ganadores = winners.len()
+                    );
+                }
                 return Ok(AgencyReport {
                     agency: cfg.agency,
-                    bets: bets.len(),
-                    batches: plan.len(),
-                    reconnects: progress.reconnects,
+                    bets: p.acked,
+                    batches: p.batches,
+                    reconnects: p.reconnects,
+                    resumed_from: p.resumed_from.unwrap_or(0),
                     winners,
                 });
             }
             Err(e)
-                if retryable(&e)
-                    && !(cfg.legacy && progress.acked < plan.len() && sent_unacked(&e)) =>
+                if retryable(&e) && !(cfg.legacy && p.acked < bets.len() && sent_unacked(&e)) =>
             {
-                if progress.acked > before {
+                if p.acked > before {
                     failures = 0;
                     delay = cfg.backoff;
                 }
@@ -141,7 +162,7 @@ pub async fn run_agency(cfg: &AgencyConfig, bets: &[Bet]) -> Result<AgencyReport
                     agency = cfg.agency,
                     error = &e,
                     retry_in_ms = delay.as_millis(),
-                    batches_acked = progress.acked
+                    bets_acked = p.acked
                 );
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(cfg.max_backoff);
@@ -151,10 +172,11 @@ pub async fn run_agency(cfg: &AgencyConfig, bets: &[Bet]) -> Result<AgencyReport
     }
 }
 
-/// Errors worth a new connection: the server is not up, or the connection broke.
+/// Errors worth a new connection: the server is not up, the connection broke,
+/// or another connection still holds the agency.
 fn retryable(e: &Error) -> bool {
     match e {
-        Error::Io(_) => true,
+        Error::Io(_) | Error::AgencyTaken(_) => true,
         Error::Net(n) => n.is_disconnect() || matches!(n, netkit::Error::Io(_)),
         _ => false,
     }
@@ -166,25 +188,93 @@ fn sent_unacked(e: &Error) -> bool {
     !matches!(e, Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused)
 }
 
-async fn session(
-    cfg: &AgencyConfig,
-    bets: &[Bet],
-    plan: &[Range<usize>],
-    p: &mut Progress,
-) -> Result<Vec<String>, Error> {
+type Conn = Framed<TcpStream, ClientCodec>;
+
+async fn session(cfg: &AgencyConfig, bets: &[Bet], p: &mut Progress) -> Result<Vec<String>, Error> {
     let stream = tokio::time::timeout(cfg.io_timeout, TcpStream::connect(&cfg.server))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
     stream.set_nodelay(true)?;
     let mut framed = Framed::new(stream, ClientCodec);
-    let window = if cfg.legacy { 1 } else { cfg.window.max(1) };
-    let mut next = p.acked;
-    while p.acked < plan.len() {
-        while next < plan.len() && next - p.acked < window {
+    if cfg.legacy {
+        send_rest(cfg, bets, p, &mut framed, false).await?;
+        return Ok(Vec::new());
+    }
+    let done = resume(cfg, bets, p, &mut framed).await?;
+    if !(done && p.acked == bets.len()) {
+        send_rest(cfg, bets, p, &mut framed, true).await?;
+    }
+    ask_winners(cfg, &mut framed).await
+}
+
+/// `RESUME`: takes the server's count of this agency's bets as acknowledged,
+/// once their digest shows they are this data set's. Returns whether the
+/// agency's last batch is stored.
+async fn resume(
+    cfg: &AgencyConfig,
+    bets: &[Bet],
+    p: &mut Progress,
+    framed: &mut Conn,
+) -> Result<bool, Error> {
+    framed.send(&Request::Resume { agency: cfg.agency }).await?;
+    let (next, digest, done) = match next_response(framed, cfg.io_timeout).await? {
+        Response::Progress { next, digest, done } => (next, digest, done),
+        other => return Err(unexpected(other, "PROGRESS")),
+    };
+    let held = next as usize;
+    if held > bets.len() {
+        return Err(Error::NotOurs {
+            agency: cfg.agency,
+            stored: next,
+            why: format!("this data set has {} bets", bets.len()),
+        });
+    }
+    let ours = range_digest(0, &bets[..held]);
+    if ours != digest {
+        return Err(Error::NotOurs {
+            agency: cfg.agency,
+            stored: next,
+            why: format!("digest {digest:016x}, this data set's {ours:016x}"),
+        });
+    }
+    if p.resumed_from.is_none() {
+        p.resumed_from = Some(held);
+        if held > 0 {
+            log_action!(
+                info,
+                "reanudacion",
+                Success,
+                agency = cfg.agency,
+                apuestas_en_servidor = held
+            );
+        }
+    }
+    p.acked = held;
+    Ok(done)
+}
+
+/// Sends the bets from `p.acked` on, up to `window` batches in flight.
+async fn send_rest(
+    cfg: &AgencyConfig,
+    bets: &[Bet],
+    p: &mut Progress,
+    framed: &mut Conn,
+    placed: bool,
+) -> Result<(), Error> {
+    let start = p.acked;
+    let plan: Vec<_> = batch::plan(&bets[start..], cfg.max_amount, placed)?
+        .into_iter()
+        .map(|r| r.start + start..r.end + start)
+        .collect();
+    let window = if placed { cfg.window.max(1) } else { 1 };
+    let mut next = 0;
+    let mut acked = 0;
+    while acked < plan.len() {
+        while next < plan.len() && next - acked < window {
             let r = &plan[next];
             let req = Request::Bets {
                 agency: cfg.agency,
-                seq: (!cfg.legacy).then_some(next as u32),
+                first: placed.then_some(r.start as u32),
                 last: next + 1 == plan.len(),
                 bets: bets[r.clone()].to_vec(),
             };
@@ -192,48 +282,74 @@ async fn session(
             next += 1;
         }
         framed.flush().await?;
-        match next_response(&mut framed, cfg.io_timeout).await? {
+        match next_response(framed, cfg.io_timeout).await? {
             Response::BetProcessed => {
-                let r = plan[p.acked].clone();
-                log_sent(&bets[r]);
-                p.acked += 1;
+                let r = plan[acked].clone();
+                log_sent(&bets[r.clone()]);
+                p.acked = r.end;
+                p.batches += 1;
+                acked += 1;
             }
-            Response::Error(text) => return Err(Error::Refused(text)),
-            Response::Winners { .. } => {
-                return Err(Error::Malformed {
-                    what: "response",
-                    why: "winners before they were asked for".into(),
-                });
-            }
+            other => return Err(unexpected(other, "BET_PROCESSED")),
         }
     }
-    framed
-        .send(&Request::AskWinners { agency: cfg.agency })
-        .await?;
-    let mut winners = Vec::new();
+    Ok(())
+}
+
+/// Asks for the winners until the draw has happened or `draw_timeout` passed.
+async fn ask_winners(cfg: &AgencyConfig, framed: &mut Conn) -> Result<Vec<String>, Error> {
+    let deadline = tokio::time::Instant::now() + cfg.draw_timeout;
     loop {
-        match next_response(&mut framed, cfg.draw_timeout).await? {
-            Response::Winners { documentos, more } => {
-                winners.extend(documentos);
-                if !more {
-                    return Ok(winners);
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let wait = left.min(WINNERS_ASK);
+        framed
+            .send(&Request::AskWinners {
+                agency: cfg.agency,
+                wait_ms: Some(u32::try_from(wait.as_millis()).unwrap_or(u32::MAX)),
+            })
+            .await?;
+        let mut winners = Vec::new();
+        loop {
+            // The server answers within the wait asked for; the I/O timeout on top.
+            match next_response(framed, wait + cfg.io_timeout).await? {
+                Response::Winners { documentos, more } => {
+                    winners.extend(documentos);
+                    if !more {
+                        return Ok(winners);
+                    }
                 }
-            }
-            Response::Error(text) => return Err(Error::Refused(text)),
-            Response::BetProcessed => {
-                return Err(Error::Malformed {
-                    what: "response",
-                    why: "an ack where winners were expected".into(),
-                });
+                Response::NotYet { done, expected } => {
+                    if left <= wait {
+                        return Err(Error::Io(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!(
+                                "no draw within {:?}: {done} of {expected} agencies are done",
+                                cfg.draw_timeout
+                            ),
+                        )));
+                    }
+                    tracing::debug!(done, expected, "no draw yet; asking again");
+                    break;
+                }
+                other => return Err(unexpected(other, "WINNERS")),
             }
         }
     }
 }
 
-async fn next_response(
-    framed: &mut Framed<TcpStream, ClientCodec>,
-    timeout: Duration,
-) -> Result<Response, Error> {
+/// The error for an answer other than the one expected.
+fn unexpected(r: Response, expected: &str) -> Error {
+    match r {
+        Response::Error(text) => Error::Refused(text),
+        Response::AgencyTaken(text) => Error::AgencyTaken(text),
+        other => Error::Malformed {
+            what: "response",
+            why: format!("expected {expected}, got {other:?}"),
+        },
+    }
+}
+
+async fn next_response(framed: &mut Conn, timeout: Duration) -> Result<Response, Error> {
     match tokio::time::timeout(timeout, framed.next()).await {
         Err(_) => Err(std::io::Error::new(
             std::io::ErrorKind::TimedOut,

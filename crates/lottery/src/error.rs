@@ -52,6 +52,29 @@ pub enum Error {
     #[error("commit failed: {0}")]
     Commit(String),
 
+    /// Another server holds the database file.
+    #[error(
+        "{0} is in use by another lottery server (it holds the file's lock); stop that server or give this one another --db"
+    )]
+    Locked(String),
+
+    /// The server holds bets for this agency that are not this client's.
+    #[error(
+        "the server holds {stored} bets of agency {agency} that differ from this data set ({why}); nothing was sent. Another client sent them as agency {agency}, or the data set changed"
+    )]
+    NotOurs {
+        /// The agency.
+        agency: u8,
+        /// Bets the server holds from place 0.
+        stored: u32,
+        /// How they differ.
+        why: String,
+    },
+
+    /// Another live connection speaks for this agency.
+    #[error("the server refused the connection: {0}")]
+    AgencyTaken(String),
+
     /// The store's writer is gone (the server is shutting down).
     #[error("the store is closed")]
     StoreClosed,

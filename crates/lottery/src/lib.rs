@@ -7,17 +7,21 @@
 //! - [`bet`]: a bet and its validation;
 //! - [`proto`]: the wire protocol (pure);
 //! - [`batch`]: packing an agency's bets into messages under 8 KiB;
+//! - [`digest`]: what a batch holds, in 64 bits (its identity with its place);
+//! - [`agencies`]: one live connection per agency;
 //! - [`store`]: the SQLite store with group commit and exactly-once batches;
 //! - [`draw`]: who wins, and when the draw may happen;
 //! - [`server`] and [`client`]: the two programs' cores;
 //! - [`dataset`], [`generate`], [`export`]: reading, making and writing bets;
 //! - [`simulate`]: a server and N agencies on loopback (the main scenario).
 
+pub mod agencies;
 pub mod batch;
 pub mod bench;
 pub mod bet;
 pub mod client;
 pub mod dataset;
+pub mod digest;
 pub mod draw;
 pub mod error;
 pub mod export;

@@ -8,8 +8,10 @@
 //! byte of payload is buffered for it (check, then parse).
 //!
 //! Codes 1 and 2 are the seed's (`SEND_BET`, `SEND_LAST_BET`: bets joined by NUL).
-//! Code 3 (`SEND_BATCH`) adds a per-agency batch sequence number so a retried
-//! batch is stored once; code 4 asks for the agency's winners.
+//! Code 3 (`SEND_BATCH`) adds the place of the batch's first bet in the
+//! agency's list, so a retried batch is recognised (by its place and content)
+//! and stored once; code 4 asks for the agency's winners (waiting at most a
+//! bound the client may set); code 5 asks where the agency's bets stand.
 
 use bytes::{Buf, BufMut, BytesMut};
 use netkit::Limit;
@@ -31,8 +33,10 @@ pub const REQUEST_LIMIT: Limit =
 /// Payload limit of a response.
 pub const RESPONSE_LIMIT: Limit =
     Limit::new("lottery response payload", MAX_MESSAGE - RESPONSE_HEADER);
-/// Bytes of a `SEND_BATCH` payload before its bets: `seq u32 | flags u8`.
+/// Bytes of a `SEND_BATCH` payload before its bets: `first u32 | flags u8`.
 pub const BATCH_PREFIX: usize = 5;
+/// Bytes of a `PROGRESS` payload: `next u32 | digest u64 | flags u8`.
+pub const PROGRESS_LEN: usize = 13;
 
 /// Request codes (client → server).
 pub mod req {
@@ -40,10 +44,14 @@ pub mod req {
     pub const SEND_BET: u8 = 1;
     /// Bets; the agency's last batch (seed).
     pub const SEND_LAST_BET: u8 = 2;
-    /// `seq u32 | flags u8 (bit 0: last) | bets`: idempotent by (agency, seq).
+    /// `first u32 | flags u8 (bit 0: last) | bets`: `first` is the place of
+    /// the batch's first bet in the agency's list; idempotent by place and content.
     pub const SEND_BATCH: u8 = 3;
-    /// Empty payload: the agency's winners, once the draw has happened.
+    /// Empty, or `wait_ms u32`: the agency's winners once the draw has
+    /// happened, or `NOT_YET` after at most that long (capped by the server).
     pub const ASK_WINNERS: u8 = 4;
+    /// Empty: where the agency's bets stand (`PROGRESS`).
+    pub const RESUME: u8 = 5;
 }
 
 /// Response codes (server → client).
@@ -56,6 +64,12 @@ pub mod resp {
     pub const WINNERS_PART: u8 = 3;
     /// UTF-8 text saying what was wrong.
     pub const ERROR: u8 = 4;
+    /// `done u16 | expected u16`: no draw yet; ask again.
+    pub const NOT_YET: u8 = 5;
+    /// `next u32 | digest u64 | flags u8 (bit 0: last batch stored)`.
+    pub const PROGRESS: u8 = 6;
+    /// UTF-8 text: another live connection speaks for this agency.
+    pub const AGENCY_TAKEN: u8 = 7;
 }
 
 /// A decoded request.
@@ -65,8 +79,9 @@ pub enum Request {
     Bets {
         /// The agency sending.
         agency: u8,
-        /// Batch sequence number (`SEND_BATCH`), `None` for the seed's codes.
-        seq: Option<u32>,
+        /// Place of the first bet in the agency's list (`SEND_BATCH`), `None`
+        /// for the seed's codes.
+        first: Option<u32>,
         /// This is the agency's last batch.
         last: bool,
         /// The bets (possibly none, for a bare "I am done").
@@ -76,7 +91,25 @@ pub enum Request {
     AskWinners {
         /// The agency asking.
         agency: u8,
+        /// Longest wait for the draw the client wants, in milliseconds.
+        wait_ms: Option<u32>,
     },
+    /// Where the agency's bets stand.
+    Resume {
+        /// The agency asking.
+        agency: u8,
+    },
+}
+
+impl Request {
+    /// The agency the request speaks for.
+    pub fn agency(&self) -> u8 {
+        match self {
+            Request::Bets { agency, .. }
+            | Request::AskWinners { agency, .. }
+            | Request::Resume { agency } => *agency,
+        }
+    }
 }
 
 /// What the server's decoder yields: a request, or a batch that is well framed
@@ -108,6 +141,24 @@ pub enum Response {
     },
     /// Something was wrong.
     Error(String),
+    /// No draw yet: this many agencies of those expected are done.
+    NotYet {
+        /// Agencies that sent their last batch.
+        done: u16,
+        /// Agencies the draw waits for.
+        expected: u16,
+    },
+    /// Where the agency's bets stand.
+    Progress {
+        /// Bets stored from place 0 without a gap: the place to resume from.
+        next: u32,
+        /// Digest of those bets ([`crate::digest::range_digest`]).
+        digest: u64,
+        /// The agency's last batch is stored.
+        done: bool,
+    },
+    /// Another live connection speaks for this agency.
+    AgencyTaken(String),
 }
 
 /// Splits a bets payload at NUL bytes and validates every bet; the first bad bet
@@ -127,7 +178,7 @@ pub fn parse_bets(payload: &[u8]) -> Result<Vec<Bet>, String> {
 
 /// Decodes one request from its header fields and payload.
 pub fn decode_request(code: u8, agency: u8, payload: &[u8]) -> Result<Incoming, Error> {
-    let (seq, last, bets) = match code {
+    let (first, last, bets) = match code {
         req::SEND_BET | req::SEND_LAST_BET => (None, code == req::SEND_LAST_BET, payload),
         req::SEND_BATCH => {
             let Some((prefix, bets)) = payload.split_first_chunk::<BATCH_PREFIX>() else {
@@ -139,23 +190,39 @@ pub fn decode_request(code: u8, agency: u8, payload: &[u8]) -> Result<Incoming, 
                     ),
                 });
             };
-            let seq = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+            let first = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
             if prefix[4] & !1 != 0 {
                 return Err(Error::Malformed {
                     what: "SEND_BATCH",
                     why: format!("unknown flags {:#04x}", prefix[4]),
                 });
             }
-            (Some(seq), prefix[4] & 1 == 1, bets)
+            (Some(first), prefix[4] & 1 == 1, bets)
         }
         req::ASK_WINNERS => {
+            let wait_ms = match payload {
+                [] => None,
+                [a, b, c, d] => Some(u32::from_be_bytes([*a, *b, *c, *d])),
+                _ => {
+                    return Err(Error::Malformed {
+                        what: "ASK_WINNERS",
+                        why: format!(
+                            "payload must be empty or a 4-byte wait, got {} bytes",
+                            payload.len()
+                        ),
+                    });
+                }
+            };
+            return Ok(Incoming::Request(Request::AskWinners { agency, wait_ms }));
+        }
+        req::RESUME => {
             if !payload.is_empty() {
                 return Err(Error::Malformed {
-                    what: "ASK_WINNERS",
+                    what: "RESUME",
                     why: format!("payload must be empty, got {} bytes", payload.len()),
                 });
             }
-            return Ok(Incoming::Request(Request::AskWinners { agency }));
+            return Ok(Incoming::Request(Request::Resume { agency }));
         }
         _ => {
             return Err(Error::UnknownCode {
@@ -167,7 +234,7 @@ pub fn decode_request(code: u8, agency: u8, payload: &[u8]) -> Result<Incoming, 
     Ok(match parse_bets(bets) {
         Ok(bets) => Incoming::Request(Request::Bets {
             agency,
-            seq,
+            first,
             last,
             bets,
         }),
@@ -180,23 +247,23 @@ pub fn encode_request(r: &Request, out: &mut BytesMut) {
     match r {
         Request::Bets {
             agency,
-            seq,
+            first,
             last,
             bets,
         } => {
-            let code = match (seq, last) {
+            let code = match (first, last) {
                 (Some(_), _) => req::SEND_BATCH,
                 (None, true) => req::SEND_LAST_BET,
                 (None, false) => req::SEND_BET,
             };
-            let prefix = if seq.is_some() { BATCH_PREFIX } else { 0 };
+            let prefix = if first.is_some() { BATCH_PREFIX } else { 0 };
             let len = prefix + bets_len(bets);
             out.reserve(REQUEST_HEADER + len);
             out.put_u8(code);
             out.put_u8(*agency);
             out.put_u32(len as u32);
-            if let Some(seq) = seq {
-                out.put_u32(*seq);
+            if let Some(first) = first {
+                out.put_u32(*first);
                 out.put_u8(u8::from(*last));
             }
             for (i, b) in bets.iter().enumerate() {
@@ -207,8 +274,19 @@ pub fn encode_request(r: &Request, out: &mut BytesMut) {
                 let _ = std::fmt::Write::write_fmt(&mut BytesWriter(out), format_args!("{b}"));
             }
         }
-        Request::AskWinners { agency } => {
+        Request::AskWinners { agency, wait_ms } => {
             out.put_u8(req::ASK_WINNERS);
+            out.put_u8(*agency);
+            match wait_ms {
+                Some(ms) => {
+                    out.put_u32(4);
+                    out.put_u32(*ms);
+                }
+                None => out.put_u32(0),
+            }
+        }
+        Request::Resume { agency } => {
+            out.put_u8(req::RESUME);
             out.put_u8(*agency);
             out.put_u32(0);
         }
@@ -242,19 +320,34 @@ pub fn encode_response(r: &Response, out: &mut BytesMut) {
             },
             documentos.join("\0").into_bytes(),
         ),
-        Response::Error(text) => {
-            // An error text is cut to fit one message, at a char boundary.
-            let mut end = text.len().min(RESPONSE_LIMIT.max);
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            (resp::ERROR, text.as_bytes()[..end].to_vec())
+        Response::Error(text) => (resp::ERROR, fitted(text)),
+        Response::AgencyTaken(text) => (resp::AGENCY_TAKEN, fitted(text)),
+        Response::NotYet { done, expected } => {
+            let mut p = done.to_be_bytes().to_vec();
+            p.extend_from_slice(&expected.to_be_bytes());
+            (resp::NOT_YET, p)
+        }
+        Response::Progress { next, digest, done } => {
+            let mut p = Vec::with_capacity(PROGRESS_LEN);
+            p.extend_from_slice(&next.to_be_bytes());
+            p.extend_from_slice(&digest.to_be_bytes());
+            p.push(u8::from(*done));
+            (resp::PROGRESS, p)
         }
     };
     out.reserve(RESPONSE_HEADER + payload.len());
     out.put_u8(code);
     out.put_u32(payload.len() as u32);
     out.put_slice(&payload);
+}
+
+/// An error text cut to fit one message, at a char boundary.
+fn fitted(text: &str) -> Vec<u8> {
+    let mut end = text.len().min(RESPONSE_LIMIT.max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.as_bytes()[..end].to_vec()
 }
 
 /// Splits a winners list into responses that each fit one message.
@@ -310,6 +403,42 @@ pub fn decode_response(code: u8, payload: &[u8]) -> Result<Response, Error> {
             })
         }
         resp::ERROR => Ok(Response::Error(text("ERROR")?.to_string())),
+        resp::AGENCY_TAKEN => Ok(Response::AgencyTaken(text("AGENCY_TAKEN")?.to_string())),
+        resp::NOT_YET => match payload {
+            [a, b, c, d] => Ok(Response::NotYet {
+                done: u16::from_be_bytes([*a, *b]),
+                expected: u16::from_be_bytes([*c, *d]),
+            }),
+            _ => Err(Error::Malformed {
+                what: "NOT_YET",
+                why: format!("payload must be 4 bytes, got {}", payload.len()),
+            }),
+        },
+        resp::PROGRESS => {
+            let Some(p) = payload
+                .first_chunk::<PROGRESS_LEN>()
+                .filter(|_| payload.len() == PROGRESS_LEN)
+            else {
+                return Err(Error::Malformed {
+                    what: "PROGRESS",
+                    why: format!(
+                        "payload must be {PROGRESS_LEN} bytes, got {}",
+                        payload.len()
+                    ),
+                });
+            };
+            if p[12] & !1 != 0 {
+                return Err(Error::Malformed {
+                    what: "PROGRESS",
+                    why: format!("unknown flags {:#04x}", p[12]),
+                });
+            }
+            Ok(Response::Progress {
+                next: u32::from_be_bytes([p[0], p[1], p[2], p[3]]),
+                digest: u64::from_be_bytes([p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]]),
+                done: p[12] & 1 == 1,
+            })
+        }
         _ => Err(Error::UnknownCode {
             code,
             header: vec![code],

@@ -7,20 +7,31 @@
 //! durable. A malformed batch gets an error reply and the connection goes on; a
 //! broken frame (length over the limit, unknown code, EOF mid-message) gets an
 //! error reply and the connection is closed.
+//!
+//! Hostile input: a connection speaks for one agency, and an agency has one
+//! live connection ([`crate::agencies`]); a batch that clashes with a stored
+//! one is refused, never acknowledged ([`crate::store`]); a winners query waits
+//! for the draw at most a bound the client knows, then gets `NOT_YET`; a
+//! connection with nothing in flight that stays silent for the idle timeout is
+//! closed, one that stops reading its answers is cut ([`netkit::StallGuard`]),
+//! and at the connection limit the oldest idle one makes room for a new client.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use futures_util::{SinkExt, StreamExt};
-use netkit::log_action;
 use netkit::server::{Conn, ServeReport, ServerConfig as RuntimeConfig, ServerStats, serve};
+use netkit::{StallGuard, log_action};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::Error;
+use crate::agencies::{Agencies, Claim};
 use crate::draw::Draw;
 use crate::proto::{Incoming, Request, Response, ServerCodec, winners_parts};
 use crate::store::{Backend, BatchJob, Store, Stored};
@@ -41,10 +52,20 @@ pub struct ServerConfig {
     pub backlog: u32,
     /// Agencies connected at once.
     pub max_connections: usize,
+    /// A connection with nothing in flight, silent this long, is closed; a
+    /// client that stops reading its answers this long is cut.
+    pub idle_timeout: Duration,
+    /// Longest a winners query waits for the draw before `NOT_YET` (the
+    /// client may ask for less).
+    pub winners_wait: Duration,
+    /// At the connection limit, a connection idle this long makes room for a
+    /// new client (`None`: new clients wait).
+    pub evict_idle_after: Option<Duration>,
 }
 
 impl ServerConfig {
-    /// Listen on `listen`, store in `db`, wait for 5 agencies.
+    /// Listen on `listen`, store in `db`, wait for 5 agencies; 60 s idle
+    /// timeout, winners queries answered within 30 s.
     pub fn new(listen: SocketAddr, db: PathBuf) -> Self {
         Self {
             listen,
@@ -52,9 +73,15 @@ impl ServerConfig {
             agencies: 5,
             backlog: 1024,
             max_connections: 10_000,
+            idle_timeout: Duration::from_secs(60),
+            winners_wait: WINNERS_WAIT,
+            evict_idle_after: Some(Duration::from_secs(1)),
         }
     }
 }
+
+/// Default bound on a winners query's wait for the draw.
+pub const WINNERS_WAIT: Duration = Duration::from_secs(30);
 
 /// Binds with an explicit backlog (`SERVER_LISTEN_BACKLOG`).
 pub fn bind(addr: SocketAddr, backlog: u32) -> Result<TcpListener, Error> {
@@ -135,12 +162,19 @@ impl Server {
         let mut rt = RuntimeConfig::new("lottery");
         rt.max_connections = config.max_connections;
         rt.shutdown_grace = Duration::from_secs(5);
-        let handler_store = store.clone();
+        rt.evict_idle_after = config.evict_idle_after;
+        let shared = Arc::new(Shared {
+            store: store.clone(),
+            draw,
+            agencies: Arc::new(Agencies::default()),
+            idle_timeout: config.idle_timeout,
+            winners_wait: config.winners_wait,
+        });
         let report = serve(
             listener,
             rt,
             Arc::new(ServerStats::default()),
-            move |stream, conn| handle(stream, conn, handler_store.clone(), Arc::clone(&draw)),
+            move |stream, conn| handle(stream, conn, Arc::clone(&shared)),
             shutdown,
         )
         .await;
@@ -162,41 +196,129 @@ async fn run_draw(store: &Store, draw: &Draw) -> Result<(), Error> {
     Ok(())
 }
 
+/// What every connection shares.
+struct Shared {
+    store: Store,
+    draw: Arc<Draw>,
+    agencies: Arc<Agencies>,
+    idle_timeout: Duration,
+    winners_wait: Duration,
+}
+
 /// One queued answer, in request order.
 enum Pending {
     Batch {
         agency: u8,
-        seq: Option<u32>,
+        first: Option<u32>,
         last: bool,
         count: usize,
         bets_for_log: Option<Vec<(String, u16)>>,
         outcome: std::pin::Pin<Box<dyn Future<Output = Result<Stored, Error>> + Send>>,
     },
-    Winners(u8),
+    Winners(u8, Duration),
+    Progress(u8),
     Reply(Response),
     Fatal(Response),
 }
 
-async fn handle(stream: TcpStream, conn: Conn, store: Store, draw: Arc<Draw>) {
-    let draw_store = store.clone();
+/// Checks that `agency` is the one this connection speaks for, claiming it on
+/// the first message; the refusal to send (and close with) otherwise.
+fn speak_for(
+    agency: u8,
+    claim: &mut Option<Claim>,
+    shared: &Shared,
+    conn: &Conn,
+) -> Result<(), Response> {
+    match claim {
+        Some(c) if c.agency() == agency => Ok(()),
+        Some(c) => {
+            let held = c.agency();
+            log_action!(
+                warn,
+                "agencia_duplicada",
+                Fail,
+                agency = agency,
+                peer = conn.peer,
+                holds = held
+            );
+            Err(Response::Error(format!(
+                "this connection speaks for agency {held}; agency {agency} needs a connection of its own"
+            )))
+        }
+        None => match shared.agencies.claim(agency, conn.id, conn.peer) {
+            Ok(c) => {
+                *claim = Some(c);
+                Ok(())
+            }
+            Err(holder) => {
+                log_action!(
+                    warn,
+                    "agencia_duplicada",
+                    Fail,
+                    agency = agency,
+                    peer = conn.peer,
+                    holder = holder
+                );
+                Err(Response::AgencyTaken(format!(
+                    "agency {agency} is already connected from {holder}; one connection per agency (retry once it has closed)"
+                )))
+            }
+        },
+    }
+}
+
+async fn handle(stream: TcpStream, conn: Conn, shared: Arc<Shared>) {
     let peer = conn.peer;
     let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
     let mut reader = FramedRead::new(r, ServerCodec);
-    let mut writer = FramedWrite::new(w, ServerCodec);
+    let mut writer = FramedWrite::new(StallGuard::new(w, shared.idle_timeout), ServerCodec);
     let (tx, mut rx) = mpsc::channel::<Pending>(PIPELINE);
+    // Requests queued and not yet answered: while there are some, the
+    // connection is busy (not idle, not to be closed for room).
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let reader_in_flight = Arc::clone(&in_flight);
+    let reader_shared = Arc::clone(&shared);
+    let reader_conn = conn.clone();
 
     let read_side = async move {
+        let (shared, conn, in_flight) = (reader_shared, reader_conn, reader_in_flight);
+        let mut claim: Option<Claim> = None;
         loop {
             let item = tokio::select! {
                 () = conn.shutdown.cancelled() => break,
-                item = reader.next() => item,
+                item = tokio::time::timeout(shared.idle_timeout, reader.next()) => item,
             };
+            let Ok(item) = item else {
+                if in_flight.load(Ordering::Relaxed) > 0 {
+                    continue;
+                }
+                log_action!(
+                    info,
+                    "conexion_inactiva",
+                    Success,
+                    peer = conn.peer,
+                    idle_s = shared.idle_timeout.as_secs()
+                );
+                break;
+            };
+            let agency = match &item {
+                Some(Ok(Incoming::Request(r))) => Some(r.agency()),
+                Some(Ok(Incoming::Rejected { agency, .. })) => Some(*agency),
+                _ => None,
+            };
+            if let Some(agency) = agency
+                && let Err(refusal) = speak_for(agency, &mut claim, &shared, &conn)
+            {
+                in_flight.fetch_add(1, Ordering::Relaxed);
+                let _ = tx.send(Pending::Fatal(refusal)).await;
+                break;
+            }
             let pending = match item {
                 None => break,
                 Some(Ok(Incoming::Request(Request::Bets {
                     agency,
-                    seq,
+                    first,
                     last,
                     bets,
                 }))) => {
@@ -208,15 +330,19 @@ async fn handle(stream: TcpStream, conn: Conn, store: Store, draw: Arc<Draw>) {
                                 .map(|b| (b.documento.clone(), b.numero))
                                 .collect()
                         });
-                    match store.submit(BatchJob {
-                        agency,
-                        seq,
-                        last,
-                        bets,
-                    }) {
+                    let job = match first {
+                        Some(first) => BatchJob::placed(agency, first, last, bets),
+                        None => BatchJob {
+                            agency,
+                            placed: None,
+                            last,
+                            bets,
+                        },
+                    };
+                    match shared.store.submit(job) {
                         Ok(outcome) => Pending::Batch {
                             agency,
-                            seq,
+                            first,
                             last,
                             count,
                             bets_for_log,
@@ -227,8 +353,16 @@ async fn handle(stream: TcpStream, conn: Conn, store: Store, draw: Arc<Draw>) {
                         }
                     }
                 }
-                Some(Ok(Incoming::Request(Request::AskWinners { agency }))) => {
-                    Pending::Winners(agency)
+                Some(Ok(Incoming::Request(Request::AskWinners { agency, wait_ms }))) => {
+                    let wait = wait_ms
+                        .map_or(shared.winners_wait, |ms| {
+                            Duration::from_millis(u64::from(ms))
+                        })
+                        .min(shared.winners_wait);
+                    Pending::Winners(agency, wait)
+                }
+                Some(Ok(Incoming::Request(Request::Resume { agency }))) => {
+                    Pending::Progress(agency)
                 }
                 Some(Ok(Incoming::Rejected { agency, reason })) => {
                     log_action!(
@@ -244,53 +378,27 @@ async fn handle(stream: TcpStream, conn: Conn, store: Store, draw: Arc<Draw>) {
                     if !matches!(&e, Error::Net(n) if n.is_disconnect()) {
                         log_action!(warn, "mensaje_invalido", Fail, peer = conn.peer, error = &e);
                     }
+                    in_flight.fetch_add(1, Ordering::Relaxed);
                     let _ = tx
                         .send(Pending::Fatal(Response::Error(e.to_string())))
                         .await;
                     break;
                 }
             };
+            if in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
+                conn.activity.busy();
+            }
             if tx.send(pending).await.is_err() {
                 break;
             }
         }
+        // The claim on the agency lasts as long as the reading side.
+        drop(claim);
     };
 
     let write_side = async move {
         while let Some(p) = rx.recv().await {
-            let (responses, fatal) = match p {
-                Pending::Batch {
-                    agency,
-                    seq,
-                    last,
-                    count,
-                    bets_for_log,
-                    outcome,
-                } => match outcome.await {
-                    Ok(stored) => {
-                        log_stored(agency, seq, count, stored, bets_for_log.as_deref());
-                        if last && draw.agency_done(agency) {
-                            if let Err(e) = run_draw(&draw_store, &draw).await {
-                                log_action!(error, "sorteo", Fail, error = e);
-                            }
-                        }
-                        (vec![Response::BetProcessed], false)
-                    }
-                    Err(e) => {
-                        log_action!(
-                            error,
-                            "apuesta_recibida",
-                            Fail,
-                            cantidad = count,
-                            error = &e
-                        );
-                        (vec![Response::Error(format!("not stored: {e}"))], true)
-                    }
-                },
-                Pending::Winners(agency) => (winners_parts(&draw.winners_of(agency).await), false),
-                Pending::Reply(r) => (vec![r], false),
-                Pending::Fatal(r) => (vec![r], true),
-            };
+            let (responses, fatal) = answer(p, &shared, &conn).await;
             for r in &responses {
                 if writer.feed(r).await.is_err() {
                     return;
@@ -299,6 +407,9 @@ async fn handle(stream: TcpStream, conn: Conn, store: Store, draw: Arc<Draw>) {
             // Flush when nothing else is ready to go out: pipelined acks share writes.
             if (rx.is_empty() || fatal) && writer.flush().await.is_err() {
                 return;
+            }
+            if in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
+                conn.activity.idle();
             }
             if fatal {
                 break;
@@ -310,11 +421,90 @@ async fn handle(stream: TcpStream, conn: Conn, store: Store, draw: Arc<Draw>) {
     log_action!(info, "conexion_cerrada", Success, peer = peer);
 }
 
+/// The responses to one queued request, and whether the connection ends after them.
+async fn answer(p: Pending, shared: &Shared, conn: &Conn) -> (Vec<Response>, bool) {
+    match p {
+        Pending::Batch {
+            agency,
+            first,
+            last,
+            count,
+            bets_for_log,
+            outcome,
+        } => match outcome.await {
+            Ok(Stored::Conflict(why)) => {
+                log_action!(
+                    warn,
+                    "lote_en_conflicto",
+                    Fail,
+                    agency = agency,
+                    first = first.unwrap_or(0),
+                    cantidad = count,
+                    error = &why
+                );
+                (vec![Response::Error(why)], false)
+            }
+            Ok(stored) => {
+                log_stored(agency, first, count, &stored, bets_for_log.as_deref());
+                if last
+                    && shared.draw.agency_done(agency)
+                    && let Err(e) = run_draw(&shared.store, &shared.draw).await
+                {
+                    log_action!(error, "sorteo", Fail, error = e);
+                }
+                (vec![Response::BetProcessed], false)
+            }
+            Err(e) => {
+                log_action!(
+                    error,
+                    "apuesta_recibida",
+                    Fail,
+                    cantidad = count,
+                    error = &e
+                );
+                (vec![Response::Error(format!("not stored: {e}"))], true)
+            }
+        },
+        Pending::Winners(agency, wait) => {
+            let drawn = tokio::select! {
+                w = tokio::time::timeout(wait, shared.draw.winners_of(agency)) => w.ok(),
+                () = conn.shutdown.cancelled() => None,
+            };
+            match drawn {
+                Some(w) => (winners_parts(&w), false),
+                None => (
+                    vec![Response::NotYet {
+                        done: u16::try_from(shared.draw.done_count()).unwrap_or(u16::MAX),
+                        expected: u16::try_from(shared.draw.expected()).unwrap_or(u16::MAX),
+                    }],
+                    false,
+                ),
+            }
+        }
+        Pending::Progress(agency) => match shared.store.progress(agency).await {
+            Ok(p) => (
+                vec![Response::Progress {
+                    next: p.next,
+                    digest: p.digest,
+                    done: p.done,
+                }],
+                false,
+            ),
+            Err(e) => (
+                vec![Response::Error(format!("cannot read progress: {e}"))],
+                true,
+            ),
+        },
+        Pending::Reply(r) => (vec![r], false),
+        Pending::Fatal(r) => (vec![r], true),
+    }
+}
+
 fn log_stored(
     agency: u8,
-    seq: Option<u32>,
+    first: Option<u32>,
     count: usize,
-    stored: Stored,
+    stored: &Stored,
     bets: Option<&[(String, u16)]>,
 ) {
     match stored {
@@ -348,9 +538,10 @@ fn log_stored(
                 "lote_repetido",
                 Success,
                 agency = agency,
-                seq = seq.unwrap_or(0),
+                first = first.unwrap_or(0),
                 cantidad = count
             );
         }
+        Stored::Conflict(_) => {}
     }
 }

@@ -8,11 +8,23 @@
 //! every batch waiting in its queue, writes them all in one transaction, syncs
 //! once, then answers each. Many agencies sending at once share one fsync.
 //!
-//! Exactly-once: a `SEND_BATCH` carries `(agency, seq)`; the pair is inserted
-//! into `batches` in the same transaction as its bets, so a retried batch (the
-//! client never got the ack) finds its pair and is acknowledged without being
-//! stored again. The seed's codes carry no seq and cannot be deduplicated.
+//! Exactly-once: a `SEND_BATCH` says where its bets sit in the agency's list
+//! (`first`); the server computes the batch's digest ([`crate::digest`]) and
+//! records `(agency, first, count, digest)` in `ranges`, in the same
+//! transaction as the bets. A batch is a retry only if it is the same batch:
+//! same place, same count, same digest; then it is acknowledged without being
+//! stored again. A batch that overlaps a stored one in any other way (another
+//! batch size after a restart, another client claiming the agency's places) is
+//! a conflict: refused, never acknowledged, nothing stored, and the answer names
+//! the stored batch it clashes with. `progress` keeps, per agency, how many
+//! bets are stored from place 0 without a gap and their digest: what `RESUME`
+//! answers, so a restarted client (whatever its batch size) sends only the rest.
+//! The seed's codes carry no place and cannot be deduplicated.
+//!
+//! One server per database file: the store takes an exclusive lock (`flock`)
+//! on the file for its whole life, and a second server refuses to start.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -27,26 +39,61 @@ use crate::draw::{Winners, group_winners};
 /// Most bets written in one transaction before committing.
 const GROUP_BETS: usize = 200_000;
 
+/// Where a batch's bets sit in its agency's list, and what they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placed {
+    /// Place of the first bet.
+    pub first: u32,
+    /// [`crate::digest::range_digest`] of the bets from `first`.
+    pub digest: u64,
+}
+
 /// One batch to store.
 #[derive(Debug, Clone)]
 pub struct BatchJob {
     /// The agency.
     pub agency: u8,
-    /// Its batch sequence number, if it sent one.
-    pub seq: Option<u32>,
+    /// Where its bets sit, if it said (`SEND_BATCH`).
+    pub placed: Option<Placed>,
     /// This is the agency's last batch.
     pub last: bool,
     /// The bets.
     pub bets: Vec<Bet>,
 }
 
+impl BatchJob {
+    /// A batch placed at `first`, its digest computed from its bets.
+    pub fn placed(agency: u8, first: u32, last: bool, bets: Vec<Bet>) -> Self {
+        let digest = crate::digest::range_digest(u64::from(first), &bets);
+        Self {
+            agency,
+            placed: Some(Placed { first, digest }),
+            last,
+            bets,
+        }
+    }
+}
+
 /// What storing a batch did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stored {
     /// Stored now (this many bets), durably.
     New(usize),
     /// Already stored earlier (a retry); nothing written.
     Duplicate,
+    /// It clashes with a stored batch (said how); nothing written.
+    Conflict(String),
+}
+
+/// Where an agency's bets stand.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Bets stored from place 0 without a gap.
+    pub next: u32,
+    /// Their digest.
+    pub digest: u64,
+    /// Its last batch is stored.
+    pub done: bool,
 }
 
 /// What a store found when it opened.
@@ -62,6 +109,7 @@ enum Job {
     Batch(BatchJob, oneshot::Sender<Result<Stored, String>>),
     Winners(oneshot::Sender<Result<Winners, String>>),
     Count(oneshot::Sender<Result<u64, String>>),
+    Progress(u8, oneshot::Sender<Result<Progress, String>>),
 }
 
 /// Where bets go.
@@ -86,6 +134,7 @@ impl std::fmt::Debug for Job {
             Job::Batch(..) => "Batch",
             Job::Winners(_) => "Winners",
             Job::Count(_) => "Count",
+            Job::Progress(..) => "Progress",
         })
     }
 }
@@ -103,6 +152,22 @@ impl Writer {
     }
 }
 
+/// Takes the database file for this process alone: a second server on the
+/// same file would split the agencies between two draws that never happen.
+fn lock_file(path: &Path) -> Result<File, Error> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(path.display().to_string())),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
+}
+
 fn open_sqlite(path: &Path) -> Result<Connection, Error> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -117,12 +182,18 @@ fn open_sqlite(path: &Path) -> Result<Connection, Error> {
              nacimiento TEXT NOT NULL,
              numero INTEGER NOT NULL
          );
-         CREATE TABLE IF NOT EXISTS batches (
+         CREATE TABLE IF NOT EXISTS ranges (
              agency INTEGER NOT NULL,
-             seq INTEGER NOT NULL,
-             bets INTEGER NOT NULL,
-             PRIMARY KEY (agency, seq)
+             first INTEGER NOT NULL,
+             count INTEGER NOT NULL,
+             digest INTEGER NOT NULL,
+             PRIMARY KEY (agency, first)
          ) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS progress (
+             agency INTEGER PRIMARY KEY,
+             next INTEGER NOT NULL,
+             digest INTEGER NOT NULL
+         );
          CREATE TABLE IF NOT EXISTS agencies_done (agency INTEGER PRIMARY KEY);",
     )?;
     Ok(conn)
@@ -131,9 +202,12 @@ fn open_sqlite(path: &Path) -> Result<Connection, Error> {
 impl Store {
     /// Opens (creating if needed) the store and starts its writer thread.
     pub fn open(backend: &Backend) -> Result<(Store, Writer, Recovered), Error> {
-        let conn = match backend {
-            Backend::Sqlite(path) => Some(open_sqlite(path)?),
-            Backend::Discard => None,
+        let (conn, lock) = match backend {
+            Backend::Sqlite(path) => {
+                let lock = lock_file(path)?;
+                (Some(open_sqlite(path)?), Some(lock))
+            }
+            Backend::Discard => (None, None),
         };
         let recovered = match &conn {
             Some(c) => Recovered {
@@ -152,7 +226,11 @@ impl Store {
         };
         let thread = std::thread::Builder::new()
             .name("lottery-store".into())
-            .spawn(move || writer_loop(conn, &rx, &name))?;
+            .spawn(move || {
+                writer_loop(conn, &rx, &name);
+                // Released only once the database is closed.
+                drop(lock);
+            })?;
         Ok((Store { jobs: tx }, Writer { thread }, recovered))
     }
 
@@ -184,6 +262,17 @@ impl Store {
         let (tx, rx) = oneshot::channel();
         self.jobs
             .send(Job::Winners(tx))
+            .map_err(|_| Error::StoreClosed)?;
+        rx.await
+            .map_err(|_| Error::StoreClosed)?
+            .map_err(Error::Commit)
+    }
+
+    /// Where `agency`'s bets stand.
+    pub async fn progress(&self, agency: u8) -> Result<Progress, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Job::Progress(agency, tx))
             .map_err(|_| Error::StoreClosed)?;
         rx.await
             .map_err(|_| Error::StoreClosed)?
@@ -248,9 +337,6 @@ fn commit_group(conn: Option<&mut Connection>, jobs: Vec<Job>) {
         let tx = conn.transaction()?;
         let mut results = Vec::with_capacity(jobs.len());
         {
-            let mut seen = tx.prepare_cached(
-                "INSERT OR IGNORE INTO batches (agency, seq, bets) VALUES (?1, ?2, ?3)",
-            )?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO bets (agency, nombre, apellido, documento, nacimiento, numero) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
@@ -258,10 +344,17 @@ fn commit_group(conn: Option<&mut Connection>, jobs: Vec<Job>) {
                 tx.prepare_cached("INSERT OR IGNORE INTO agencies_done (agency) VALUES (?1)")?;
             for job in &jobs {
                 let Job::Batch(b, _) = job else { continue };
-                if let Some(seq) = b.seq {
-                    if seen.execute(params![b.agency, seq, b.bets.len()])? == 0 {
-                        results.push(Stored::Duplicate);
-                        continue;
+                if let Some(placed) = b.placed {
+                    match ranges::admit(&tx, b.agency, placed, b.bets.len())? {
+                        ranges::Admit::New => {}
+                        ranges::Admit::Same => {
+                            results.push(Stored::Duplicate);
+                            continue;
+                        }
+                        ranges::Admit::Clash(why) => {
+                            results.push(Stored::Conflict(why));
+                            continue;
+                        }
                     }
                 }
                 for bet in &b.bets {
@@ -316,6 +409,10 @@ fn answer_query(conn: Option<&Connection>, job: Job) {
             });
             let _ = reply.send(r.map_err(|e: rusqlite::Error| e.to_string()));
         }
+        Job::Progress(agency, reply) => {
+            let r = conn.map_or(Ok(Progress::default()), |c| ranges::progress(c, agency));
+            let _ = reply.send(r.map_err(|e| e.to_string()));
+        }
         Job::Count(reply) => {
             let r = conn.map_or(Ok(0), |c| {
                 c.query_row("SELECT COUNT(*) FROM bets", [], |r| r.get::<_, i64>(0))
@@ -349,18 +446,19 @@ pub fn read_all(path: &Path) -> Result<Vec<(u8, Bet)>, Error> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// How many times batch `(agency, seq)` is recorded (0 or 1), for tests.
-pub fn batch_recorded(path: &Path, agency: u8, seq: u32) -> Result<bool, Error> {
+/// Whether a batch of `agency` starting at place `first` is recorded, for tests.
+pub fn batch_recorded(path: &Path, agency: u8, first: u32) -> Result<bool, Error> {
     let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     Ok(conn
         .query_row(
-            "SELECT 1 FROM batches WHERE agency = ?1 AND seq = ?2",
-            params![agency, seq],
+            "SELECT 1 FROM ranges WHERE agency = ?1 AND first = ?2",
+            params![agency, first],
             |_| Ok(()),
         )
         .optional()?
         .is_some())
 }
 
+mod ranges;
 #[cfg(test)]
 mod tests;

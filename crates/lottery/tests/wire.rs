@@ -2,110 +2,22 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bytes::BytesMut;
 use impair::units::Trigger;
 use impair::{TcpProxy, TcpProxyConfig, TcpRules};
 use lottery::Bet;
 use lottery::client::{AgencyConfig, run_agency};
-use lottery::draw::Draw;
-use lottery::proto::{Request, encode_request};
+use lottery::proto::Request;
 use lottery::server::{Server, ServerConfig};
 use lottery::store::{batch_recorded, read_all};
-use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-const BOUND: Duration = Duration::from_secs(30);
-const SEED_BET: &str = "Agustín Emanuel,Zambrano,21689196,2000-05-10,9325";
-
-struct Running {
-    addr: SocketAddr,
-    db: PathBuf,
-    draw: Arc<Draw>,
-    stop: CancellationToken,
-    task: JoinHandle<()>,
-    dir: tempfile::TempDir,
-}
-
-async fn start(agencies: usize) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("bets.db");
-    let mut cfg = ServerConfig::new("127.0.0.1:0".parse().unwrap(), db.clone());
-    cfg.agencies = agencies;
-    let server = Server::bind(cfg).await.unwrap();
-    let addr = server.local_addr().unwrap();
-    let draw = server.draw();
-    let stop = CancellationToken::new();
-    let s = stop.clone();
-    let task = tokio::spawn(async move {
-        server.run(s.cancelled_owned()).await.unwrap();
-    });
-    Running {
-        addr,
-        db,
-        draw,
-        stop,
-        task,
-        dir,
-    }
-}
-
-impl Running {
-    async fn stop(self) -> (PathBuf, tempfile::TempDir) {
-        self.stop.cancel();
-        timeout(BOUND, self.task).await.unwrap().unwrap();
-        (self.db, self.dir)
-    }
-}
-
-/// Reads one response: (code, payload).
-async fn response(s: &mut TcpStream) -> (u8, Vec<u8>) {
-    let mut h = [0u8; 5];
-    timeout(BOUND, s.read_exact(&mut h)).await.unwrap().unwrap();
-    let len = u32::from_be_bytes(h[1..5].try_into().unwrap()) as usize;
-    let mut p = vec![0u8; len];
-    timeout(BOUND, s.read_exact(&mut p)).await.unwrap().unwrap();
-    (h[0], p)
-}
-
-async fn expect_eof(s: &mut TcpStream) {
-    let mut b = [0u8; 1];
-    let n = timeout(BOUND, s.read(&mut b)).await.unwrap().unwrap_or(0);
-    assert_eq!(n, 0, "the server closes the connection");
-}
-
-fn encode(r: &Request) -> Vec<u8> {
-    let mut b = BytesMut::new();
-    encode_request(r, &mut b);
-    b.to_vec()
-}
-
-fn bet(doc: &str, numero: u16) -> Bet {
-    Bet::parse(&format!("Ramón,Ibáñez,{doc},1980-02-29,{numero}")).unwrap()
-}
-
-fn batch(agency: u8, seq: u32, last: bool, bets: Vec<Bet>) -> Vec<u8> {
-    encode(&Request::Bets {
-        agency,
-        seq: Some(seq),
-        last,
-        bets,
-    })
-}
-
-fn stored_docs(db: &Path) -> Vec<(u8, String)> {
-    read_all(db)
-        .unwrap()
-        .into_iter()
-        .map(|(a, b)| (a, b.documento))
-        .collect()
-}
+mod common;
+use common::*;
 
 #[tokio::test]
 async fn seed_compatibility_bytes() {
@@ -404,9 +316,25 @@ async fn the_server_keeps_serving_after_the_draw() {
         .await
         .unwrap();
     assert_eq!(response(&mut s).await, (1, vec![]));
-    s.write_all(&encode(&Request::AskWinners { agency: 1 }))
-        .await
-        .unwrap();
+    s.write_all(&encode(&Request::AskWinners {
+        agency: 9,
+        wait_ms: None,
+    }))
+    .await
+    .unwrap();
+    assert_eq!(
+        response(&mut s).await,
+        (2, vec![]),
+        "the late batch did not change the draw"
+    );
+    drop(s);
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(&encode(&Request::AskWinners {
+        agency: 1,
+        wait_ms: None,
+    }))
+    .await
+    .unwrap();
     assert_eq!(response(&mut s).await, (2, b"1".to_vec()));
     drop(s);
     srv.stop().await;

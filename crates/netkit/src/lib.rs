@@ -7,16 +7,21 @@
 //! - [`line`]: a sans-IO bounded reader for CR LF text protocols.
 //! - [`server`]: the TCP server runtime (connection limit taken before `accept`, a
 //!   tracing span per connection, backoff on accept errors, graceful shutdown).
+//! - [`activity`]: which connections are idle, and closing the oldest idle one
+//!   to make room at the connection limit.
 //! - [`shutdown`]: the process-wide shutdown signal (SIGINT or SIGTERM).
 //! - [`stall`]: a writer that gives up on a peer that stopped reading.
 //! - [`logfmt`]: the `action: X | result: Y | key: value` log line format.
 //! - [`ceiling`]: the machine's loopback request/response ceiling, for benchmarks.
+//! - [`peer`]: another program speaking a protocol, run beside ours (reference peers).
 
+pub mod activity;
 pub mod ceiling;
 pub mod error;
 pub mod frame;
 pub mod line;
 pub mod logfmt;
+pub mod peer;
 pub mod server;
 pub mod shutdown;
 pub mod stall;

@@ -1,9 +1,10 @@
 //! The TCP server runtime every protolab server runs on (DESIGN habits 11–13).
 //!
 //! `listener → [permit] → accept → spawn(handler) in a span`:
-//! - a connection permit is taken *before* `accept`, so at the limit the server
-//!   stops accepting (clients wait in the kernel backlog) instead of accepting and
-//!   then refusing, and memory stays bounded by `max_connections`;
+//! - a connection permit is taken *before* `accept`, so memory stays bounded by
+//!   `max_connections`; at the limit the server takes one more client from the
+//!   backlog and makes room for it by closing the connection idle the longest
+//!   ([`crate::activity`]); if none is idle, the client waits for a free slot;
 //! - accept errors (out of file descriptors, aborted handshakes) are logged and
 //!   retried with exponential backoff instead of ending the server;
 //! - every connection runs in a `conn` tracing span with its id and peer address;
@@ -17,11 +18,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::activity::{Activity, Registry};
 use crate::log_action;
 
 /// This process's soft limit on open files (Linux), if it can be read: tests
@@ -48,15 +50,20 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// How long handlers get to finish after shutdown is asked for.
     pub shutdown_grace: Duration,
+    /// At the connection limit, a connection idle at least this long is closed
+    /// to make room for a new client; `None`: new clients wait for a free slot.
+    pub evict_idle_after: Option<Duration>,
 }
 
 impl ServerConfig {
-    /// Defaults: 10,000 connections, 5 s grace.
+    /// Defaults: 10,000 connections, 5 s grace, idle connections (1 s or more)
+    /// make room at the limit.
     pub fn new(name: &'static str) -> Self {
         Self {
             name,
             max_connections: 10_000,
             shutdown_grace: Duration::from_secs(5),
+            evict_idle_after: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -67,6 +74,7 @@ pub struct ServerStats {
     accepted: AtomicU64,
     active: AtomicUsize,
     accept_errors: AtomicU64,
+    evicted: AtomicU64,
 }
 
 impl ServerStats {
@@ -81,6 +89,10 @@ impl ServerStats {
     /// Failed `accept` calls so far.
     pub fn accept_errors(&self) -> u64 {
         self.accept_errors.load(Ordering::Relaxed)
+    }
+    /// Idle connections closed to make room at the limit so far.
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
     }
 }
 
@@ -100,8 +112,23 @@ pub struct Conn {
     pub id: u64,
     /// The client's address.
     pub peer: SocketAddr,
-    /// Cancelled when the server shuts down: finish the current exchange and stop.
+    /// Cancelled when the server shuts down, or when it closes this idle
+    /// connection to make room: finish the current exchange and stop.
     pub shutdown: CancellationToken,
+    /// Tell the server when the connection is idle (waiting for the peer) or
+    /// busy (working on a request): only idle ones are closed to make room.
+    pub activity: Activity,
+}
+
+impl Conn {
+    /// Why `shutdown` was cancelled, for the handler's log line.
+    pub fn stop_reason(&self) -> &'static str {
+        if self.activity.evicted() {
+            "closed to make room: idle at the connection limit"
+        } else {
+            "server shutdown"
+        }
+    }
 }
 
 /// Serves connections from `listener` until `shutdown` completes.
@@ -120,24 +147,30 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let registry = Arc::new(Registry::new());
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
     let handler = Arc::new(handler);
     let mut backoff = Backoff::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
+        let slot = tokio::select! {
             biased;
             _ = shutdown.as_mut() => break,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
+            slot = next_slot(&listener, &permits, &registry, &config, &stats) => slot,
         };
-        let accepted = tokio::select! {
-            biased;
-            _ = shutdown.as_mut() => break,
-            accepted = listener.accept() => accepted,
+        let (permit, accepted) = match slot {
+            Slot::Closed => break,
+            Slot::Free(permit) => {
+                let accepted = tokio::select! {
+                    biased;
+                    _ = shutdown.as_mut() => break,
+                    accepted = listener.accept() => accepted,
+                };
+                (Some(permit), accepted)
+            }
+            Slot::Made(permit, pair) => (Some(permit), Ok(pair)),
+            Slot::AcceptFailed(e) => (None, Err(e)),
         };
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
@@ -163,19 +196,24 @@ where
         backoff.reset();
         let id = stats.accepted.fetch_add(1, Ordering::Relaxed) + 1;
         stats.active.fetch_add(1, Ordering::Relaxed);
+        let token = cancel.child_token();
+        let activity = registry.open(id, peer, token.clone());
         let conn = Conn {
             id,
             peer,
-            shutdown: cancel.child_token(),
+            shutdown: token,
+            activity,
         };
         let span = tracing::info_span!("conn", server = config.name, id, %peer);
         let handler = Arc::clone(&handler);
         let stats = Arc::clone(&stats);
+        let registry = Arc::clone(&registry);
         tracker.spawn(
             async move {
                 tracing::debug!("connection accepted");
                 handler(stream, conn).await;
                 tracing::debug!("connection finished");
+                registry.close(id);
                 stats.active.fetch_sub(1, Ordering::Relaxed);
                 drop(permit);
             }
@@ -200,6 +238,84 @@ where
     ServeReport {
         accepted: stats.accepted(),
         abandoned,
+    }
+}
+
+/// What [`next_slot`] found.
+enum Slot {
+    /// The semaphore is closed (cannot happen while `serve` holds it).
+    Closed,
+    /// A free slot: accept the next client.
+    Free(OwnedSemaphorePermit),
+    /// The server was full, a client arrived, and room was made for it.
+    Made(OwnedSemaphorePermit, (TcpStream, SocketAddr)),
+    /// The server was full and `accept` failed.
+    AcceptFailed(std::io::Error),
+}
+
+/// How often a full server with a client waiting looks again for a
+/// connection that has become idle (or for one that ignored its eviction).
+const ROOM_RETRY: Duration = Duration::from_millis(100);
+
+/// A slot for the next client. When the server is full, it accepts the next
+/// client anyway (one at most: the rest wait in the backlog) and closes the
+/// connection idle the longest to make room for it.
+async fn next_slot(
+    listener: &TcpListener,
+    permits: &Arc<Semaphore>,
+    registry: &Registry,
+    config: &ServerConfig,
+    stats: &ServerStats,
+) -> Slot {
+    match Arc::clone(permits).try_acquire_owned() {
+        Ok(p) => return Slot::Free(p),
+        Err(TryAcquireError::Closed) => return Slot::Closed,
+        Err(TryAcquireError::NoPermits) => {}
+    }
+    let Some(min_idle) = config.evict_idle_after else {
+        return match Arc::clone(permits).acquire_owned().await {
+            Ok(p) => Slot::Free(p),
+            Err(_) => Slot::Closed,
+        };
+    };
+    let pair = tokio::select! {
+        permit = Arc::clone(permits).acquire_owned() => return match permit {
+            Ok(p) => Slot::Free(p),
+            Err(_) => Slot::Closed,
+        },
+        accepted = listener.accept() => match accepted {
+            Ok(pair) => pair,
+            Err(e) => return Slot::AcceptFailed(e),
+        },
+    };
+    loop {
+        // One eviction at a time: another only once the last one has closed
+        // (a victim that is slow to finish must not cost a second connection).
+        let victim = if registry.closing() == 0 {
+            registry.evict_oldest_idle(std::time::Instant::now(), min_idle)
+        } else {
+            None
+        };
+        if let Some(ev) = victim {
+            stats.evicted.fetch_add(1, Ordering::Relaxed);
+            log_action!(
+                info,
+                "evict_idle",
+                Success,
+                server = config.name,
+                id = ev.id,
+                peer = ev.peer,
+                idle_ms = ev.idle.as_millis(),
+                for_peer = pair.1
+            );
+        }
+        tokio::select! {
+            permit = Arc::clone(permits).acquire_owned() => return match permit {
+                Ok(p) => Slot::Made(p, pair),
+                Err(_) => Slot::Closed,
+            },
+            () = tokio::time::sleep(ROOM_RETRY) => {}
+        }
     }
 }
 
@@ -241,7 +357,11 @@ mod tests {
                 () = conn.shutdown.cancelled() => return,
                 n = s.read(&mut buf) => match n {
                     Ok(0) | Err(_) => return,
-                    Ok(n) => if s.write_all(&buf[..n]).await.is_err() { return },
+                    Ok(n) => {
+                        conn.activity.busy();
+                        if s.write_all(&buf[..n]).await.is_err() { return }
+                        conn.activity.idle();
+                    }
                 },
             }
         }
@@ -376,6 +496,7 @@ mod tests {
     async fn connection_limit_holds_new_clients_until_a_slot_frees() {
         let mut cfg = ServerConfig::new("test");
         cfg.max_connections = 2;
+        cfg.evict_idle_after = None;
         let events = Arc::new(Mutex::new(Vec::new()));
         let ev = events.clone();
         let server = Running::start(cfg, move |s, c: Conn| {
@@ -409,6 +530,78 @@ mod tests {
         let end1 = ev.iter().position(|e| e == "end 1").unwrap();
         let start3 = ev.iter().position(|e| e == "start 3").unwrap();
         assert!(end1 < start3, "{ev:?}");
+        server.stop().await;
+    }
+
+    async fn assert_closed(c: &mut TcpStream) {
+        let mut b = [0u8; 1];
+        let n = tokio::time::timeout(BOUND, c.read(&mut b)).await.unwrap();
+        assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    }
+
+    #[tokio::test]
+    async fn at_the_limit_the_oldest_idle_connection_makes_room() {
+        let mut cfg = ServerConfig::new("test");
+        cfg.max_connections = 3;
+        cfg.evict_idle_after = Some(Duration::ZERO);
+        let server = Running::start(cfg, echo).await;
+        let (addr, stats) = (server.addr, server.stats.clone());
+        let mut c1 = TcpStream::connect(addr).await.unwrap();
+        roundtrip(&mut c1, b"1").await;
+        let mut c2 = TcpStream::connect(addr).await.unwrap();
+        roundtrip(&mut c2, b"2").await;
+        let mut c3 = TcpStream::connect(addr).await.unwrap();
+        roundtrip(&mut c3, b"3").await;
+        // c1 speaks again: c2 is now the one idle the longest.
+        roundtrip(&mut c1, b"1").await;
+        let mut c4 = TcpStream::connect(addr).await.unwrap();
+        let got = tokio::time::timeout(BOUND, roundtrip(&mut c4, b"new"))
+            .await
+            .unwrap();
+        assert_eq!(got, b"new");
+        assert_closed(&mut c2).await;
+        assert_eq!(stats.evicted(), 1);
+        // The others are still served.
+        assert_eq!(roundtrip(&mut c1, b"a").await, b"a");
+        assert_eq!(roundtrip(&mut c3, b"b").await, b"b");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_busy_connection_is_never_closed_to_make_room() {
+        let mut cfg = ServerConfig::new("test");
+        cfg.max_connections = 1;
+        cfg.evict_idle_after = Some(Duration::ZERO);
+        let release = CancellationToken::new();
+        let rel = release.clone();
+        // The first connection is busy until released, then echoes.
+        let server = Running::start(cfg, move |s, c: Conn| {
+            let rel = rel.clone();
+            async move {
+                c.activity.busy();
+                rel.cancelled().await;
+                echo(s, c).await;
+            }
+        })
+        .await;
+        let (addr, stats) = (server.addr, server.stats.clone());
+        let mut c1 = TcpStream::connect(addr).await.unwrap();
+        wait_until(|| stats.accepted() == 1).await;
+        let mut c2 = TcpStream::connect(addr).await.unwrap();
+        c2.write_all(b"2").await.unwrap();
+        // Several eviction rounds pass; the busy one stays.
+        tokio::time::sleep(ROOM_RETRY * 3).await;
+        assert_eq!(stats.evicted(), 0);
+        release.cancel();
+        assert_eq!(roundtrip(&mut c1, b"1").await, b"1");
+        // Now c1 is idle: it makes room for c2, which was waiting.
+        let mut got = [0u8; 1];
+        tokio::time::timeout(BOUND, c2.read_exact(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&got, b"2");
+        assert_closed(&mut c1).await;
         server.stop().await;
     }
 

@@ -282,6 +282,7 @@ async fn hftp_run() -> anyhow::Result<()> {
         encoding: hftp::proto::Encoding::Base64,
         connections: 2,
         slice_size: 500_000,
+        wait: hftp::client::WAIT,
     };
     let n = hftp::client::download(&d, &target, Arc::new(AtomicU64::new(0))).await?;
     let same = std::fs::read(&target)? == data;
@@ -290,7 +291,12 @@ async fn hftp_run() -> anyhow::Result<()> {
         if same { "identical" } else { "DIFFERENT" }
     );
     anyhow::ensure!(same, "the download differs from the file");
-    let report = hftp::check::run(&addr.to_string(), dir.path(), hftp::check::WAIT).await?;
+    let report = hftp::check::run(
+        &addr.to_string(),
+        dir.path(),
+        hftp::check::Options::default(),
+    )
+    .await?;
     println!(
         "conformance checker: {}",
         report.to_string().lines().last().unwrap_or_default()

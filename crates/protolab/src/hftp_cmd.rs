@@ -98,7 +98,7 @@ enum Cmd {
     },
     /// Run the conformance suite against any HFTP server.
     #[command(
-        after_help = "Example:\n  protolab hftp check 127.0.0.1:19500 --dir /path/the/server/serves"
+        after_help = "Examples:\n  protolab hftp check 127.0.0.1:19500 --dir /path/the/server/serves\n  protolab hftp check 127.0.0.1:19500 --dir testdata --lab 2025 --wait 2s\n\nGrades as the course does: the status code and the body. A different status\ntext passes with a warning; rules of the other lab are skipped."
     )]
     Check {
         /// The server, host:port.
@@ -106,9 +106,14 @@ enum Cmd {
         /// The directory that server serves (fixture files are written there).
         #[arg(long)]
         dir: PathBuf,
-        /// Longest wait for any one answer.
+        /// Longest wait for any one step of a rule (each rule is also bounded
+        /// as a whole, so a silent server fails each rule in bounded time).
         #[arg(long, default_value = "10s", value_parser = crate::cli_values::timeout)]
         wait: Dur,
+        /// The lab the server implements: 2026 (help and raw slices), 2025
+        /// (neither: those rules are skipped), or auto (ask the server).
+        #[arg(long, default_value = "auto")]
+        lab: hftp::check::Lab,
     },
 }
 
@@ -117,6 +122,10 @@ struct ServerArg {
     /// The server, host:port.
     #[arg(long, default_value = "127.0.0.1:19500")]
     server: String,
+    /// Longest wait for the server at any one step (connecting, sending,
+    /// each answer, each piece of a slice).
+    #[arg(long, default_value = "30s", value_parser = crate::cli_values::timeout)]
+    wait: Dur,
 }
 
 /// A progress bar on a terminal, nothing when piped.
@@ -172,14 +181,14 @@ pub async fn run(args: HftpArgs) -> anyhow::Result<()> {
             hftp::server::run(listener, cfg, signal).await;
         }
         Cmd::List { at } => {
-            let mut c = hftp::client::Client::connect(&at.server).await?;
+            let mut c = hftp::client::Client::connect_with(&at.server, at.wait.0).await?;
             for name in c.list().await? {
                 println!("{name}");
             }
             c.quit().await?;
         }
         Cmd::Meta { at, file } => {
-            let mut c = hftp::client::Client::connect(&at.server).await?;
+            let mut c = hftp::client::Client::connect_with(&at.server, at.wait.0).await?;
             println!("{}", c.metadata(&file).await?);
             c.quit().await?;
         }
@@ -194,7 +203,7 @@ pub async fn run(args: HftpArgs) -> anyhow::Result<()> {
             slice_size,
         } => {
             let output = output.unwrap_or_else(|| PathBuf::from(&file));
-            let mut probe = hftp::client::Client::connect(&at.server).await?;
+            let mut probe = hftp::client::Client::connect_with(&at.server, at.wait.0).await?;
             let total = size.unwrap_or(probe.metadata(&file).await?.saturating_sub(offset));
             let _ = probe.quit().await;
             let done = Arc::new(AtomicU64::new(0));
@@ -211,6 +220,7 @@ pub async fn run(args: HftpArgs) -> anyhow::Result<()> {
                 },
                 connections,
                 slice_size,
+                wait: at.wait.0,
             };
             let start = std::time::Instant::now();
             let to_stdout = output.as_os_str() == "-";
@@ -245,8 +255,14 @@ pub async fn run(args: HftpArgs) -> anyhow::Result<()> {
             );
         }
         Cmd::Bench { size, duration } => bench(size.0, duration.0).await?,
-        Cmd::Check { server, dir, wait } => {
-            let report = hftp::check::run(&server, &dir, wait.0)
+        Cmd::Check {
+            server,
+            dir,
+            wait,
+            lab,
+        } => {
+            let opts = hftp::check::Options { wait: wait.0, lab };
+            let report = hftp::check::run(&server, &dir, opts)
                 .await
                 .with_context(|| format!("cannot write fixtures into {}", dir.display()))?;
             print!("{report}");

@@ -77,7 +77,7 @@ struct Common {
     #[arg(long)]
     log: bool,
     /// Stop after this long (default: until SIGINT or SIGTERM).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli_values::timeout)]
     duration: Option<Dur>,
 }
 
@@ -110,16 +110,16 @@ struct UdpArgs {
     #[arg(long, value_name = "[DIR=]BYTES")]
     rate: Vec<DirValue<Bytes>>,
     /// Drop exactly the Nth datagram (1-based) of the direction; repeatable.
-    #[arg(long, value_name = "[DIR=]N")]
+    #[arg(long, value_name = "[DIR=]N", value_parser = crate::cli_values::nth)]
     drop_nth: Vec<DirValue<u64>>,
     /// Drop datagrams containing this text (or hex:0a0d...).
     #[arg(long, value_name = "[DIR=]PATTERN")]
     drop_match: Vec<DirValue<Pattern>>,
     /// Drop only the first N datagrams that match.
-    #[arg(long, value_name = "[DIR=]N")]
+    #[arg(long, value_name = "[DIR=]N", value_parser = crate::cli_values::nth)]
     drop_match_limit: Vec<DirValue<u64>>,
     /// Client addresses served at once.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = crate::cli_values::count)]
     max_flows: usize,
 }
 
@@ -128,7 +128,7 @@ struct TcpArgs {
     #[command(flatten)]
     common: Common,
     /// Write at most K bytes per write (1 exposes short-read bugs).
-    #[arg(long, value_name = "[DIR=]K")]
+    #[arg(long, value_name = "[DIR=]K", value_parser = crate::cli_values::dir_count)]
     chop: Vec<DirValue<usize>>,
     /// Pause between the pieces of a chopped write.
     #[arg(long, value_name = "[DIR=]DUR")]
@@ -158,7 +158,7 @@ struct TcpArgs {
     #[arg(long, value_name = "[DIR=]TRIGGER")]
     reset_after: Vec<DirValue<Trigger>>,
     /// Connections relayed at once.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = crate::cli_values::count)]
     max_connections: usize,
 }
 
@@ -189,7 +189,7 @@ fn udp_rules(a: &UdpArgs) -> PerDir<UdpRules> {
 
 fn tcp_rules(a: &TcpArgs) -> PerDir<TcpRules> {
     let mut r = PerDir::<TcpRules>::default();
-    set(&mut r, &a.chop, |r, v| r.chop = Some(v.max(1)));
+    set(&mut r, &a.chop, |r, v| r.chop = Some(v));
     set(&mut r, &a.chop_pause, |r, v| r.chop_pause = v.0);
     set(&mut r, &a.latency, |r, v| r.latency = v.0);
     set(&mut r, &a.jitter, |r, v| r.jitter = v.0);

@@ -91,9 +91,17 @@ pub struct ServeArgs {
     /// Agencies the draw waits for.
     #[arg(long, env = "LOTTERY_AGENCIES", default_value_t = 5)]
     agencies: usize,
-    /// Agencies connected at once.
+    /// Agencies connected at once (at the limit, the connection idle the
+    /// longest makes room for a new one).
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
+    /// Close a connection with nothing in flight that is silent this long.
+    #[arg(long, default_value = "60s", value_parser = crate::cli_values::timeout)]
+    idle_timeout: impair::units::Dur,
+    /// Longest a winners query waits for the draw before "not yet" (a client
+    /// may ask for less).
+    #[arg(long, default_value = "30s", value_parser = crate::cli_values::timeout)]
+    winners_wait: impair::units::Dur,
 }
 
 #[derive(Debug, Args)]
@@ -114,7 +122,9 @@ pub struct ClientArgs {
     /// Batches in flight before waiting for the first acknowledgement.
     #[arg(long, default_value_t = 32)]
     window: usize,
-    /// Speak only the seed's codes 1 and 2 (for the original server).
+    /// Speak only the seed's codes 1 and 2 (for the original server): one
+    /// batch at a time, and done once every bet is acknowledged (that server
+    /// has no winners query).
     #[arg(long)]
     legacy: bool,
     /// Connection attempts without progress before giving up.
@@ -238,6 +248,8 @@ pub async fn run(args: LotteryArgs) -> anyhow::Result<()> {
             cfg.agencies = a.agencies;
             cfg.backlog = a.backlog;
             cfg.max_connections = a.max_connections;
+            cfg.idle_timeout = a.idle_timeout.0;
+            cfg.winners_wait = a.winners_wait.0;
             let signal = netkit::shutdown::signal().context("cannot install signal handlers")?;
             let server = Server::bind(cfg).await?;
             println!(
@@ -260,17 +272,25 @@ pub async fn run(args: LotteryArgs) -> anyhow::Result<()> {
             cfg.legacy = a.legacy;
             cfg.attempts = a.attempts.max(1);
             let report = run_agency(&cfg, &bets).await?;
+            let resumed = if report.resumed_from > 0 {
+                format!(" ({} already on the server)", report.resumed_from)
+            } else {
+                String::new()
+            };
+            let winners = if a.legacy {
+                String::new()
+            } else if report.winners.is_empty() {
+                "; 0 winner(s)".to_string()
+            } else {
+                format!(
+                    "; {} winner(s): {}",
+                    report.winners.len(),
+                    report.winners.join(", ")
+                )
+            };
             println!(
-                "agency {}: {} bets in {} batches acknowledged; {} winner(s){}",
-                report.agency,
-                report.bets,
-                report.batches,
-                report.winners.len(),
-                if report.winners.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", report.winners.join(", "))
-                }
+                "agency {}: {} bets acknowledged{resumed}, {} batches sent{winners}",
+                report.agency, report.bets, report.batches,
             );
         }
         Cmd::Generate(a) => {

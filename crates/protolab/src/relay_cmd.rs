@@ -31,6 +31,17 @@ enum Cmd {
         /// Events a new client gets before live traffic.
         #[arg(long, default_value_t = 100)]
         history: usize,
+        /// Events kept in all for history and resume, acknowledged or not (a
+        /// client whose resume point is gone is told where history starts).
+        #[arg(long, default_value_t = 100_000)]
+        history_max_events: usize,
+        /// Bytes of events kept in all, acknowledged or not.
+        #[arg(long, default_value = "64MiB")]
+        history_max_bytes: impair::units::Bytes,
+        /// A client that reads nothing for this long is cut (senders are
+        /// slowed while it lags).
+        #[arg(long, default_value = "15s", value_parser = crate::cli_values::timeout)]
+        stall: Dur,
         /// Ping interval; a client silent for three is dropped.
         #[arg(long, default_value = "5s", value_parser = crate::cli_values::timeout)]
         heartbeat: Dur,
@@ -72,6 +83,9 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         Cmd::Serve {
             address,
             history,
+            history_max_events,
+            history_max_bytes,
+            stall,
             heartbeat,
             outbox,
             log_dir,
@@ -81,6 +95,9 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
             println!("relay server: listening on {}", listener.local_addr()?);
             let cfg = relay::server::Config {
                 history,
+                history_max_events,
+                history_max_bytes: usize::try_from(history_max_bytes.0).unwrap_or(usize::MAX),
+                stall: stall.0,
                 heartbeat: heartbeat.0,
                 outbox,
                 log_dir,

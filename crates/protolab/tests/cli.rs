@@ -231,6 +231,67 @@ fn errors_are_one_clear_line_and_a_nonzero_exit() {
         );
     }
 
+    // Zero counts would drop everything, nothing, or exit at once: refused too.
+    let udp = [
+        "impair",
+        "udp",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "127.0.0.1:9",
+    ];
+    let tcp = [
+        "impair",
+        "tcp",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "127.0.0.1:9",
+    ];
+    for (base, extra, flag, why) in [
+        (
+            udp,
+            &["--max-flows", "0"][..],
+            "--max-flows <MAX_FLOWS>",
+            "it must be at least 1",
+        ),
+        (
+            udp,
+            &["--drop-nth", "0"],
+            "--drop-nth <[DIR=]N>",
+            "it counts from 1",
+        ),
+        (
+            udp,
+            &["--drop-nth", "up=0"],
+            "--drop-nth <[DIR=]N>",
+            "it counts from 1",
+        ),
+        (
+            udp,
+            &["--duration", "0s"],
+            "--duration <DURATION>",
+            "it must be longer than zero",
+        ),
+        (
+            tcp,
+            &["--chop", "0"],
+            "--chop <[DIR=]K>",
+            "it must be at least 1",
+        ),
+        (
+            tcp,
+            &["--max-connections", "0"],
+            "--max-connections <MAX_CONNECTIONS>",
+            "it must be at least 1",
+        ),
+    ] {
+        let out = protolab().args(base).args(extra).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("'{flag}': {why}")), "{err}");
+    }
+
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let out = protolab()

@@ -73,3 +73,85 @@ fn a_four_gib_slice_is_streamed_in_constant_memory() {
     signal(&child, "-TERM");
     assert_eq!(wait_bounded(&mut child).code(), Some(0));
 }
+
+/// The threads of a process now.
+fn threads(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Hostile input: a hundred clients ask for a 1 GiB slice and never read it.
+/// The server's memory and threads stay bounded (it took 8 MB and a thread
+/// per such client), and a good client's small requests are answered
+/// meanwhile, promptly, again and again.
+#[test]
+fn stalled_readers_cost_bounded_memory_and_delay_nobody() {
+    const SIZE: u64 = 1 << 30;
+    const STALLED: usize = 100;
+    let dir = tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap();
+    let file = std::fs::File::create(dir.path().join("huge")).unwrap();
+    file.set_len(SIZE).unwrap();
+    std::fs::write(dir.path().join("small"), b"0123456789").unwrap();
+    let mut cmd = protolab();
+    cmd.args(["hftp", "serve", "-a", "127.0.0.1", "-p", "0", "-d"])
+        .arg(dir.path())
+        .stderr(Stdio::null());
+    let (mut child, _out, addr) = spawn_listening(&mut cmd);
+    let before = peak_rss(child.id());
+
+    let header = format!("0 OK\r\nContent-Length: {SIZE}\r\n\r\n");
+    let mut stalled = Vec::new();
+    for _ in 0..STALLED {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(BOUND)).unwrap();
+        c.write_all(format!("get_slice huge 0 {SIZE} raw\r\n").as_bytes())
+            .unwrap();
+        // The slice has started (the server holds it), then nobody reads.
+        let mut head = vec![0u8; header.len()];
+        c.read_exact(&mut head).unwrap();
+        assert_eq!(head, header.as_bytes());
+        stalled.push(c);
+    }
+    // Let every stalled slice fill its socket buffers.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    let small_answer = b"0 OK\r\nMDEyMzQ1Njc4OQ==\r\n";
+    let listing = b"0 OK\r\nhuge\r\nsmall\r\n\r\n";
+    let patience = std::time::Duration::from_secs(5);
+    let mut good = TcpStream::connect(addr).unwrap();
+    good.set_read_timeout(Some(patience)).unwrap();
+    for round in 0..10 {
+        for (req, want) in [
+            (&b"get_slice small 0 10\r\n"[..], &small_answer[..]),
+            (b"get_file_listing\r\n", listing),
+        ] {
+            good.write_all(req).unwrap();
+            let mut got = vec![0u8; want.len()];
+            good.read_exact(&mut got).unwrap_or_else(|e| {
+                panic!("round {round}: no answer to {req:?} within {patience:?}: {e}")
+            });
+            assert_eq!(got, want);
+        }
+    }
+    let peak = peak_rss(child.id());
+    let threads = threads(child.id());
+    eprintln!(
+        "{STALLED} stalled 1 GiB slices: server resident {} -> {} MiB, {threads} threads",
+        before >> 20,
+        peak >> 20
+    );
+    assert!(
+        peak < before + (96 << 20),
+        "{STALLED} stalled slices took the server from {before} to {peak} bytes resident"
+    );
+    assert!(
+        threads < 64,
+        "{STALLED} stalled slices hold {threads} threads"
+    );
+    drop(stalled);
+    signal(&child, "-TERM");
+    assert_eq!(wait_bounded(&mut child).code(), Some(0));
+}

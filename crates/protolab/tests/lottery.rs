@@ -91,7 +91,7 @@ fn batch_bytes(seq: u32, last: bool) -> Vec<u8> {
     encode_request(
         &Request::Bets {
             agency: 1,
-            seq: Some(seq),
+            first: Some(seq * BATCH as u32),
             last,
             bets: bets_of(seq),
         },
@@ -132,10 +132,10 @@ fn stream_batches(
     while acks < count && r.read_exact(&mut header).is_ok() {
         assert_eq!(header, [1, 0, 0, 0, 0], "only BET_PROCESSED expected");
         acks += 1;
-        if acks == stop_after {
-            if let Some(f) = on_threshold.take() {
-                f();
-            }
+        if acks == stop_after
+            && let Some(f) = on_threshold.take()
+        {
+            f();
         }
         send_one(&mut s, &mut next, &mut writable);
     }
@@ -165,7 +165,7 @@ fn sigterm_mid_ingestion_exits_0_and_every_acknowledged_batch_is_stored() {
     );
     for seq in 0..acked as u32 {
         assert!(
-            batch_recorded(&db, 1, seq).unwrap(),
+            batch_recorded(&db, 1, seq * BATCH as u32).unwrap(),
             "acknowledged batch {seq} is stored"
         );
     }
@@ -207,7 +207,7 @@ fn sigkill_mid_ingestion_loses_no_acknowledged_bet_and_a_restart_stores_none_twi
     // Everything acknowledged survived the kill, and batches are whole.
     for seq in 0..acked as u32 {
         assert!(
-            batch_recorded(&db, 1, seq).unwrap(),
+            batch_recorded(&db, 1, seq * BATCH as u32).unwrap(),
             "acknowledged batch {seq} lost"
         );
     }
@@ -325,4 +325,31 @@ fn client_errors_are_clear() {
         err.contains("nacimiento \"2000-02-31\" is not a date"),
         "{err}"
     );
+}
+
+/// Two servers on one database would split the agencies between two draws
+/// that never happen: the second refuses to start, in one clear line.
+#[test]
+fn a_second_server_on_the_same_database_exits_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bets.db");
+    let mut first = serve(&db, 1);
+    let second = protolab()
+        .args([
+            "lottery",
+            "serve",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--db",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("is in use by another lottery server"), "{err}");
+    first.signal("-TERM");
+    assert_eq!(wait_bounded(&mut first.child).code(), Some(0));
 }

@@ -254,23 +254,56 @@ impl Endpoint {
                 continue;
             }
             match self.link.receive(wait)? {
-                Incoming::Segment(seg, from) => {
-                    if from == self.peer {
-                        self.conn.handle_segment(Instant::now(), seg);
-                    } else if self.conn.state() == crate::State::SynSent
-                        && seg.kind() == Kind::SynAck
-                    {
-                        // The server answers from its new per-connection socket:
-                        // from now on the client talks to that address.
-                        self.peer = from;
-                        self.conn.handle_segment(Instant::now(), seg);
-                    } else {
-                        tracing::debug!(target: "rdt", "ignored {seg} from {from}: not this connection's peer");
-                    }
-                }
+                Incoming::Segment(seg, from) => self.take(seg, from),
                 Incoming::Nothing => {}
                 Incoming::TimedOut => self.conn.handle_timeout(Instant::now()),
             }
+        }
+    }
+
+    /// One turn that never blocks (the listener runs every half-open
+    /// handshake this way on its own thread): takes every datagram waiting,
+    /// runs the timer if it is due, sends what the core wants.
+    pub(crate) fn turn(&mut self) -> Result<(), Error> {
+        loop {
+            match self.link.receive(Some(Duration::ZERO))? {
+                Incoming::Segment(seg, from) => self.take(seg, from),
+                Incoming::Nothing => {}
+                Incoming::TimedOut => break,
+            }
+        }
+        let now = Instant::now();
+        if self.conn.poll_timeout().is_some_and(|at| at <= now) {
+            self.conn.handle_timeout(now);
+        }
+        self.flush()
+    }
+
+    /// The core, to ask how it stands.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The core, to take its error.
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// The UDP socket, to watch it.
+    pub(crate) fn udp(&self) -> &std::net::UdpSocket {
+        &self.link.udp
+    }
+
+    fn take(&mut self, seg: crate::Segment, from: SocketAddr) {
+        if from == self.peer {
+            self.conn.handle_segment(Instant::now(), seg);
+        } else if self.conn.state() == crate::State::SynSent && seg.kind() == Kind::SynAck {
+            // The server answers from its new per-connection socket:
+            // from now on the client talks to that address.
+            self.peer = from;
+            self.conn.handle_segment(Instant::now(), seg);
+        } else {
+            tracing::debug!(target: "rdt", "ignored {seg} from {from}: not this connection's peer");
         }
     }
 

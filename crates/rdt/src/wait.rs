@@ -10,26 +10,35 @@ use std::time::Instant;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
+/// The epoll set is made on the first wait that needs one: a socket only ever
+/// read without waiting (a half-open handshake in the listener, which may be
+/// one of a flood's) costs no epoll instance.
 #[derive(Debug)]
 pub(crate) struct Waiter {
-    poll: Poll,
-    events: Events,
+    poll: Option<(Poll, Events)>,
 }
 
 impl Waiter {
-    /// Makes `udp` non-blocking and watches it.
+    /// Makes `udp` non-blocking; it is watched from the first wait on.
     pub fn new(udp: &UdpSocket) -> io::Result<Waiter> {
         udp.set_nonblocking(true)?;
-        let poll = Poll::new()?;
-        poll.registry().register(
-            &mut SourceFd(&udp.as_raw_fd()),
-            Token(0),
-            Interest::READABLE,
-        )?;
-        Ok(Waiter {
-            poll,
-            events: Events::with_capacity(4),
-        })
+        Ok(Waiter { poll: None })
+    }
+
+    fn poll(&mut self, udp: &UdpSocket) -> io::Result<&mut (Poll, Events)> {
+        if self.poll.is_none() {
+            let poll = Poll::new()?;
+            poll.registry().register(
+                &mut SourceFd(&udp.as_raw_fd()),
+                Token(0),
+                Interest::READABLE,
+            )?;
+            self.poll = Some((poll, Events::with_capacity(4)));
+        }
+        match &mut self.poll {
+            Some(p) => Ok(p),
+            None => Err(io::Error::other("no poller")),
+        }
     }
 
     /// One datagram, or `None` once `deadline` passes (no deadline: wait forever).
@@ -47,7 +56,8 @@ impl Waiter {
                     if left.is_some_and(|l| l.is_zero()) {
                         return Ok(None);
                     }
-                    match self.poll.poll(&mut self.events, left) {
+                    let (poll, events) = self.poll(udp)?;
+                    match poll.poll(events, left) {
                         Ok(()) => {}
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(e) => return Err(e),

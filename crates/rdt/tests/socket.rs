@@ -318,3 +318,79 @@ fn garbage_and_foreign_datagrams_are_ignored() {
     client_sends(addr, Options::new(config(Format::Binary)), &file(2_000));
     assert_eq!(bounded("server", server), file(2_000));
 }
+
+/// Hostile input: a SYN flood from a thousand ports at 20,000 SYN/s while
+/// real clients connect. Every real client gets through and delivers its
+/// message; the listener's threads do not grow with the flood. (About 100
+/// SYN/s from 1,000 ports made 4 of 4 connects fail; 20,000/s, every one.)
+#[test]
+fn a_syn_flood_from_many_ports_does_not_shut_out_real_clients() {
+    const REAL: u8 = 5;
+    let cfg = Config {
+        timeout: Duration::from_millis(50),
+        ..Config::new(Format::Course)
+    };
+    let (mut server, addr) = listener(Options::new(cfg.clone()));
+    let threads_before = thread_count();
+    let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = std::sync::Arc::clone(&flooding);
+    let flood = thread::spawn(move || {
+        let ports: Vec<_> = (0..1000)
+            .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while flag.load(std::sync::atomic::Ordering::Relaxed) {
+            for (i, p) in ports.iter().enumerate() {
+                let syn = format!("1|||0|||0|||{}|||", sent + i as u64);
+                let _ = p.send_to(syn.as_bytes(), addr);
+            }
+            sent += ports.len() as u64;
+            // 20,000 a second: a thousand every 50 ms.
+            let due = Duration::from_millis(sent / 20);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                thread::sleep(wait);
+            }
+        }
+        sent
+    });
+    let server = thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut peak_threads = 0;
+        for _ in 0..REAL {
+            let (mut conn, _) = server.accept().unwrap();
+            got.push(conn.recv(1 << 10).unwrap());
+            conn.recv_close().unwrap();
+            peak_threads = peak_threads.max(thread_count());
+        }
+        (got, peak_threads)
+    });
+    for i in 0..REAL {
+        let cfg = cfg.clone();
+        let c = thread::spawn(move || client_sends(addr, Options::new(cfg), &[i; 64]));
+        bounded("real client", c);
+    }
+    let (mut got, peak_threads) = bounded("server", server);
+    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
+    let syns = bounded("flood", flood);
+    got.sort();
+    assert_eq!(got, (0..REAL).map(|i| vec![i; 64]).collect::<Vec<_>>());
+    assert!(syns >= 2_000, "the flood was a flood: {syns} SYNs");
+    // The flood's threads (its own) come and go; the listener adds none per SYN.
+    assert!(
+        peak_threads < threads_before + 8,
+        "threads grew from {threads_before} to {peak_threads} under the flood"
+    );
+}
+
+/// Threads of this process now.
+fn thread_count() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Threads:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}

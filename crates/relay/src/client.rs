@@ -60,6 +60,8 @@ impl std::fmt::Display for Delivered {
 #[derive(Debug, Default, PartialEq, Eq)]
 struct State {
     client_id: u64,
+    /// The secret the server gave with the id; resuming needs both.
+    token: u128,
     delivered: u64,
     sender_seq: u64,
     /// Own lines sent but not yet seen delivered.
@@ -69,18 +71,29 @@ struct State {
 }
 
 impl State {
-    /// Text form: `id N`, `delivered N`, `sender_seq N`, then `pending N TEXT`
-    /// lines.
+    /// Text form: `id N`, `token HEX`, `delivered N`, `sender_seq N`, then
+    /// `pending N TEXT` lines. The file holds a secret: it is written for its
+    /// owner only.
     fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
         let mut s = format!(
-            "id {}\ndelivered {}\nsender_seq {}\n",
-            self.client_id, self.delivered, self.sender_seq
+            "id {}\ntoken {:032x}\ndelivered {}\nsender_seq {}\n",
+            self.client_id, self.token, self.delivered, self.sender_seq
         );
         for (n, t) in &self.pending {
             let _ = writeln!(s, "pending {n} {t}");
         }
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, s)?;
+        {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(s.as_bytes())?;
+        }
         std::fs::rename(tmp, path)
     }
 
@@ -101,6 +114,7 @@ impl State {
             };
             match key {
                 "id" => st.client_id = rest.parse().map_err(|_| bad())?,
+                "token" => st.token = u128::from_str_radix(rest, 16).map_err(|_| bad())?,
                 "delivered" => st.delivered = rest.parse().map_err(|_| bad())?,
                 "sender_seq" => st.sender_seq = rest.parse().map_err(|_| bad())?,
                 "pending" => {
@@ -151,12 +165,26 @@ pub async fn run(
     }
 }
 
-async fn write(w: &mut tokio::net::tcp::OwnedWriteHalf, msgs: &[Message]) -> Result<(), Error> {
+/// Frames queued for the writer task at most: past that, no new line is
+/// taken (deliveries are still read, so the server can always drain us).
+const WRITE_QUEUE: usize = 256;
+
+/// Writes queued frames, as many per write as are waiting; shuts the socket
+/// down when the queue closes.
+async fn write_loop(
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Message>,
+) -> Result<(), Error> {
     let mut b = BytesMut::new();
-    for m in msgs {
+    while let Some(m) = rx.recv().await {
+        b.clear();
         m.encode(&mut b);
+        while let Ok(more) = rx.try_recv() {
+            more.encode(&mut b);
+        }
+        w.write_all(&b).await?;
     }
-    w.write_all(&b).await?;
+    let _ = w.shutdown().await;
     Ok(())
 }
 
@@ -168,20 +196,74 @@ async fn session(
 ) -> Result<(), Error> {
     let s = TcpStream::connect(&cfg.server).await?;
     s.set_nodelay(true)?;
-    let (r, mut w) = s.into_split();
+    let (r, w) = s.into_split();
     let mut frames = FramedRead::new(r, Codec);
-    write(
-        &mut w,
-        &[Message::Hello {
+    // Writing never blocks reading: a server that holds our lines back
+    // (backpressure) still gets our acks read... and we still read its events.
+    let (wtx, wrx) = mpsc::channel::<Message>(WRITE_QUEUE);
+    let mut writer = tokio::spawn(write_loop(w, wrx));
+    let result = talk(cfg, st, lines, show, &mut frames, &wtx, &mut writer).await;
+    if result.is_err() {
+        writer.abort();
+        return result;
+    }
+    // The writer sends what is queued (the last ack, `Leave`) and closes the
+    // socket once the queue closes.
+    drop(wtx);
+    match tokio::time::timeout(Duration::from_secs(10), writer).await {
+        Ok(Ok(r)) => r?,
+        _ => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "could not send the last ack and Leave",
+            )
+            .into());
+        }
+    }
+    // Then the server closes: reading to its end (briefly) lets it take the
+    // `Leave` before anything of ours could look like a reset.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(_)) = frames.next().await {}
+    })
+    .await;
+    Ok(())
+}
+
+/// Queues `m` for the writer; a writer that is gone is the connection's end.
+async fn queue(wtx: &mpsc::Sender<Message>, m: Message) -> Result<(), Error> {
+    wtx.send(m).await.map_err(|_| {
+        Error::Io(std::io::Error::new(
+            std::io::ErrorKind::BrokenPipe,
+            "the connection's writer stopped",
+        ))
+    })
+}
+
+async fn talk(
+    cfg: &ClientConfig,
+    st: &mut State,
+    lines: &mut mpsc::Receiver<String>,
+    show: &mut impl FnMut(&Delivered),
+    frames: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, Codec>,
+    wtx: &mpsc::Sender<Message>,
+    writer: &mut tokio::task::JoinHandle<Result<(), Error>>,
+) -> Result<(), Error> {
+    queue(
+        wtx,
+        Message::Hello {
             client_id: st.client_id,
+            token: st.token,
             resume_from: st.delivered,
             name: cfg.name.clone(),
-        }],
+        },
     )
     .await?;
     match frames.next().await {
-        Some(Ok(Message::Welcome { client_id, .. })) => {
+        Some(Ok(Message::Welcome {
+            client_id, token, ..
+        })) => {
             st.client_id = client_id;
+            st.token = token;
             st.persist(cfg)?;
         }
         Some(Ok(Message::Error { text })) => {
@@ -214,15 +296,13 @@ async fn session(
             text: t.clone(),
         })
         .collect();
-    write(&mut w, &resend).await?;
+    for m in resend {
+        queue(wtx, m).await?;
+    }
     loop {
         if st.input_done && st.pending.is_empty() {
-            write(
-                &mut w,
-                &[Message::Ack { seq: st.delivered }, Message::Leave],
-            )
-            .await?;
-            let _ = w.shutdown().await;
+            queue(wtx, Message::Ack { seq: st.delivered }).await?;
+            queue(wtx, Message::Leave).await?;
             return Ok(());
         }
         tokio::select! {
@@ -239,11 +319,15 @@ async fn session(
                     // never shows again, once restarted, what it showed.
                     st.persist(cfg)?;
                     show(&Delivered { seq, kind, name, text });
+                    // Acks are cumulative: one skipped when the queue is full
+                    // is covered by the next.
                     if frames.read_buffer().is_empty() {
-                        write(&mut w, &[Message::Ack { seq: st.delivered }]).await?;
+                        let _ = wtx.try_send(Message::Ack { seq: st.delivered });
                     }
                 }
-                Some(Ok(Message::Ping { nonce })) => write(&mut w, &[Message::Pong { nonce }]).await?,
+                Some(Ok(Message::Ping { nonce })) => {
+                    let _ = wtx.try_send(Message::Pong { nonce });
+                }
                 Some(Ok(Message::Error { text })) => {
                     return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, format!("server: {text}")).into());
                 }
@@ -251,15 +335,21 @@ async fn session(
                 Some(Err(e)) => return Err(e),
                 None => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the server closed the connection").into()),
             },
-            line = lines.recv(), if !st.input_done => match line {
+            line = lines.recv(), if !st.input_done && wtx.capacity() > 0 => match line {
                 Some(text) => {
                     st.sender_seq += 1;
                     st.pending.push_back((st.sender_seq, text.clone()));
                     st.persist(cfg)?;
-                    write(&mut w, &[Message::Chat { sender_seq: st.sender_seq, text }]).await?;
+                    queue(wtx, Message::Chat { sender_seq: st.sender_seq, text }).await?;
                 }
                 None => st.input_done = true,
             },
+            done = &mut *writer => {
+                return match done {
+                    Ok(Err(e)) => Err(e),
+                    _ => Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the connection's writer stopped").into()),
+                };
+            }
         }
     }
 }
@@ -279,6 +369,7 @@ mod tests {
         );
         let mut st = State {
             client_id: 7,
+            token: 0xdead_beef_0000_0000_0000_0000_0000_0001,
             delivered: 41,
             sender_seq: 3,
             ..State::default()

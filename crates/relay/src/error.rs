@@ -23,6 +23,18 @@ pub enum Error {
     /// A message type this version does not have.
     #[error("unknown message type {0}")]
     UnknownType(u8),
+    /// The durable log holds something this build cannot read.
+    #[error(
+        "cannot read the event log {path} at byte {at}: {why} (the file is left as it is; move it away to start afresh)"
+    )]
+    Log {
+        /// The file.
+        path: String,
+        /// Where the bad record starts.
+        at: usize,
+        /// Why it does not decode.
+        why: String,
+    },
     /// The benchmark could not run (a server that would not start, a stalled run).
     #[error("bench: {0}")]
     Bench(String),

@@ -7,12 +7,14 @@
 //!   heartbeats;
 //! - [`client`]: prints each event once, acknowledges, reconnects and resumes;
 //! - [`log`]: the durable event log (`--log-dir`);
+//! - [`pressure`]: senders slowed while any client lags;
 //! - [`bench`]: `protolab relay bench` against a plain fan-out and Redis.
 
 pub mod bench;
 pub mod client;
 pub mod error;
 pub mod log;
+pub mod pressure;
 pub mod proto;
 pub mod sequencer;
 pub mod server;

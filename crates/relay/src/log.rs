@@ -3,8 +3,12 @@
 //! a restarted server keeps its history, its numbering and what it knows of
 //! retries, and no delivered (so acknowledged-to-its-sender) message is lost.
 //!
-//! Records are the protocol's own `Deliver` frames, one after another; a torn
-//! last record (a crash mid-write) is ignored on load.
+//! Records are the protocol's own frames, one after another: a `Deliver` per
+//! event, and a `Welcome` per client the server gave an id (with its resume
+//! token and name), so clients can resume after a restart. A torn last record
+//! (a crash mid-write) is ignored on load; anything else that does not decode
+//! (another protocol version, corruption) stops the server with an error that
+//! says so, and the file is left as it is.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Write};
@@ -15,7 +19,7 @@ use tokio_util::codec::Decoder;
 
 use crate::Error;
 use crate::proto::{Codec, Message};
-use crate::sequencer::Event;
+use crate::sequencer::{Event, KnownClient};
 
 /// The file inside the log directory.
 pub const FILE: &str = "events.log";
@@ -27,9 +31,9 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    /// Opens (creating) the log in `dir` and returns it with the events it
-    /// already holds.
-    pub fn open(dir: &Path) -> Result<(EventLog, Vec<Event>), Error> {
+    /// Opens (creating) the log in `dir` and returns it with the clients and
+    /// events it already holds.
+    pub fn open(dir: &Path) -> Result<(EventLog, Vec<KnownClient>, Vec<Event>), Error> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(FILE);
         let mut bytes = Vec::new();
@@ -38,25 +42,47 @@ impl EventLog {
         }
         let mut buf = BytesMut::from(&bytes[..]);
         let mut events = Vec::new();
+        let mut clients = Vec::new();
         let mut good = 0;
-        while let Ok(Some(m)) = Codec.decode(&mut buf) {
-            if let Message::Deliver {
-                seq,
-                kind,
-                origin,
-                sender_seq,
-                name,
-                text,
-            } = m
-            {
-                events.push(Event {
+        loop {
+            let m = match Codec.decode(&mut buf) {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(Error::Log {
+                        path: path.display().to_string(),
+                        at: good,
+                        why: e.to_string(),
+                    });
+                }
+            };
+            match m {
+                Message::Deliver {
                     seq,
                     kind,
                     origin,
                     sender_seq,
                     name,
                     text,
-                });
+                } => events.push(Event {
+                    seq,
+                    kind,
+                    origin,
+                    sender_seq,
+                    name,
+                    text,
+                }),
+                Message::Welcome {
+                    client_id,
+                    token,
+                    name,
+                    ..
+                } => clients.push(KnownClient {
+                    id: client_id,
+                    token,
+                    name,
+                }),
+                _ => {}
             }
             good = bytes.len() - buf.len();
         }
@@ -67,8 +93,24 @@ impl EventLog {
             EventLog {
                 out: BufWriter::new(file),
             },
+            clients,
             events,
         ))
+    }
+
+    /// Records a client the server gave an id to, before it is welcomed.
+    pub fn append_client(&mut self, c: &KnownClient) -> Result<(), Error> {
+        let mut b = BytesMut::new();
+        Message::Welcome {
+            client_id: c.id,
+            token: c.token,
+            next_seq: 0,
+            name: c.name.clone(),
+        }
+        .encode(&mut b);
+        self.out.write_all(&b)?;
+        self.out.flush()?;
+        Ok(())
     }
 
     /// Appends an event and pushes it to the operating system (a process crash
@@ -101,8 +143,14 @@ mod tests {
     #[test]
     fn events_survive_a_reopen_and_a_torn_tail_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, old) = EventLog::open(dir.path()).unwrap();
-        assert!(old.is_empty());
+        let (mut log, none, old) = EventLog::open(dir.path()).unwrap();
+        assert!(old.is_empty() && none.is_empty());
+        let ana = KnownClient {
+            id: 1,
+            token: 0x1234_5678_9abc_def0_1122_3344_5566_7788,
+            name: "ana".into(),
+        };
+        log.append_client(&ana).unwrap();
         for i in 1..=3 {
             log.append(&ev(i)).unwrap();
         }
@@ -114,12 +162,29 @@ mod tests {
             .unwrap();
         f.write_all(&[0, 0, 0, 40, 1, 4, 0]).unwrap();
         drop(f);
-        let (mut log, back) = EventLog::open(dir.path()).unwrap();
+        let (mut log, clients, back) = EventLog::open(dir.path()).unwrap();
         assert_eq!(back, vec![ev(1), ev(2), ev(3)]);
+        assert_eq!(clients, vec![ana.clone()]);
         log.append(&ev(4)).unwrap();
         drop(log);
-        let (_, again) = EventLog::open(dir.path()).unwrap();
+        let (_, _, again) = EventLog::open(dir.path()).unwrap();
         assert_eq!(again.len(), 4);
         assert_eq!(again[3], ev(4));
+    }
+
+    #[test]
+    fn a_log_that_does_not_decode_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        // A record of protocol version 1 (before tokens), then another.
+        let mut old = vec![0, 0, 0, 10, 1, 5, 0, 0, 0, 0, 0, 0, 0, 3];
+        old.extend_from_slice(&old.clone());
+        std::fs::write(dir.path().join(FILE), &old).unwrap();
+        let err = EventLog::open(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("protocol version 1"), "{err}");
+        assert_eq!(
+            std::fs::read(dir.path().join(FILE)).unwrap(),
+            old,
+            "untouched"
+        );
     }
 }

@@ -7,8 +7,8 @@
 //!
 //! | type | message | body |
 //! |---|---|---|
-//! | 1 | Hello (client) | `client_id u64`, `resume_from u64` (last sequence delivered, 0 = new), `name` |
-//! | 2 | Welcome (server) | `client_id u64`, `next_seq u64` (the next sequence number to be given) |
+//! | 1 | Hello (client) | `client_id u64` (0 = new), `token u128` (the secret the server gave it, 0 = new), `resume_from u64` (last sequence delivered, 0 = new), `name` |
+//! | 2 | Welcome (server) | `client_id u64`, `token u128` (the client's resume secret), `next_seq u64` (the next sequence number to be given), `name` (as others see it) |
 //! | 3 | Chat (client) | `sender_seq u64` (the sender's own counter, for effectively-once), `text` |
 //! | 4 | Deliver (server) | `seq u64`, `kind u8` (0 chat, 1 join, 2 leave), `origin u64` (the client it is about), `sender_seq u64` (its own counter for a chat, else 0), `name`, `text` |
 //! | 5 | Ack (client) | `seq u64`: every message up to it is delivered (cumulative) |
@@ -24,8 +24,9 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use crate::Error;
 
-/// The protocol version this build speaks.
-pub const VERSION: u8 = 1;
+/// The protocol version this build speaks (2: the resume token in `Hello` and
+/// `Welcome`, and the name in `Welcome`).
+pub const VERSION: u8 = 2;
 /// Largest frame (`len`), so a chat line of up to ~64 KiB.
 pub const FRAME_LIMIT: Limit = Limit::new("relay frame", 64 * 1024 + 64);
 
@@ -45,8 +46,10 @@ pub enum Kind {
 pub enum Message {
     /// Client → server, first: who I am and where I stopped.
     Hello {
-        /// Stable id chosen by the client (0: let the server choose).
+        /// The id the server gave this client before (0: a new client).
         client_id: u64,
+        /// The secret the server gave with that id (0 for a new client).
+        token: u128,
         /// Last sequence number delivered before (0: a new client).
         resume_from: u64,
         /// Display name.
@@ -54,10 +57,14 @@ pub enum Message {
     },
     /// Server → client: accepted.
     Welcome {
-        /// The client's id (the one it sent, or the one given).
+        /// The client's id (given by the server, never chosen by a client).
         client_id: u64,
+        /// The secret that proves this client when it resumes.
+        token: u128,
         /// The next sequence number the server will give.
         next_seq: u64,
+        /// The name others see (marked `name#2`... if another client has it).
+        name: String,
     },
     /// Client → server: a line to send.
     Chat {
@@ -138,19 +145,25 @@ impl Message {
         match self {
             Message::Hello {
                 client_id,
+                token,
                 resume_from,
                 name,
             } => {
                 out.put_u64(*client_id);
+                out.put_u128(*token);
                 out.put_u64(*resume_from);
                 put_text(out, name);
             }
             Message::Welcome {
                 client_id,
+                token,
                 next_seq,
+                name,
             } => {
                 out.put_u64(*client_id);
+                out.put_u128(*token);
                 out.put_u64(*next_seq);
+                put_text(out, name);
             }
             Message::Chat { sender_seq, text } => {
                 out.put_u64(*sender_seq);
@@ -195,12 +208,15 @@ impl Message {
         let m = match t {
             1 => Message::Hello {
                 client_id: take_u64(&mut b, "hello.client_id")?,
+                token: take_u128(&mut b, "hello.token")?,
                 resume_from: take_u64(&mut b, "hello.resume_from")?,
                 name: take_text(&mut b, "hello.name")?,
             },
             2 => Message::Welcome {
                 client_id: take_u64(&mut b, "welcome.client_id")?,
+                token: take_u128(&mut b, "welcome.token")?,
                 next_seq: take_u64(&mut b, "welcome.next_seq")?,
+                name: take_text(&mut b, "welcome.name")?,
             },
             3 => Message::Chat {
                 sender_seq: take_u64(&mut b, "chat.sender_seq")?,
@@ -260,6 +276,13 @@ fn take_u64(b: &mut &[u8], what: &'static str) -> Result<u64, Error> {
         return Err(malformed(what, format!("needs 8 bytes, {} left", b.len())));
     }
     Ok(b.get_u64())
+}
+
+fn take_u128(b: &mut &[u8], what: &'static str) -> Result<u128, Error> {
+    if b.len() < 16 {
+        return Err(malformed(what, format!("needs 16 bytes, {} left", b.len())));
+    }
+    Ok(b.get_u128())
 }
 
 fn take_text(b: &mut &[u8], what: &'static str) -> Result<String, Error> {
@@ -324,12 +347,15 @@ mod tests {
         vec![
             Message::Hello {
                 client_id: 7,
+                token: 0x0011_2233_4455_6677_8899_aabb_ccdd_eeff,
                 resume_from: 41,
                 name: "Ana María".into(),
             },
             Message::Welcome {
                 client_id: 7,
+                token: u128::MAX,
                 next_seq: 42,
+                name: "Ana María#2".into(),
             },
             Message::Chat {
                 sender_seq: 3,
@@ -365,15 +391,27 @@ mod tests {
     fn golden_bytes() {
         assert_eq!(
             frame(&Message::Ack { seq: 5 }),
-            vec![0, 0, 0, 10, 1, 5, 0, 0, 0, 0, 0, 0, 0, 5]
+            vec![0, 0, 0, 10, 2, 5, 0, 0, 0, 0, 0, 0, 0, 5]
         );
-        assert_eq!(frame(&Message::Leave), vec![0, 0, 0, 2, 1, 8]);
+        assert_eq!(frame(&Message::Leave), vec![0, 0, 0, 2, 2, 8]);
         assert_eq!(
             frame(&Message::Chat {
                 sender_seq: 1,
                 text: "hi".into()
             }),
-            vec![0, 0, 0, 14, 1, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2, b'h', b'i']
+            vec![0, 0, 0, 14, 2, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2, b'h', b'i']
+        );
+        let mut hello = vec![0, 0, 0, 38, 2, 1, 0, 0, 0, 0, 0, 0, 0, 7];
+        hello.extend_from_slice(&[0xab; 16]);
+        hello.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 3, 0, 2, b'a', b'b']);
+        assert_eq!(
+            frame(&Message::Hello {
+                client_id: 7,
+                token: u128::from_be_bytes([0xab; 16]),
+                resume_from: 3,
+                name: "ab".into()
+            }),
+            hello
         );
     }
 
@@ -404,23 +442,23 @@ mod tests {
             Codec.decode(&mut oversized),
             Err(Error::Net(netkit::Error::TooLong { .. }))
         ));
-        let mut v2 = BytesMut::from(&[0, 0, 0, 2, 2, 8][..]);
-        assert!(matches!(Codec.decode(&mut v2), Err(Error::Version(2))));
-        let mut unknown = BytesMut::from(&[0, 0, 0, 2, 1, 99][..]);
+        let mut v1 = BytesMut::from(&[0, 0, 0, 2, 1, 8][..]);
+        assert!(matches!(Codec.decode(&mut v1), Err(Error::Version(1))));
+        let mut unknown = BytesMut::from(&[0, 0, 0, 2, 2, 99][..]);
         assert!(matches!(
             Codec.decode(&mut unknown),
             Err(Error::UnknownType(99))
         ));
-        let mut truncated = BytesMut::from(&[0, 0, 0, 5, 1, 5, 0, 0, 0][..]);
+        let mut truncated = BytesMut::from(&[0, 0, 0, 5, 2, 5, 0, 0, 0][..]);
         let e = Codec.decode(&mut truncated).unwrap_err().to_string();
         assert_eq!(e, "malformed ack.seq: needs 8 bytes, 3 left");
         let mut bad_utf8 =
-            BytesMut::from(&[0, 0, 0, 14, 1, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2, 0xc3, 0x28][..]);
+            BytesMut::from(&[0, 0, 0, 14, 2, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2, 0xc3, 0x28][..]);
         assert_eq!(
             Codec.decode(&mut bad_utf8).unwrap_err().to_string(),
             "malformed chat.text: invalid UTF-8 after byte 0"
         );
-        let mut extra = BytesMut::from(&[0, 0, 0, 3, 1, 8, 0][..]);
+        let mut extra = BytesMut::from(&[0, 0, 0, 3, 2, 8, 0][..]);
         assert!(
             Codec
                 .decode(&mut extra)

@@ -3,10 +3,13 @@
 //!
 //! Sequencing and fan-out happen under the same lock, so every outbox receives
 //! events in sequence order. A client's first frame must be `Hello`; it gets
-//! `Welcome`, then its replay (history or resume), then live events. Clients
-//! acknowledge cumulatively; the server pings every `heartbeat` and drops a
-//! client silent for three of them; a client whose outbox is full is cut off
-//! with an `Error` saying so (it may resume).
+//! `Welcome` (with the id and resume token the server gave it), then its
+//! replay (history or resume), then live events. Clients acknowledge
+//! cumulatively; the server pings every `heartbeat` and drops a client silent
+//! for three of them. Senders are slowed while any outbox is over half full
+//! ([`crate::pressure`]); a client that stops reading is cut after `stall`; a
+//! client whose outbox is full anyway is cut off with an `Error` saying so
+//! (it may resume).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,14 +26,22 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::log::EventLog;
+use crate::pressure::{Level, Pressure};
 use crate::proto::{Codec, Message};
-use crate::sequencer::{Event, Refusal, Sequencer};
+use crate::sequencer::{Event, KnownClient, Limits, Refusal, Sequencer};
 
 /// How the server runs.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Events a new client gets before live traffic.
     pub history: usize,
+    /// Events kept in all for history and resume, acknowledged or not.
+    pub history_max_events: usize,
+    /// Bytes of events kept in all, acknowledged or not.
+    pub history_max_bytes: usize,
+    /// A client whose socket takes nothing for this long is cut (its
+    /// outbox holds the senders back meanwhile).
+    pub stall: Duration,
     /// Events queued for one client before it counts as too slow.
     pub outbox: usize,
     /// Ping interval; three silent intervals and a client is dropped.
@@ -47,8 +58,12 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
+        let limits = Limits::new(100);
         Self {
-            history: 100,
+            history: limits.history,
+            history_max_events: limits.max_events,
+            history_max_bytes: limits.max_bytes,
+            stall: Duration::from_secs(15),
             outbox: 4096,
             heartbeat: Duration::from_secs(5),
             max_clients: 10_000,
@@ -66,6 +81,7 @@ struct Outbox {
     /// Cancelled with a reason to end the connection.
     kick: CancellationToken,
     reason: Arc<Mutex<Option<String>>>,
+    level: Arc<Level>,
 }
 
 #[derive(Debug)]
@@ -73,15 +89,16 @@ struct Hub {
     seq: Sequencer,
     outboxes: HashMap<u64, Outbox>,
     log: Option<EventLog>,
+    pressure: Arc<Pressure>,
 }
 
 impl Hub {
     /// Makes a new event durable (if there is a log), then hands it to everyone.
     fn publish(&mut self, event: &Event) {
-        if let Some(log) = self.log.as_mut() {
-            if let Err(e) = log.append(event) {
-                tracing::error!(error = %e, seq = event.seq, "cannot write the event log");
-            }
+        if let Some(log) = self.log.as_mut()
+            && let Err(e) = log.append(event)
+        {
+            tracing::error!(error = %e, seq = event.seq, "cannot write the event log");
         }
         self.fan_out(event);
     }
@@ -96,8 +113,12 @@ impl Hub {
         for (id, out) in &self.outboxes {
             // Full: too slow. Closed: its writer is gone; its own task will
             // record the leave, so only a full queue is cut off here.
-            if let Err(mpsc::error::TrySendError::Full(_)) = out.queue.try_send(frame.clone()) {
-                slow.push(*id);
+            match out.queue.try_send(frame.clone()) {
+                Ok(()) => out
+                    .level
+                    .queued(out.queue.max_capacity() - out.queue.capacity()),
+                Err(mpsc::error::TrySendError::Full(_)) => slow.push(*id),
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
         for id in slow {
@@ -121,18 +142,24 @@ pub async fn run(
     config: Config,
     shutdown: impl Future,
 ) -> Result<ServeReport, Error> {
+    let limits = Limits {
+        history: config.history,
+        max_events: config.history_max_events.max(config.history),
+        max_bytes: config.history_max_bytes,
+    };
     let (seq, log) = match &config.log_dir {
         Some(dir) => {
-            let (log, events) = EventLog::open(dir)?;
-            tracing::info!(events = events.len(), dir = %dir.display(), "event log loaded");
-            (Sequencer::restore(config.history, events), Some(log))
+            let (log, clients, events) = EventLog::open(dir)?;
+            tracing::info!(events = events.len(), clients = clients.len(), dir = %dir.display(), "event log loaded");
+            (Sequencer::restore(limits, clients, events), Some(log))
         }
-        None => (Sequencer::new(config.history), None),
+        None => (Sequencer::new(limits), None),
     };
     let hub = Arc::new(Mutex::new(Hub {
         seq,
         outboxes: HashMap::new(),
         log,
+        pressure: Arc::new(Pressure::default()),
     }));
     let mut rt = ServerConfig::new("relay");
     rt.max_connections = config.max_clients;
@@ -153,7 +180,18 @@ fn lock(hub: &Mutex<Hub>) -> std::sync::MutexGuard<'_, Hub> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-async fn send(w: &mut tokio::net::tcp::OwnedWriteHalf, m: &Message) -> std::io::Result<()> {
+/// A fresh resume secret: 128 random bits from the operating system's
+/// generator (never 0, which means "none").
+fn new_token() -> u128 {
+    loop {
+        let t: u128 = rand::random();
+        if t != 0 {
+            return t;
+        }
+    }
+}
+
+async fn send(w: &mut (impl tokio::io::AsyncWrite + Unpin), m: &Message) -> std::io::Result<()> {
     let mut b = BytesMut::new();
     m.encode(&mut b);
     w.write_all(&b).await
@@ -162,16 +200,20 @@ async fn send(w: &mut tokio::net::tcp::OwnedWriteHalf, m: &Message) -> std::io::
 async fn handle(stream: TcpStream, conn: Conn, hub: Arc<Mutex<Hub>>, config: Arc<Config>) {
     let _ = stream.set_nodelay(true);
     let _ = socket2::SockRef::from(&stream).set_send_buffer_size(config.send_buffer);
-    let (r, mut w) = stream.into_split();
+    let (r, w) = stream.into_split();
+    // A client that takes nothing for `stall` is cut: it holds the senders
+    // back meanwhile.
+    let mut w = netkit::StallGuard::new(w, config.stall);
     let mut frames = FramedRead::new(r, Codec);
     let silent = config.heartbeat * 3;
     // The handshake.
     let hello = match tokio::time::timeout(silent, frames.next()).await {
         Ok(Some(Ok(Message::Hello {
             client_id,
+            token,
             resume_from,
             name,
-        }))) => (client_id, resume_from, name),
+        }))) => (client_id, token, resume_from, name),
         Ok(Some(Ok(other))) => {
             let _ = send(
                 &mut w,
@@ -197,26 +239,47 @@ async fn handle(stream: TcpStream, conn: Conn, hub: Arc<Mutex<Hub>>, config: Arc
     let (tx, mut rx) = mpsc::channel::<Bytes>(config.outbox);
     let kick = CancellationToken::new();
     let reason = Arc::new(Mutex::new(None::<String>));
+    let (pressure, level) = {
+        let h = lock(&hub);
+        let p = Arc::clone(&h.pressure);
+        (Arc::clone(&p), Arc::new(Level::new(config.outbox, p)))
+    };
     let joined = {
         let mut h = lock(&hub);
-        match h.seq.hello(hello.0, hello.1, &hello.2) {
+        match h
+            .seq
+            .hello(hello.0, hello.1, hello.2, &hello.3, new_token())
+        {
             Ok(j) => {
+                if j.new
+                    && let Some(log) = h.log.as_mut()
+                {
+                    let known = KnownClient {
+                        id: j.client_id,
+                        token: j.token,
+                        name: j.name.clone(),
+                    };
+                    if let Err(e) = log.append_client(&known) {
+                        tracing::error!(error = %e, client = j.client_id, "cannot write the event log");
+                    }
+                }
                 h.outboxes.insert(
                     j.client_id,
                     Outbox {
                         queue: tx,
                         kick: kick.clone(),
                         reason: Arc::clone(&reason),
+                        level: Arc::clone(&level),
                     },
                 );
                 let join = j.join.clone();
                 h.publish(&join);
-                Ok((j.client_id, j.replay, h.seq.next_seq()))
+                Ok((j.client_id, j.token, j.name, j.replay, h.seq.next_seq()))
             }
             Err(refusal) => Err(refusal),
         }
     };
-    let (id, replay, next_seq) = match joined {
+    let (id, token, shown, replay, next_seq) = match joined {
         Ok(x) => x,
         Err(r) => {
             let text = match r {
@@ -225,18 +288,26 @@ async fn handle(stream: TcpStream, conn: Conn, hub: Arc<Mutex<Hub>>, config: Arc
                     format!("cannot resume: the last sequence number is {last}")
                 }
                 Refusal::AlreadyOnline => "this client is already connected".to_string(),
+                Refusal::Unknown => "cannot resume: unknown client id or wrong token (only the server gives ids; start as a new client with id 0)".to_string(),
+                Refusal::NoIds => "no client ids left on this server".to_string(),
             };
+            tracing::info!(client = hello.0, reason = %text, "hello refused");
             let _ = send(&mut w, &Message::Error { text }).await;
             return;
         }
     };
-    tracing::info!(client = id, name = %hello.2, replay = replay.len(), "client joined");
+    tracing::info!(client = id, name = %shown, replay = replay.len(), "client joined");
     let writer_kick = kick.clone();
+    let writer_level = Arc::clone(&level);
+    let writer_reason = Arc::clone(&reason);
+    let writer_stall = config.stall;
     let writer = async move {
         let mut out = BytesMut::new();
         Message::Welcome {
             client_id: id,
+            token,
             next_seq,
+            name: shown,
         }
         .encode(&mut out);
         for e in &replay {
@@ -269,10 +340,16 @@ async fn handle(stream: TcpStream, conn: Conn, hub: Arc<Mutex<Hub>>, config: Arc
                 () = writer_kick.cancelled() => break,
                 r = w.write_all(&out) => r,
             };
-            if written.is_err() {
+            if let Err(e) = written {
+                if e.kind() == std::io::ErrorKind::TimedOut
+                    && let Ok(mut r) = writer_reason.lock()
+                {
+                    r.get_or_insert_with(|| format!("too slow: nothing read for {writer_stall:?}"));
+                }
                 writer_kick.cancel();
                 break;
             }
+            writer_level.drained(rx.len());
         }
         w
     };
@@ -291,6 +368,12 @@ async fn handle(stream: TcpStream, conn: Conn, hub: Arc<Mutex<Hub>>, config: Arc
                 Ok(Some(Err(e))) => break Some(format!("bad frame: {e}")),
                 Ok(Some(Ok(m))) => match m {
                     Message::Chat { sender_seq, text } => {
+                        // Backpressure: no line is taken while a client lags.
+                        tokio::select! {
+                            () = reader_kick.cancelled() => break None,
+                            () = conn.shutdown.cancelled() => break Some("server shutting down".to_string()),
+                            _ = pressure.wait_calm() => {}
+                        }
                         let mut h = lock(&reader_hub);
                         if let Some(e) = h.seq.chat(id, sender_seq, &text) {
                             h.publish(&e);
@@ -319,12 +402,24 @@ async fn handle(stream: TcpStream, conn: Conn, hub: Arc<Mutex<Hub>>, config: Arc
         why
     };
     let (mut w, why) = tokio::join!(writer, reader);
+    drop(level);
     // Record the leave unless the hub already cut this client off.
     {
         let mut h = lock(&hub);
         let was_here = h.outboxes.remove(&id).is_some();
         if was_here {
-            if let Some(leave) = h.seq.disconnected(id, why.as_deref().unwrap_or("gone")) {
+            // A client cut for not reading leaves as "too slow", like one
+            // whose outbox filled.
+            let stalled = reason
+                .lock()
+                .ok()
+                .is_some_and(|r| r.as_deref().is_some_and(|t| t.starts_with("too slow")));
+            let leave_reason = if stalled {
+                "too slow"
+            } else {
+                why.as_deref().unwrap_or("gone")
+            };
+            if let Some(leave) = h.seq.disconnected(id, leave_reason) {
                 h.publish(&leave);
             }
         }

@@ -66,6 +66,10 @@ fn client(
 struct Raw {
     w: tokio::net::tcp::OwnedWriteHalf,
     r: FramedRead<tokio::net::tcp::OwnedReadHalf, Codec>,
+    /// The resume token of the last Welcome.
+    token: u128,
+    /// The name of the last Welcome.
+    name: String,
 }
 
 impl Raw {
@@ -74,6 +78,8 @@ impl Raw {
         Raw {
             w,
             r: FramedRead::new(r, Codec),
+            token: 0,
+            name: String::new(),
         }
     }
     async fn send(&mut self, m: Message) {
@@ -95,10 +101,12 @@ impl Raw {
             }
         }
     }
-    /// Hello; returns (client id, next seq).
-    async fn hello(&mut self, id: u64, resume: u64, name: &str) -> (u64, u64) {
+    /// Hello as a new client (`id` 0) or, with `token`, a returning one;
+    /// returns (client id, next seq).
+    async fn hello_as(&mut self, id: u64, token: u128, resume: u64, name: &str) -> (u64, u64) {
         self.send(Message::Hello {
             client_id: id,
+            token,
             resume_from: resume,
             name: name.into(),
         })
@@ -106,8 +114,33 @@ impl Raw {
         match self.next().await {
             Message::Welcome {
                 client_id,
+                token,
                 next_seq,
-            } => (client_id, next_seq),
+                name,
+            } => {
+                self.token = token;
+                self.name = name;
+                (client_id, next_seq)
+            }
+            m => panic!("{m:?}"),
+        }
+    }
+    /// Hello as a new client.
+    async fn hello(&mut self, id: u64, resume: u64, name: &str) -> (u64, u64) {
+        assert_eq!(id, 0, "resuming takes the token: hello_as");
+        self.hello_as(0, 0, resume, name).await
+    }
+    /// The server's answer to a hello it refuses.
+    async fn refused(&mut self, id: u64, token: u128, resume: u64, name: &str) -> String {
+        self.send(Message::Hello {
+            client_id: id,
+            token,
+            resume_from: resume,
+            name: name.into(),
+        })
+        .await;
+        match self.next().await {
+            Message::Error { text } => text,
             m => panic!("{m:?}"),
         }
     }
@@ -261,6 +294,7 @@ async fn a_retried_message_is_sequenced_once_and_a_resume_has_no_gap_or_duplicat
         (3, Kind::Chat, "ana".into(), "twice?".into())
     );
     // ana vanishes after delivering 3; luis talks meanwhile.
+    let a_token = a.token;
     drop(a);
     let mut l = Raw::connect(addr).await;
     l.hello(0, 0, "luis").await;
@@ -271,7 +305,7 @@ async fn a_retried_message_is_sequenced_once_and_a_resume_has_no_gap_or_duplicat
     .await;
     let mut a = Raw::connect(addr).await;
     // The resend of an old line after the reconnect is not sequenced again.
-    a.hello(a_id, 3, "ana").await;
+    a.hello_as(a_id, a_token, 3, "ana").await;
     a.send(Message::Chat {
         sender_seq: 2,
         text: "twice?".into(),
@@ -333,6 +367,7 @@ async fn a_client_that_stops_reading_is_cut_off_and_the_others_keep_going() {
     let (addr, stop) = start(Config {
         outbox: 64,
         send_buffer: 16 * 1024,
+        stall: Duration::from_millis(300),
         ..Config::default()
     })
     .await;
@@ -342,6 +377,7 @@ async fn a_client_that_stops_reading_is_cut_off_and_the_others_keep_going() {
     let mut b = BytesMut::new();
     Message::Hello {
         client_id: 0,
+        token: 0,
         resume_from: 0,
         name: "sloth".into(),
     }
@@ -384,15 +420,12 @@ async fn a_client_that_stops_reading_is_cut_off_and_the_others_keep_going() {
 async fn hostile_frames_get_an_error_and_a_close() {
     let (addr, stop) = start(Config::default()).await;
     for bytes in [
-        vec![0xff, 0xff, 0xff, 0xff], // oversized
-        vec![0, 0, 0, 2, 1, 99],      // unknown type
-        vec![0, 0, 0, 2, 7, 1],       // unknown version
-        vec![
-            0, 0, 0, 20, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
-        ], // truncated
-        vec![
-            0, 0, 0, 22, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0xc3, 0x28,
-        ], // bad UTF-8 name
+        vec![0xff, 0xff, 0xff, 0xff],                  // oversized
+        vec![0, 0, 0, 2, 2, 99],                       // unknown type
+        vec![0, 0, 0, 2, 7, 1],                        // unknown version
+        vec![0, 0, 0, 2, 1, 1],                        // version 1 (before resume tokens)
+        [&[0, 0, 0, 20, 2, 1][..], &[0; 18]].concat(), // truncated hello
+        [&[0, 0, 0, 38, 2, 1][..], &[0; 32], &[0, 2, 0xc3, 0x28]].concat(), // bad UTF-8 name
     ] {
         let mut s = TcpStream::connect(addr).await.unwrap();
         s.write_all(&bytes).await.unwrap();
@@ -445,6 +478,7 @@ async fn with_a_log_dir_a_restarted_server_keeps_history_numbers_and_retries() {
     .await;
     assert_eq!(a.deliver().await.0, 2);
     stop.cancel();
+    let a_token = a.token;
     drop(a);
     // A new server on the same log.
     let (addr, stop) = start(cfg()).await;
@@ -461,7 +495,7 @@ async fn with_a_log_dir_a_restarted_server_keeps_history_numbers_and_retries() {
     assert_eq!(late.deliver().await.3, "before the restart");
     // ana resumes and resends her line: recognised as already sequenced.
     let mut a = Raw::connect(addr).await;
-    a.hello(id, 2, "ana").await;
+    a.hello_as(id, a_token, 2, "ana").await;
     a.send(Message::Chat {
         sender_seq: 1,
         text: "before the restart".into(),
@@ -579,5 +613,233 @@ async fn fast_typing_through_a_one_byte_per_write_link_never_merges_lines() {
         proxy.summary().dirs.up.writes > 300,
         "the link really was one byte per write"
     );
+    stop.cancel();
+}
+
+/// A sender as fast as it can go and a client that reads steadily but slowly:
+/// the sender is slowed to the reader's pace, and the reader, which keeps up
+/// with its share, is never cut off. (It was: "too slow" after 18,690 events
+/// from a sender pacing itself just under the cut-off.)
+#[tokio::test]
+async fn a_fast_sender_is_slowed_and_a_steady_reader_is_never_cut() {
+    const LINES: u64 = 20_000;
+    let (addr, stop) = start(Config {
+        outbox: 256,
+        send_buffer: 16 * 1024,
+        ..Config::default()
+    })
+    .await;
+    // The reader takes 4 KiB at a time with a pause between reads: it
+    // always makes progress, far slower than the sender could go.
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let stream = sock.connect(addr).await.unwrap();
+    let (r, mut w) = stream.into_split();
+    let mut b = BytesMut::new();
+    Message::Hello {
+        client_id: 0,
+        token: 0,
+        resume_from: 0,
+        name: "steady".into(),
+    }
+    .encode(&mut b);
+    w.write_all(&b).await.unwrap();
+    let reader = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut r = r;
+        let mut buf = BytesMut::new();
+        let mut chunk = vec![0u8; 4096];
+        let (mut chats, mut last_seq) = (0u64, 0u64);
+        loop {
+            let n = r.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the steady reader was cut off after {chats} chats");
+            buf.extend_from_slice(&chunk[..n]);
+            while let Some(m) = tokio_util::codec::Decoder::decode(&mut Codec, &mut buf).unwrap() {
+                match m {
+                    Message::Deliver {
+                        seq, kind, text: _, ..
+                    } => {
+                        assert!(seq > last_seq, "in order");
+                        last_seq = seq;
+                        if kind == Kind::Chat {
+                            chats += 1;
+                            if chats == LINES {
+                                return;
+                            }
+                        }
+                    }
+                    Message::Error { text } => {
+                        panic!("the steady reader got {text:?} after {chats} chats")
+                    }
+                    Message::Ping { nonce } => {
+                        let mut b = BytesMut::new();
+                        Message::Pong { nonce }.encode(&mut b);
+                        w.write_all(&b).await.unwrap();
+                    }
+                    _ => {}
+                }
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+    });
+    let mut sender = Raw::connect(addr).await;
+    sender.hello(0, 0, "flood").await;
+    let mut frames = BytesMut::new();
+    for n in 1..=LINES {
+        Message::Chat {
+            sender_seq: n,
+            text: format!("line {n} of the flood ................................"),
+        }
+        .encode(&mut frames);
+    }
+    // All of it at once: only backpressure stands between it and the
+    // reader. The sender reads what it is sent (its own lines too), as fast
+    // as it can, answering pings.
+    let Raw {
+        w: mut sw,
+        r: mut sr,
+        ..
+    } = sender;
+    // (The write half is handed back: dropping it would send FIN.)
+    let flood = tokio::spawn(async move {
+        sw.write_all(&frames).await.unwrap();
+        sw
+    });
+    let drain = tokio::spawn(async move {
+        let mut chats = 0;
+        while chats < LINES {
+            match sr.next().await {
+                Some(Ok(Message::Deliver {
+                    kind: Kind::Chat, ..
+                })) => chats += 1,
+                Some(Ok(Message::Error { text })) => {
+                    panic!("the sender got {text:?} after {chats}")
+                }
+                Some(Ok(_)) => {}
+                other => panic!("the sender's connection: {other:?} after {chats}"),
+            }
+        }
+    });
+    timeout(BOUND, reader).await.unwrap().unwrap();
+    let _sw = timeout(BOUND, flood).await.unwrap().unwrap();
+    timeout(BOUND, drain).await.unwrap().unwrap();
+    stop.cancel();
+}
+
+/// Identities come from the server: nobody resumes as another client without
+/// its token (a resume as an offline client's id replayed its history and
+/// let the impostor chat as it), and asking for an id near the top does not
+/// wrap the counter onto live clients.
+#[tokio::test]
+async fn nobody_takes_over_another_clients_identity_and_ids_never_wrap() {
+    let (addr, stop) = start(Config::default()).await;
+    let mut ana = Raw::connect(addr).await;
+    let (ana_id, _) = ana.hello(0, 0, "ana").await;
+    let ana_token = ana.token;
+    assert_ne!(ana_token, 0);
+    ana.deliver().await;
+    ana.send(Message::Chat {
+        sender_seq: 1,
+        text: "mine".into(),
+    })
+    .await;
+    ana.deliver().await;
+    drop(ana);
+    for (id, token) in [
+        (ana_id, 0),
+        (ana_id, ana_token ^ 1),
+        (u64::MAX - 1, 0),
+        (12345, 99),
+    ] {
+        let mut mallory = Raw::connect(addr).await;
+        let text = mallory.refused(id, token, 0, "ana").await;
+        assert!(text.contains("unknown client id or wrong token"), "{text}");
+    }
+    // New clients get the next ids, not ones near the top, and the owner
+    // still resumes with her token.
+    let mut luis = Raw::connect(addr).await;
+    let (luis_id, _) = luis.hello(0, 0, "luis").await;
+    assert_eq!(luis_id, ana_id + 1);
+    let mut back = Raw::connect(addr).await;
+    back.hello_as(ana_id, ana_token, 2, "ana").await;
+    back.send(Message::Chat {
+        sender_seq: 2,
+        text: "still me".into(),
+    })
+    .await;
+    loop {
+        let d = back.deliver().await;
+        if d.1 == Kind::Chat {
+            assert_eq!((d.2.as_str(), d.3.as_str()), ("ana", "still me"));
+            break;
+        }
+    }
+    stop.cancel();
+}
+
+/// Two clients may share a name; the later one is shown marked.
+#[tokio::test]
+async fn a_second_client_with_a_taken_name_is_shown_marked() {
+    let (addr, stop) = start(Config::default()).await;
+    let mut first = Raw::connect(addr).await;
+    first.hello(0, 0, "alice").await;
+    assert_eq!(first.name, "alice");
+    first.deliver().await;
+    let mut second = Raw::connect(addr).await;
+    second.hello(0, 0, "alice").await;
+    assert_eq!(second.name, "alice#2");
+    let join = first.deliver().await;
+    assert_eq!((join.1, join.2.as_str()), (Kind::Join, "alice#2"));
+    second
+        .send(Message::Chat {
+            sender_seq: 1,
+            text: "hi, I am the other one".into(),
+        })
+        .await;
+    assert_eq!(first.deliver().await.2, "alice#2");
+    stop.cancel();
+}
+
+/// A client that vanishes without `Leave` no longer pins every event in
+/// memory: history is bounded, and on resume it is told where history
+/// starts now.
+#[tokio::test]
+async fn history_is_bounded_and_a_trimmed_resume_is_told_where_it_starts() {
+    let (addr, stop) = start(Config {
+        history: 10,
+        history_max_events: 100,
+        ..Config::default()
+    })
+    .await;
+    let mut gone = Raw::connect(addr).await;
+    let (gone_id, _) = gone.hello(0, 0, "gone").await;
+    let gone_token = gone.token;
+    assert_eq!(gone.deliver().await.0, 1);
+    drop(gone);
+    let mut talker = Raw::connect(addr).await;
+    talker.hello(0, 0, "talker").await;
+    let mut last = 0;
+    for n in 1..=1000u64 {
+        talker
+            .send(Message::Chat {
+                sender_seq: n,
+                text: format!("line {n}"),
+            })
+            .await;
+    }
+    while last < 1000 {
+        let d = talker.deliver().await;
+        if d.1 == Kind::Chat {
+            last += 1;
+        }
+    }
+    let mut back = Raw::connect(addr).await;
+    let text = back.refused(gone_id, gone_token, 1, "gone").await;
+    assert!(
+        text.starts_with("cannot resume: history starts at "),
+        "{text}"
+    );
+    let oldest: u64 = text.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(oldest > 900, "at most 100 events kept: {text}");
     stop.cancel();
 }

@@ -30,7 +30,7 @@ fn seed_compatibility_bytes() {
         got,
         vec![Incoming::Request(Request::Bets {
             agency: 5,
-            seq: None,
+            first: None,
             last: true,
             bets: vec![Bet::parse(SEED_BET).unwrap()],
         })]
@@ -43,7 +43,7 @@ fn seed_compatibility_bytes() {
     encode_request(
         &Request::Bets {
             agency: 5,
-            seq: None,
+            first: None,
             last: true,
             bets: vec![Bet::parse(SEED_BET).unwrap()],
         },
@@ -58,7 +58,7 @@ fn one_byte_at_a_time_and_ten_in_one_buffer() {
     for i in 0..10u32 {
         let r = Request::Bets {
             agency: 3,
-            seq: Some(i),
+            first: Some(i * 2),
             last: i == 9,
             bets: vec![bet(i as u16), bet(7574)],
         };
@@ -233,12 +233,93 @@ proptest::proptest! {
     }
 
     #[test]
-    fn requests_round_trip(agency in 1u8..=255, seq in proptest::option::of(0u32..1000), last: bool, numeros in proptest::collection::vec(0u16..=9999, 0..20)) {
+    fn requests_round_trip(agency in 1u8..=255, first in proptest::option::of(0u32..1000), last: bool, numeros in proptest::collection::vec(0u16..=9999, 0..20), wait in proptest::option::of(proptest::num::u32::ANY)) {
         let bets: Vec<Bet> = numeros.into_iter().map(bet).collect();
-        let r = Request::Bets { agency, seq, last, bets };
-        let mut b = BytesMut::new();
-        encode_request(&r, &mut b);
-        let got = ServerCodec.decode(&mut b).unwrap().unwrap();
-        proptest::prop_assert_eq!(got, Incoming::Request(r));
+        for r in [
+            Request::Bets { agency, first, last, bets },
+            Request::AskWinners { agency, wait_ms: wait },
+            Request::Resume { agency },
+        ] {
+            let mut b = BytesMut::new();
+            encode_request(&r, &mut b);
+            let got = ServerCodec.decode(&mut b).unwrap().unwrap();
+            proptest::prop_assert_eq!(got, Incoming::Request(r));
+            proptest::prop_assert!(b.is_empty());
+        }
+    }
+
+    #[test]
+    fn new_responses_round_trip(done: u16, expected: u16, next: u32, digest: u64, fin: bool) {
+        for r in [
+            Response::NotYet { done, expected },
+            Response::Progress { next, digest, done: fin },
+            Response::AgencyTaken(format!("agency {done} is already connected")),
+        ] {
+            let mut b = BytesMut::new();
+            encode_response(&r, &mut b);
+            proptest::prop_assert_eq!(ClientCodec.decode(&mut b).unwrap().unwrap(), r);
+            proptest::prop_assert!(b.is_empty());
+        }
+    }
+}
+
+#[test]
+fn new_message_layouts_byte_for_byte() {
+    let mut b = BytesMut::new();
+    encode_request(
+        &Request::AskWinners {
+            agency: 2,
+            wait_ms: Some(1500),
+        },
+        &mut b,
+    );
+    assert_eq!(&b[..], &[4, 2, 0, 0, 0, 4, 0, 0, 0x05, 0xdc]);
+    let mut b = BytesMut::new();
+    encode_request(&Request::Resume { agency: 9 }, &mut b);
+    assert_eq!(&b[..], &[5, 9, 0, 0, 0, 0]);
+    let mut b = BytesMut::new();
+    encode_response(
+        &Response::NotYet {
+            done: 3,
+            expected: 5,
+        },
+        &mut b,
+    );
+    assert_eq!(&b[..], &[5, 0, 0, 0, 4, 0, 3, 0, 5]);
+    let mut b = BytesMut::new();
+    encode_response(
+        &Response::Progress {
+            next: 300,
+            digest: 0x0102_0304_0506_0708,
+            done: true,
+        },
+        &mut b,
+    );
+    assert_eq!(
+        &b[..],
+        &[6, 0, 0, 0, 13, 0, 0, 1, 44, 1, 2, 3, 4, 5, 6, 7, 8, 1]
+    );
+}
+
+#[test]
+fn malformed_new_messages_are_refused_naming_the_field() {
+    for (code, payload, what) in [
+        (req::ASK_WINNERS, &[0u8, 1][..], "ASK_WINNERS"),
+        (req::RESUME, &[0u8][..], "RESUME"),
+    ] {
+        let err = decode_request(code, 1, payload).unwrap_err();
+        assert!(err.to_string().contains(what), "{err}");
+    }
+    for (code, payload, what) in [
+        (resp::NOT_YET, &[0u8, 1, 2][..], "NOT_YET"),
+        (resp::PROGRESS, &[0u8; 12][..], "PROGRESS"),
+        (
+            resp::PROGRESS,
+            &[0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2][..],
+            "flags",
+        ),
+    ] {
+        let err = decode_response(code, payload).unwrap_err();
+        assert!(err.to_string().contains(what), "{err}");
     }
 }

@@ -10,13 +10,23 @@ fn bet(doc: &str, numero: u16) -> Bet {
     }
 }
 
-fn job(agency: u8, seq: Option<u32>, last: bool, bets: Vec<Bet>) -> BatchJob {
-    BatchJob {
-        agency,
-        seq,
-        last,
-        bets,
+fn job(agency: u8, first: Option<u32>, last: bool, bets: Vec<Bet>) -> BatchJob {
+    match first {
+        Some(first) => BatchJob::placed(agency, first, last, bets),
+        None => BatchJob {
+            agency,
+            placed: None,
+            last,
+            bets,
+        },
     }
+}
+
+/// `n` distinct bets whose documentos start at `from`.
+fn bets(from: usize, n: usize) -> Vec<Bet> {
+    (from..from + n)
+        .map(|i| bet(&format!("{i:08}"), (i % 10_000) as u16))
+        .collect()
 }
 
 #[tokio::test]
@@ -31,7 +41,7 @@ async fn stores_durably_and_recovers_on_reopen() {
         .unwrap();
     assert_eq!(r, Stored::New(2));
     let r = store
-        .store(job(1, Some(1), true, vec![bet("03", 3)]))
+        .store(job(1, Some(2), true, vec![bet("03", 3)]))
         .await
         .unwrap();
     assert_eq!(r, Stored::New(1));
@@ -68,7 +78,7 @@ async fn a_retried_batch_is_stored_once() {
     let b = job(4, Some(7), false, vec![bet("1", 1), bet("2", 2)]);
     assert_eq!(store.store(b.clone()).await.unwrap(), Stored::New(2));
     assert_eq!(store.store(b.clone()).await.unwrap(), Stored::Duplicate);
-    // The same seq from another agency is another batch.
+    // The same place from another agency is another batch.
     assert_eq!(
         store
             .store(job(5, Some(7), false, vec![bet("1", 1)]))
@@ -76,7 +86,7 @@ async fn a_retried_batch_is_stored_once() {
             .unwrap(),
         Stored::New(1)
     );
-    // Seed-style batches (no seq) are always stored.
+    // Seed-style batches (no place) are always stored.
     assert_eq!(
         store
             .store(job(4, None, false, vec![bet("9", 9)]))
@@ -145,7 +155,7 @@ async fn many_concurrent_batches_share_commits_and_all_land() {
                 .collect();
             pending.push(
                 store
-                    .submit(job(agency, Some(seq), seq == 19, bets))
+                    .submit(job(agency, Some(seq * 50), seq == 19, bets))
                     .unwrap(),
             );
         }
@@ -168,4 +178,133 @@ async fn discard_backend_acknowledges_without_storing() {
         Stored::New(1)
     );
     assert_eq!(store.count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_resend_with_another_batch_size_is_a_conflict_never_an_ack() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bets.db");
+    let (store, _w, _) = Store::open(&Backend::Sqlite(path.clone())).unwrap();
+    let all = bets(0, 200);
+    // Batches of 50: places 0..50 and 50..100.
+    assert_eq!(
+        store
+            .store(job(1, Some(0), false, all[..50].to_vec()))
+            .await
+            .unwrap(),
+        Stored::New(50)
+    );
+    assert_eq!(
+        store
+            .store(job(1, Some(50), false, all[50..100].to_vec()))
+            .await
+            .unwrap(),
+        Stored::New(50)
+    );
+    // Restarted with batches of 100: 0..100 is not the stored 0..50.
+    let r = store
+        .store(job(1, Some(0), false, all[..100].to_vec()))
+        .await
+        .unwrap();
+    let Stored::Conflict(why) = r else {
+        panic!("{r:?}")
+    };
+    assert!(
+        why.contains("bets 0..100 of agency 1") && why.contains("stored batch 0..50"),
+        "{why}"
+    );
+    // 25..125 overlaps from inside.
+    let r = store
+        .store(job(1, Some(25), false, all[25..125].to_vec()))
+        .await
+        .unwrap();
+    assert!(
+        matches!(r, Stored::Conflict(ref w) if w.contains("overlap the stored batch 50..100")),
+        "{r:?}"
+    );
+    // 90..190 overlaps the end of 50..100.
+    let r = store
+        .store(job(1, Some(90), false, all[90..190].to_vec()))
+        .await
+        .unwrap();
+    assert!(
+        matches!(r, Stored::Conflict(ref w) if w.contains("stored batch 50..100")),
+        "{r:?}"
+    );
+    // The same place and size with other bets is a conflict too.
+    let r = store
+        .store(job(1, Some(0), false, bets(1000, 50)))
+        .await
+        .unwrap();
+    assert!(
+        matches!(r, Stored::Conflict(ref w) if w.contains("other bets")),
+        "{r:?}"
+    );
+    // Nothing of those was stored; resuming from the progress stores the rest.
+    assert_eq!(store.count().await.unwrap(), 100);
+    let p = store.progress(1).await.unwrap();
+    assert_eq!((p.next, p.done), (100, false));
+    assert_eq!(p.digest, crate::digest::range_digest(0, &all[..100]));
+    assert_eq!(
+        store
+            .store(job(1, Some(100), true, all[100..].to_vec()))
+            .await
+            .unwrap(),
+        Stored::New(100)
+    );
+    let p = store.progress(1).await.unwrap();
+    assert_eq!((p.next, p.done), (200, true));
+    assert_eq!(p.digest, crate::digest::range_digest(0, &all));
+    let stored: Vec<_> = read_all(&path)
+        .unwrap()
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(stored, all, "every bet once, in order");
+}
+
+#[tokio::test]
+async fn progress_waits_at_a_gap_and_moves_on_when_it_is_filled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _w, _) = Store::open(&Backend::Sqlite(dir.path().join("b.db"))).unwrap();
+    let all = bets(0, 30);
+    assert_eq!(store.progress(3).await.unwrap(), Progress::default());
+    store
+        .store(job(3, Some(10), false, all[10..20].to_vec()))
+        .await
+        .unwrap();
+    store
+        .store(job(3, Some(20), false, all[20..30].to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(store.progress(3).await.unwrap().next, 0, "a gap at 0..10");
+    store
+        .store(job(3, Some(0), false, all[..10].to_vec()))
+        .await
+        .unwrap();
+    let p = store.progress(3).await.unwrap();
+    assert_eq!(p.next, 30);
+    assert_eq!(p.digest, crate::digest::range_digest(0, &all));
+    assert_eq!(
+        store.progress(4).await.unwrap(),
+        Progress::default(),
+        "per agency"
+    );
+}
+
+#[test]
+fn a_second_server_on_the_same_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bets.db");
+    let (store, writer, _) = Store::open(&Backend::Sqlite(path.clone())).unwrap();
+    let err = Store::open(&Backend::Sqlite(path.clone())).unwrap_err();
+    assert!(matches!(err, Error::Locked(_)), "{err}");
+    assert!(
+        err.to_string().contains("in use by another lottery server"),
+        "{err}"
+    );
+    // Once the first has closed, the file is free again.
+    drop(store);
+    writer.join();
+    assert!(Store::open(&Backend::Sqlite(path)).is_ok());
 }

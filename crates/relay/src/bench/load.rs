@@ -208,6 +208,7 @@ async fn client(
     match shared.target {
         Target::Relay => Message::Hello {
             client_id: 0,
+            token: 0,
             resume_from: 0,
             name: format!("b{index}"),
         }

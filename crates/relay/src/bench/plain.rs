@@ -52,7 +52,9 @@ async fn connection(
     let mut welcome = BytesMut::new();
     Message::Welcome {
         client_id: id,
+        token: 0,
         next_seq: 0,
+        name: String::new(),
     }
     .encode(&mut welcome);
     let _ = tx.try_send(welcome.freeze());

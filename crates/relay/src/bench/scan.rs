@@ -149,7 +149,9 @@ mod tests {
         .encode(&mut b);
         Message::Welcome {
             client_id: 5,
+            token: 9,
             next_seq: 1,
+            name: "bench".into(),
         }
         .encode(&mut b);
         let (n, seen) = relay_frame(&b).unwrap();
