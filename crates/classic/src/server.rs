@@ -46,16 +46,21 @@ pub struct Options {
     /// [`POSITION_QUEUE`] broadcasts, how far behind a client may fall before it
     /// is cut off.
     pub send_buffer: usize,
+    /// At `max_clients`, a client idle this long makes room for a new one
+    /// (`None`: new clients wait for a free slot).
+    pub evict_idle_after: Option<Duration>,
 }
 
 impl Options {
-    /// 60 s idle timeout, 10,000 clients.
+    /// 60 s idle timeout, 10,000 clients; at the limit, a client idle for a
+    /// second or more makes room.
     pub fn new(kind: Kind) -> Self {
         Self {
             kind,
             idle_timeout: Duration::from_secs(60),
             max_clients: 10_000,
             send_buffer: 64 * 1024,
+            evict_idle_after: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -71,6 +76,7 @@ pub async fn run(
     let mut cfg = ServerConfig::new(opts.kind.name());
     cfg.max_connections = opts.max_clients;
     cfg.shutdown_grace = Duration::from_secs(2);
+    cfg.evict_idle_after = opts.evict_idle_after;
     let idle = opts.idle_timeout;
     let stats = Arc::new(ServerStats::default());
     let report = match opts.kind {

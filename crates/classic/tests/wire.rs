@@ -406,3 +406,37 @@ async fn a_client_that_never_reads_is_cut_after_the_timeout() {
         srv.stop().await;
     }
 }
+
+/// At the client limit, silent clients make room for new ones (the oldest
+/// first) instead of keeping them waiting up to the idle timeout (33 s in the
+/// probe, with 10,000 idle connections).
+#[tokio::test]
+async fn at_the_client_limit_the_oldest_idle_client_makes_room() {
+    let mut opts = Options::new(Kind::Math);
+    opts.max_clients = 10;
+    opts.evict_idle_after = Some(Duration::ZERO);
+    let srv = start(opts).await;
+    let req = Request {
+        command: b"SUMA".to_vec(),
+        a: 2,
+        b: 3,
+    };
+    let mut squatters = Vec::new();
+    for _ in 0..10 {
+        let mut c = TcpStream::connect(srv.addr).await.unwrap();
+        ask(&mut c, &req).await;
+        squatters.push(c);
+    }
+    for _ in 0..3 {
+        let mut newcomer = TcpStream::connect(srv.addr).await.unwrap();
+        ask(&mut newcomer, &req).await;
+        squatters.push(newcomer);
+    }
+    for c in &mut squatters[..3] {
+        assert_eq!(read_until_eof(c).await, 0, "closed to make room");
+    }
+    for c in &mut squatters[3..] {
+        ask(c, &req).await;
+    }
+    srv.stop().await;
+}

@@ -150,22 +150,27 @@ impl Throttle {
         self.maybe_log();
     }
     fn maybe_log(&mut self) {
-        let now = Instant::now();
+        if let Some((evicted, refused)) = self.due(Instant::now()) {
+            tracing::warn!(
+                target: "rdt",
+                "SYN flood? {evicted} half-open handshakes pushed out by newer SYNs, {refused} finished connections dropped (accept queue full), since the last warning"
+            );
+        }
+    }
+    /// The counts to report now, if a second has passed since the last
+    /// report (the first event is reported at once); they start again.
+    fn due(&mut self, now: Instant) -> Option<(u64, u64)> {
         if self
             .last
             .is_some_and(|l| now.duration_since(l) < Duration::from_secs(1))
         {
-            return;
+            return None;
         }
-        tracing::warn!(
-            target: "rdt",
-            "SYN flood? {} half-open handshakes pushed out by newer SYNs, {} finished connections dropped (accept queue full), since the last warning",
-            self.evicted,
-            self.refused
-        );
         self.last = Some(now);
-        self.evicted = 0;
-        self.refused = 0;
+        Some((
+            std::mem::take(&mut self.evicted),
+            std::mem::take(&mut self.refused),
+        ))
     }
 }
 
@@ -403,4 +408,24 @@ fn new_connection(
         at: Instant::now(),
     };
     Ok((Endpoint::new(new_link, from, conn), recent))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flood_warnings_are_summed_up_once_a_second() {
+        let mut t = Throttle::default();
+        let start = Instant::now();
+        t.evicted += 1;
+        assert_eq!(t.due(start), Some((1, 0)), "the first is said at once");
+        for _ in 0..5000 {
+            t.evicted += 1;
+            assert_eq!(t.due(start + Duration::from_millis(500)), None);
+        }
+        t.refused += 2;
+        assert_eq!(t.due(start + Duration::from_secs(1)), Some((5000, 2)));
+        assert_eq!(t.due(start + Duration::from_millis(1500)), None);
+    }
 }
