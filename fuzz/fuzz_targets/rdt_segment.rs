@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
         let back = format.decode(&again).expect("own encoding decodes");
         assert_eq!(back.flags, seg.flags);
         assert_eq!(back.data, seg.data);
+        assert_eq!(back.filler, seg.filler);
         match format {
             Format::Binary => assert_eq!(back, seg),
             Format::Course => assert_eq!((back.seq, back.ack), (seg.seq, seg.seq)),

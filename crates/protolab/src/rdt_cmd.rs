@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use impair::units::Dur;
 use indicatif::{ProgressBar, ProgressStyle};
-use rdt::{Config, Ending, Format, Options, RdtSocket, Stats, Trace};
+use rdt::{Config, DialectChoice, Ending, Format, Options, RdtSocket, Stats, Trace};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
@@ -18,6 +18,7 @@ use rdt::{Config, Ending, Format, Options, RdtSocket, Stats, Trace};
   protolab rdt send localhost 8000 < archivo.txt
   protolab rdt send localhost 8000 --loss 0.2 --seed 7 --debug < archivo.txt
   protolab rdt send localhost 8000 --drop 2 --trace lost-ack.svg < archivo.txt
+  protolab rdt send localhost 8000 --dialect own-isn,segments < archivo.txt
   protolab rdt bench")]
 pub struct RdtArgs {
     #[command(subcommand)]
@@ -69,6 +70,11 @@ pub struct Common {
     /// Wire format: `course` (SYN|||ACK|||FIN|||SEQ|||DATA) or `binary` (checksummed).
     #[arg(long, default_value = "course")]
     format: Format,
+    /// Course format: `auto` learns the peer's reading of the header from
+    /// what it sends; or speak one: seed, ack-free, own-isn, segments,
+    /// encoded, listen-ack, filler, four-way (several joined by commas).
+    #[arg(long, default_value = "auto")]
+    dialect: DialectChoice,
     /// Drop each datagram this end sends or receives with this probability (no
     /// root needed). Set it on one end: it then covers both directions.
     #[arg(long, default_value_t = 0.0, value_parser = probability)]
@@ -101,11 +107,13 @@ impl Common {
             config: Config {
                 mss: self.mss,
                 timeout: self.timeout.0,
+                dialect: self.dialect,
                 ..Config::new(self.format)
             },
             loss: self.loss,
             seed: self.seed,
             drop_sent: self.drop.clone(),
+            drop_kinds: Vec::new(),
             trace: self.trace.as_ref().map(|_| Trace::new()),
         }
     }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::dialect::DialectChoice;
 use crate::error::Error;
 use crate::wire::Format;
 
@@ -26,6 +27,9 @@ pub struct Config {
     pub idle_limit: Duration,
     /// Received data held for the application before new segments go unacknowledged.
     pub recv_buffer: usize,
+    /// Course format: learn the peer's reading of the header (`Auto`) or speak
+    /// one (`Forced`). The binary format has one reading.
+    pub dialect: DialectChoice,
 }
 
 impl Default for Config {
@@ -39,6 +43,7 @@ impl Default for Config {
             close_timeouts: 3,
             idle_limit: Duration::from_secs(30),
             recv_buffer: 16 << 20,
+            dialect: DialectChoice::Auto,
         }
     }
 }

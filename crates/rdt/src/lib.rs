@@ -3,6 +3,7 @@
 //!
 //! - [`conn`]: the sans-IO Stop & Wait connection core.
 //! - [`wire`]: the `course` and `binary` formats.
+//! - [`dialect`]: the course's readings of the header, learned or forced.
 //! - [`sim`]: a deterministic network simulator over two cores.
 //! - [`socket`]: the seed's `SocketTCP` over std UDP sockets ([`RdtSocket`]).
 //! - [`trace`]: sequence diagrams of real sessions.
@@ -10,6 +11,8 @@
 pub mod bench;
 pub mod config;
 pub mod conn;
+pub mod dialect;
+mod endpoint;
 pub mod error;
 pub mod isn;
 mod link;
@@ -24,8 +27,9 @@ pub mod wire;
 
 pub use config::Config;
 pub use conn::{Connection, Ending, Note, Output, Read, State, Stats};
+pub use dialect::{DialectChoice, Learned, Reading};
 pub use error::Error;
-pub use link::Options;
+pub use link::{DropKind, Options, Way};
 pub use segment::{Flags, Kind, Segment};
 pub use seq::Seq;
 pub use socket::RdtSocket;

@@ -31,7 +31,26 @@ pub struct Options {
     /// 1-based indexes of datagrams this socket sends that are dropped
     /// (e.g. `[3]` loses the handshake ACK of a client: SYN, then ... see docs).
     pub drop_sent: Vec<u64>,
+    /// Segments of a kind lost on their way out or in, by their rank among
+    /// that kind (the checker's single-loss scenarios: the network loses
+    /// exactly the peer's FIN, say, whatever its numbers or header spelling).
+    pub drop_kinds: Vec<DropKind>,
     pub trace: Option<Trace>,
+}
+
+/// Which way a [`DropKind`] rule looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    Sent,
+    Received,
+}
+
+/// Loses the `nth` (1-based) segments of `kind` going `way`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DropKind {
+    pub way: Way,
+    pub kind: crate::segment::Kind,
+    pub nth: Vec<u64>,
 }
 
 impl Options {
@@ -60,6 +79,8 @@ pub(crate) struct Link {
     out: Vec<u8>,
     buf: Vec<u8>,
     waiter: Waiter,
+    /// Segments seen per [`DropKind`] rule.
+    kind_seen: Vec<u64>,
 }
 
 /// What `receive` got.
@@ -73,6 +94,7 @@ pub(crate) enum Incoming {
 impl Link {
     pub fn new(udp: UdpSocket, opts: Options, rng: ChaCha8Rng) -> Result<Link, Error> {
         let waiter = Waiter::new(&udp).map_err(|e| Error::io("set up the socket's poller", e))?;
+        let kind_seen = vec![0; opts.drop_kinds.len()];
         Ok(Link {
             udp,
             opts,
@@ -80,6 +102,7 @@ impl Link {
             sent: 0,
             out: Vec::with_capacity(MAX_DATAGRAM),
             buf: vec![0; MAX_DATAGRAM + 1],
+            kind_seen,
             waiter,
         })
     }
@@ -98,6 +121,7 @@ impl Link {
     pub fn send(&mut self, seg: &Segment, to: SocketAddr) -> Result<(), Error> {
         self.sent += 1;
         let lost = self.opts.drop_sent.contains(&self.sent)
+            || self.dropped_by_kind(Way::Sent, seg)
             || (self.opts.loss > 0.0 && self.rng.random_bool(self.opts.loss));
         if lost {
             tracing::debug!(target: "rdt", "send {seg} -> {to}: LOST (simulated)");
@@ -139,7 +163,9 @@ impl Link {
                 return Ok(Incoming::Nothing);
             }
         };
-        if self.opts.loss > 0.0 && self.rng.random_bool(self.opts.loss) {
+        if self.dropped_by_kind(Way::Received, &seg)
+            || (self.opts.loss > 0.0 && self.rng.random_bool(self.opts.loss))
+        {
             tracing::debug!(target: "rdt", "recv {seg} <- {from}: LOST (simulated)");
             self.trace(TraceKind::ReceivedLost, seg.to_string());
             return Ok(Incoming::Nothing);
@@ -147,6 +173,19 @@ impl Link {
         tracing::debug!(target: "rdt", "recv {seg} <- {from}");
         self.trace(TraceKind::Received, seg.to_string());
         Ok(Incoming::Segment(seg, from))
+    }
+
+    /// Counts `seg` for the rules of its kind going `way`; true if one drops it.
+    fn dropped_by_kind(&mut self, way: Way, seg: &Segment) -> bool {
+        let kind = seg.kind();
+        let mut drop = false;
+        for (rule, seen) in self.opts.drop_kinds.iter().zip(self.kind_seen.iter_mut()) {
+            if rule.way == way && rule.kind == kind {
+                *seen += 1;
+                drop |= rule.nth.contains(seen);
+            }
+        }
+        drop
     }
 
     /// Shows one note of the core: `--debug` output and the trace.

@@ -30,12 +30,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::conn::Connection;
+use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::isn;
 use crate::link::{Incoming, Link, Options};
 use crate::segment::Kind;
 use crate::seq::Seq;
-use crate::socket::Endpoint;
 use crate::trace::TraceKind;
 
 /// Half-open handshakes at once, in all (each holds a socket and a poller:
@@ -248,7 +248,25 @@ impl Listening {
 
     fn syn(&mut self, seg: &crate::Segment, from: SocketAddr) {
         if seg.kind() != Kind::Syn {
-            tracing::debug!(target: "rdt", "listener ignored {seg} from {from}: not a SYN");
+            // Readings that send the handshake ACK to the listening address:
+            // it belongs to that client's handshake in progress.
+            let token = self
+                .half_open
+                .iter()
+                .find(|(_, h)| h.from == from)
+                .map(|(t, _)| *t);
+            match token {
+                Some(token) => {
+                    let result = match self.half_open.get_mut(&token) {
+                        Some(h) => h.endpoint.take_forwarded(seg.clone()),
+                        None => Ok(()),
+                    };
+                    self.settle(token, result);
+                }
+                None => {
+                    tracing::debug!(target: "rdt", "listener ignored {seg} from {from}: not a SYN");
+                }
+            }
             return;
         }
         // A client we know, asking again: answered before anything else.
@@ -333,6 +351,15 @@ impl Listening {
             return;
         };
         let result = h.endpoint.turn();
+        self.settle(token, result);
+    }
+
+    /// After a turn of handshake `token`: hands it to `accept` once
+    /// established, drops it if it failed, notes its next timer.
+    fn settle(&mut self, token: Token, result: Result<(), Error>) {
+        let Some(h) = self.half_open.get_mut(&token) else {
+            return;
+        };
         let failed = result.err().or_else(|| h.endpoint.conn_mut().take_error());
         let conn = h.endpoint.conn();
         let established = conn.is_established();

@@ -20,14 +20,34 @@ pub struct Flags {
 }
 
 /// A decoded segment.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Segment {
     pub flags: Flags,
     pub seq: Seq,
     pub ack: Seq,
     pub window: u16,
     pub data: Bytes,
+    /// Bytes a course peer put after the header of a control segment (SYN,
+    /// SYN-ACK, ACK, FIN, FIN-ACK): filler, not data; it occupies no number.
+    pub filler: Bytes,
+    /// The datagram's length when it was decoded (0 for one we built): the
+    /// unit of the course peers that count whole encoded segments.
+    pub wire_len: usize,
 }
+
+/// Equal when the same segment: how it came on the wire does not count.
+impl PartialEq for Segment {
+    fn eq(&self, other: &Self) -> bool {
+        self.flags == other.flags
+            && self.seq == other.seq
+            && self.ack == other.ack
+            && self.window == other.window
+            && self.data == other.data
+            && self.filler == other.filler
+    }
+}
+
+impl Eq for Segment {}
 
 /// What a segment is, by its flags (the names of the seed's diagrams).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,9 +172,14 @@ impl Segment {
             flags,
             seq,
             ack,
-            window: 0,
-            data: Bytes::new(),
+            ..Segment::default()
         }
+    }
+
+    /// The same segment with `filler` after its header.
+    pub fn with_filler(mut self, filler: Bytes) -> Segment {
+        self.filler = filler;
+        self
     }
 }
 

@@ -101,6 +101,9 @@ pub struct Report {
     pub transits: Vec<Transit>,
     pub client_notes: Vec<(Duration, Note)>,
     pub server_notes: Vec<(Duration, Note)>,
+    /// Each side's reading of the course header at the end (learned or forced).
+    pub client_reading: Option<crate::dialect::Reading>,
+    pub server_reading: Option<crate::dialect::Reading>,
 }
 
 /// What a rule does to the `nth` segment of a kind in a direction.
@@ -133,6 +136,7 @@ const MAX_STEPS: usize = 2_000_000;
 /// The simulator.
 pub struct Sim {
     cfg: Config,
+    server_cfg: Config,
     net: Network,
     rng: ChaCha8Rng,
     start: Instant,
@@ -159,6 +163,18 @@ impl std::fmt::Debug for Sim {
 impl Sim {
     /// A client and a network; the server is born from the first SYN that arrives.
     pub fn new(cfg: Config, net: Network, seed: u64, script: Script) -> Sim {
+        Sim::with_configs(cfg.clone(), cfg, net, seed, script)
+    }
+
+    /// As [`Sim::new`], each end with its own settings (one reading forced on
+    /// one side, say). Both speak `client_cfg`'s format.
+    pub fn with_configs(
+        cfg: Config,
+        server_cfg: Config,
+        net: Network,
+        seed: u64,
+        script: Script,
+    ) -> Sim {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let client_isn = crate::isn::initial(cfg.format, &mut rng);
         let server_isn = crate::isn::initial(cfg.format, &mut rng);
@@ -172,6 +188,7 @@ impl Sim {
         }
         Sim {
             cfg,
+            server_cfg,
             net,
             rng,
             start,
@@ -199,6 +216,8 @@ impl Sim {
                 transits: Vec::new(),
                 client_notes: Vec::new(),
                 server_notes: Vec::new(),
+                client_reading: None,
+                server_reading: None,
             },
             client_closing: false,
         }
@@ -271,9 +290,11 @@ impl Sim {
         report.elapsed = self.now - self.start;
         report.client_ending = self.client.ending();
         report.client_stats = self.client.stats();
+        report.client_reading = Some(self.client.dialect().reading());
         if let Some(server) = &self.server {
             report.server_ending = server.ending();
             report.server_stats = server.stats();
+            report.server_reading = Some(server.dialect().reading());
         }
         report
     }
@@ -283,13 +304,18 @@ impl Sim {
         let at = self.now - self.start;
         while let Some(output) = self.client.poll_output() {
             match output {
-                Output::Transmit(seg) => self.send(Dir::ToServer, &seg),
+                // The simulated server is its listening socket too.
+                Output::Transmit(seg) | Output::TransmitToListener(seg) => {
+                    self.send(Dir::ToServer, &seg);
+                }
                 Output::Note(note) => self.report.client_notes.push((at, note)),
             }
         }
         while let Some(output) = self.server.as_mut().and_then(Connection::poll_output) {
             match output {
-                Output::Transmit(seg) => self.send(Dir::ToClient, &seg),
+                Output::Transmit(seg) | Output::TransmitToListener(seg) => {
+                    self.send(Dir::ToClient, &seg);
+                }
                 Output::Note(note) => self.report.server_notes.push((at, note)),
             }
         }
@@ -387,8 +413,12 @@ impl Sim {
                 Dir::ToServer => match &mut self.server {
                     Some(server) => server.handle_segment(self.now, seg),
                     None if seg.kind() == Kind::Syn => {
-                        let mut server =
-                            Connection::accept(self.cfg.clone(), self.now, &seg, self.server_isn);
+                        let mut server = Connection::accept(
+                            self.server_cfg.clone(),
+                            self.now,
+                            &seg,
+                            self.server_isn,
+                        );
                         for message in &self.script.server_sends {
                             server
                                 .write_message(self.now, message)

@@ -4,15 +4,15 @@
 //! UDP socket and the sans-IO core and sleeps until the core's next deadline.
 
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::config::Config;
-use crate::conn::{Connection, Ending, Output, Read, Stats};
+use crate::conn::{Connection, Ending, Read, Stats};
+use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::isn;
-use crate::link::{Incoming, Link, Options};
+use crate::link::{Link, Options};
 use crate::listener::Listener;
-use crate::segment::Kind;
 
 /// A reliable, connection-oriented socket over UDP.
 #[derive(Debug)]
@@ -118,13 +118,9 @@ impl RdtSocket {
         let isn = isn::initial(self.opts.config.format, link.rng());
         link.trace_hosts(server);
         let conn = Connection::connect(self.opts.config.clone(), Instant::now(), isn);
-        let mut endpoint = Endpoint {
-            link,
-            peer: server,
-            conn,
-        };
+        let mut endpoint = Endpoint::client(link, server, conn);
         endpoint.drive(|c| Ok(c.is_established().then_some(())))?;
-        endpoint.link.trace_hosts(endpoint.peer);
+        endpoint.trace_hosts();
         self.role = Role::Connected(Box::new(endpoint));
         Ok(())
     }
@@ -211,109 +207,5 @@ impl RdtSocket {
             Role::Done(_) => Err(Error::Closed),
             _ => Err(Error::Usage("connected")),
         }
-    }
-}
-
-/// A connected socket: its UDP link, the peer's address and the core.
-#[derive(Debug)]
-pub(crate) struct Endpoint {
-    link: Link,
-    peer: SocketAddr,
-    conn: Connection,
-}
-
-impl Endpoint {
-    pub(crate) fn new(link: Link, peer: SocketAddr, conn: Connection) -> Endpoint {
-        Endpoint { link, peer, conn }
-    }
-
-    /// Runs the core until `step` returns a value, the connection fails, or it closes.
-    pub(crate) fn drive<T>(
-        &mut self,
-        mut step: impl FnMut(&mut Connection) -> Result<Option<T>, Error>,
-    ) -> Result<T, Error> {
-        loop {
-            self.flush()?;
-            if let Some(done) = step(&mut self.conn)? {
-                self.flush()?;
-                return Ok(done);
-            }
-            if let Some(err) = self.conn.take_error() {
-                return Err(err);
-            }
-            if self.conn.is_closed() {
-                return Err(Error::Closed);
-            }
-            let now = Instant::now();
-            let wait = self
-                .conn
-                .poll_timeout()
-                .map(|at| at.saturating_duration_since(now));
-            if wait == Some(Duration::ZERO) {
-                self.conn.handle_timeout(now);
-                continue;
-            }
-            match self.link.receive(wait)? {
-                Incoming::Segment(seg, from) => self.take(seg, from),
-                Incoming::Nothing => {}
-                Incoming::TimedOut => self.conn.handle_timeout(Instant::now()),
-            }
-        }
-    }
-
-    /// One turn that never blocks (the listener runs every half-open
-    /// handshake this way on its own thread): takes every datagram waiting,
-    /// runs the timer if it is due, sends what the core wants.
-    pub(crate) fn turn(&mut self) -> Result<(), Error> {
-        loop {
-            match self.link.receive(Some(Duration::ZERO))? {
-                Incoming::Segment(seg, from) => self.take(seg, from),
-                Incoming::Nothing => {}
-                Incoming::TimedOut => break,
-            }
-        }
-        let now = Instant::now();
-        if self.conn.poll_timeout().is_some_and(|at| at <= now) {
-            self.conn.handle_timeout(now);
-        }
-        self.flush()
-    }
-
-    /// The core, to ask how it stands.
-    pub(crate) fn conn(&self) -> &Connection {
-        &self.conn
-    }
-
-    /// The core, to take its error.
-    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
-        &mut self.conn
-    }
-
-    /// The UDP socket, to watch it.
-    pub(crate) fn udp(&self) -> &std::net::UdpSocket {
-        &self.link.udp
-    }
-
-    fn take(&mut self, seg: crate::Segment, from: SocketAddr) {
-        if from == self.peer {
-            self.conn.handle_segment(Instant::now(), seg);
-        } else if self.conn.state() == crate::State::SynSent && seg.kind() == Kind::SynAck {
-            // The server answers from its new per-connection socket:
-            // from now on the client talks to that address.
-            self.peer = from;
-            self.conn.handle_segment(Instant::now(), seg);
-        } else {
-            tracing::debug!(target: "rdt", "ignored {seg} from {from}: not this connection's peer");
-        }
-    }
-
-    fn flush(&mut self) -> Result<(), Error> {
-        while let Some(output) = self.conn.poll_output() {
-            match output {
-                Output::Transmit(seg) => self.link.send(&seg, self.peer)?,
-                Output::Note(note) => self.link.note(&note),
-            }
-        }
-        Ok(())
     }
 }

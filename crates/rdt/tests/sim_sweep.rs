@@ -10,7 +10,7 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rdt::sim::{Network, Report, Script, Sim};
-use rdt::{Ending, Format};
+use rdt::{DialectChoice, Ending, Format, Reading};
 use support::{TIMEOUT, config, message};
 
 const SEEDS: u64 = 2_000;
@@ -69,6 +69,10 @@ fn check(seed: u64, format: Format, report: &Report, script: &Script) {
 }
 
 fn sweep(format: Format) -> (u64, u64) {
+    sweep_with(format, DialectChoice::Forced(Reading::SEED))
+}
+
+fn sweep_with(format: Format, dialect: DialectChoice) -> (u64, u64) {
     let mut retransmissions = 0;
     let mut gave_up_fin = 0;
     for seed in 0..SEEDS {
@@ -101,6 +105,7 @@ fn sweep(format: Format) -> (u64, u64) {
         };
         let mut cfg = config(format);
         cfg.mss = rng.random_range(1..=64);
+        cfg.dialect = dialect;
         let report = Sim::new(cfg, net, seed, script.clone()).run(Duration::from_secs(3_600));
         check(seed, format, &report, &script);
         retransmissions +=
@@ -119,5 +124,12 @@ fn two_thousand_lossy_course_transfers_are_byte_identical() {
 #[test]
 fn two_thousand_lossy_binary_transfers_are_byte_identical() {
     let (retransmissions, _) = sweep(Format::Binary);
+    assert!(retransmissions > SEEDS);
+}
+
+/// Both ends learning (`--dialect auto`, the default): the same sweep.
+#[test]
+fn two_thousand_lossy_course_transfers_between_learning_ends() {
+    let (retransmissions, _) = sweep_with(Format::Course, DialectChoice::Auto);
     assert!(retransmissions > SEEDS);
 }

@@ -6,19 +6,25 @@
 //! needs an answer (SYN, SYN-ACK, data, FIN, FIN-ACK) is retransmitted on a
 //! fixed timeout, each retry loop with a bound (spec "Loss handling").
 //!
-//! Numbering. Binary format: one sequence space per direction, as TCP; the
-//! handshake ACK consumes nothing. Course format: the seed's single counter
-//! shared by both sides — every acknowledged number becomes both ends' next
-//! number (`tie`), the handshake ACK consumes one (SYN x, SYN-ACK x+1, ACK x+2,
-//! data from x+2) — and we accept peers whose ACK does not (ACK x+1, data from
-//! x+1). See `docs/protocols/rdt.md`.
+//! Split by role (DESIGN "Growing rdt"): [`handshake`] (SYN-SENT,
+//! SYN-RECEIVED), [`send`] (the segment in flight, its ACK, retransmission),
+//! [`recv`] (in-order data, ACKs), [`close`] (FIN, FIN-ACK, the final ACKs).
+//! How numbers advance is the peer's reading of the course header
+//! ([`crate::dialect`]): learned segment by segment, or forced; the binary
+//! format has one reading, one sequence space per side. See
+//! `docs/protocols/rdt.md`.
 
+mod close;
+mod handshake;
 mod inbox;
 mod note;
+mod recv;
+mod send;
 mod state;
 mod timer;
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -29,6 +35,7 @@ pub use state::State;
 pub use timer::Timer;
 
 use crate::config::Config;
+use crate::dialect::{Counter, Dialect, Learned};
 use crate::error::Error;
 use crate::segment::{Kind, Segment};
 use crate::seq::Seq;
@@ -61,7 +68,11 @@ pub struct Stats {
 /// What the core produced: a segment for the wire or a note for the reader.
 #[derive(Debug, Clone)]
 pub enum Output {
+    /// To the peer.
     Transmit(Segment),
+    /// To the address the client connected to (the listening socket), not the
+    /// per-connection port: a handshake ACK for peers that read it there.
+    TransmitToListener(Segment),
     Note(Note),
 }
 
@@ -78,27 +89,69 @@ pub enum Ending {
     Failed,
 }
 
+impl fmt::Display for Ending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Ending::Graceful => "graceful close",
+            Ending::FinUnanswered => "FIN unanswered: peer assumed closed",
+            Ending::LastAckMissing => "last ACK missing: closed anyway",
+            Ending::Failed => "failed",
+        })
+    }
+}
+
+/// A start the peer's (or our) first data may have, and what it would mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Start {
+    seq: Seq,
+    /// The handshake ACK consumed a number (`Some(true)`), did not, or says nothing.
+    ack_consumes: Option<bool>,
+    counter: Option<Counter>,
+}
+
 /// One end of a connection.
 #[derive(Debug)]
 pub struct Connection {
     cfg: Config,
-    /// Course numbering: one counter for both directions.
-    shared: bool,
+    dialect: Dialect,
     state: State,
+    isn: Seq,
     irs: Seq,
     snd_una: Seq,
     snd_nxt: Seq,
     rcv_nxt: Seq,
+    /// Other numbers the peer's next segment may carry, while its reading is
+    /// not settled (course format, auto).
+    rcv_alts: Vec<Seq>,
+    /// Where the peer's first data may start, each with what it would teach.
+    rcv_first: Vec<Start>,
+    /// The last in-order data segment taken: (seq, data length, wire length).
+    rcv_last: Option<(Seq, usize, usize)>,
+    /// The ACK numbers it may want, one per reading still possible, and the
+    /// one we answer with now (its duplicates get the next one in turn).
+    rcv_last_acks: Vec<Seq>,
+    rcv_last_ack: usize,
+    /// The first data taken, and the other starts it might have had: a copy
+    /// of it at one of those (a client trying both starts) is not new data.
+    rcv_first_taken: Option<(Vec<Seq>, Bytes)>,
+    /// Where our first data may start (the first is in use), while unsettled.
+    snd_first: Vec<Start>,
+    /// An ACK number that would settle a reading other than the guess, seen
+    /// once for the segment in flight: a second copy settles it (once may be
+    /// a stale number from a peer still guessing ours).
+    snd_other_seen: Option<Seq>,
     /// Payloads not yet sent, each at most one MSS.
     unsent: VecDeque<Bytes>,
     flight: Option<Flight>,
     close_requested: bool,
     peer_fin: bool,
-    /// Our SYN-ACK (server) and handshake ACK (client), answered again to duplicates.
+    /// Our SYN-ACK (server), answered again to duplicate SYNs.
     synack: Option<Segment>,
-    handshake_ack: Option<Segment>,
-    /// TIME-WAIT: final ACKs still to send.
+    /// Our handshake ACKs (client), sent again when the SYN-ACK comes again.
+    handshake_acks: Vec<Segment>,
+    /// TIME-WAIT: final ACKs still to send, and the number they carry.
     final_acks_left: u32,
+    final_ack: Seq,
     inbox: Inbox,
     /// Segments to send and notes, in the order they happened.
     outputs: VecDeque<Output>,
@@ -109,49 +162,38 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// The client side: SYN-SENT, with the SYN queued.
-    pub fn connect(cfg: Config, now: Instant, isn: Seq) -> Connection {
-        let mut conn = Connection::new(cfg, now, State::SynSent);
-        conn.snd_una = isn;
-        conn.snd_nxt = isn;
-        conn.send_reliable(now, Segment::syn(isn));
-        conn
-    }
-
-    /// The server side, from a SYN the listener received: SYN-RECEIVED, with
-    /// the SYN-ACK queued. In course numbering the SYN-ACK carries the SYN's
-    /// number plus one and `isn` is not used.
-    pub fn accept(cfg: Config, now: Instant, syn: &Segment, isn: Seq) -> Connection {
-        let mut conn = Connection::new(cfg, now, State::SynReceived);
-        conn.irs = syn.seq;
-        conn.rcv_nxt = syn.seq.plus(1);
-        let iss = if conn.shared { conn.rcv_nxt } else { isn };
-        conn.snd_una = iss;
-        conn.snd_nxt = iss;
-        let synack = Segment::syn_ack(iss, conn.rcv_nxt);
-        conn.synack = Some(synack.clone());
-        conn.send_reliable(now, synack);
-        conn
-    }
-
     fn new(cfg: Config, now: Instant, state: State) -> Connection {
         let mut timers = Timers::default();
         timers.set(Timer::Idle, now + cfg.idle_limit);
+        let dialect = match cfg.format {
+            Format::Course => Dialect::new(cfg.dialect),
+            Format::Binary => Dialect::binary(),
+        };
         Connection {
-            shared: cfg.format == Format::Course,
             cfg,
+            dialect,
             state,
+            isn: Seq(0),
             irs: Seq(0),
             snd_una: Seq(0),
             snd_nxt: Seq(0),
             rcv_nxt: Seq(0),
+            rcv_alts: Vec::new(),
+            rcv_first: Vec::new(),
+            rcv_last: None,
+            rcv_last_acks: Vec::new(),
+            rcv_last_ack: 0,
+            rcv_first_taken: None,
+            snd_first: Vec::new(),
+            snd_other_seen: None,
             unsent: VecDeque::new(),
             flight: None,
             close_requested: false,
             peer_fin: false,
             synack: None,
-            handshake_ack: None,
+            handshake_acks: Vec::new(),
             final_acks_left: 0,
+            final_ack: Seq(0),
             inbox: Inbox::default(),
             outputs: VecDeque::new(),
             timers,
@@ -173,6 +215,11 @@ impl Connection {
 
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// What this connection knows (or was told) of the peer's reading.
+    pub fn dialect(&self) -> &Dialect {
+        &self.dialect
     }
 
     /// (oldest unacknowledged, next to send, next expected) — for tests and debugging.
@@ -292,66 +339,17 @@ impl Connection {
                 now + self.cfg.timeout * self.cfg.close_timeouts,
             );
         }
+        if !seg.filler.is_empty() {
+            let closing = seg.flags.fin || self.closing();
+            if let Some(l) = self.dialect.observe_filler(&seg.filler, closing) {
+                self.learned(l, &seg);
+            }
+        }
         match self.state {
             State::SynSent => self.on_syn_sent(now, seg),
             State::SynReceived => self.on_syn_received(now, seg),
             _ => self.on_synchronized(now, seg),
         }
-    }
-
-    fn on_syn_sent(&mut self, now: Instant, seg: Segment) {
-        if seg.kind() != Kind::SynAck || seg.ack != self.snd_nxt {
-            self.ignore(seg, "waiting for the SYN-ACK of our SYN");
-            return;
-        }
-        self.acknowledged(seg.ack);
-        self.irs = seg.seq;
-        self.rcv_nxt = seg.seq.plus(1);
-        let ack = Segment::ack(self.snd_nxt, self.rcv_nxt);
-        self.handshake_ack = Some(ack.clone());
-        self.transmit(ack);
-        if self.shared {
-            // The seed's counter: the handshake ACK used x+2, data continues there.
-            self.tie(self.rcv_nxt);
-        }
-        self.set_state(State::Established);
-        self.push_next(now);
-    }
-
-    fn on_syn_received(&mut self, now: Instant, seg: Segment) {
-        match seg.kind() {
-            Kind::Syn if seg.seq == self.irs => self.answer_duplicate_syn(seg),
-            Kind::Ack if self.handshake_acked_by(seg.ack) => {
-                self.acknowledged(self.snd_nxt);
-                if self.shared {
-                    self.tie(seg.ack);
-                }
-                self.set_state(State::Established);
-                self.push_next(now);
-            }
-            Kind::Data | Kind::Fin if self.first_number_expected(seg.seq) => {
-                // The seed's edge case: the handshake ACK was lost and the
-                // client went on; its first segment stands for the ACK and is kept.
-                self.note(Note::ImplicitAck(seg.clone()));
-                self.acknowledged(self.snd_nxt);
-                if self.shared {
-                    self.tie(seg.seq);
-                }
-                self.set_state(State::Established);
-                self.on_synchronized(now, seg);
-                self.push_next(now);
-            }
-            _ => self.ignore(seg, "waiting for the handshake ACK"),
-        }
-    }
-
-    /// Course peers differ on whether the handshake ACK consumes a number: accept both.
-    fn handshake_acked_by(&self, ack: Seq) -> bool {
-        ack == self.snd_nxt || (self.shared && ack == self.snd_nxt.minus(1))
-    }
-
-    fn first_number_expected(&self, seq: Seq) -> bool {
-        seq == self.rcv_nxt || (self.shared && seq == self.rcv_nxt.plus(1))
     }
 
     /// Every state after the handshake.
@@ -366,17 +364,7 @@ impl Connection {
                 return;
             }
             Kind::SynAck => {
-                // Our handshake ACK was lost: the server still resends its SYN-ACK.
-                if let Some(ack) = self.handshake_ack.clone() {
-                    self.stats.duplicates += 1;
-                    self.note(Note::Duplicate {
-                        got: seg,
-                        answer: "handshake ACK sent again",
-                    });
-                    self.transmit(ack);
-                } else {
-                    self.ignore(seg, "SYN-ACK on the server side");
-                }
+                self.on_stale_syn_ack(seg);
                 return;
             }
             Kind::Odd => {
@@ -385,6 +373,12 @@ impl Connection {
             }
             _ => {}
         }
+        if matches!(self.state, State::LastAck | State::TimeWait)
+            || (self.peer_fin && seg.flags.fin)
+        {
+            self.on_closing_segment(now, seg);
+            return;
+        }
         if seg.flags.ack {
             self.on_ack(now, &seg);
         }
@@ -392,292 +386,19 @@ impl Connection {
             self.on_data(&seg);
         }
         if seg.flags.fin && self.state != State::Closed {
-            self.on_fin(now, seg);
-        }
-    }
-
-    fn on_ack(&mut self, now: Instant, seg: &Segment) {
-        let Some(flight) = &self.flight else {
-            if seg.data.is_empty() && !seg.flags.fin {
-                self.stats.duplicates += 1;
-            }
-            return;
-        };
-        let end = flight.segment.seq.plus(flight.segment.len());
-        if seg.ack != end {
-            if seg.kind() == Kind::Ack {
-                self.stats.duplicates += 1;
-                self.note(Note::Ignored {
-                    got: seg.clone(),
-                    why: "does not acknowledge the segment in flight",
-                });
-            }
-            return;
-        }
-        let was_fin = flight.segment.flags.fin;
-        self.stats.bytes_acked += flight.segment.data.len() as u64;
-        self.acknowledged(end);
-        if self.shared {
-            self.tie(end);
-        }
-        if was_fin {
-            match self.state {
-                State::FinWait1 if self.peer_fin || seg.flags.fin => {}
-                State::FinWait1 => {
-                    self.set_state(State::FinWait2);
-                    // close() waits for the peer's FIN no longer than it waited for the ACK.
-                    self.timers.set(
-                        Timer::Linger,
-                        now + self.cfg.timeout * self.cfg.close_timeouts,
-                    );
-                }
-                State::LastAck => self.finish(Ending::Graceful),
-                _ => {}
-            }
-            if self.state == State::FinWait1 && self.peer_fin {
-                self.enter_time_wait(now);
-            }
-        } else {
-            self.push_next(now);
-        }
-    }
-
-    fn on_data(&mut self, seg: &Segment) {
-        if seg.seq != self.rcv_nxt {
-            // Old (our ACK was lost) or from the future: answer with the
-            // cumulative ACK in every state, or a lost last ACK livelocks both ends.
-            self.stats.duplicates += 1;
-            self.note(Note::Duplicate {
-                got: seg.clone(),
-                answer: "cumulative ACK sent again",
-            });
-            self.send_ack();
-            return;
-        }
-        if self.peer_fin {
-            self.ignore(seg.clone(), "data after the peer's FIN");
-            return;
-        }
-        if self.inbox.buffered() + seg.data.len() > self.cfg.recv_buffer {
-            self.ignore(seg.clone(), "receive buffer full; left unacknowledged");
-            return;
-        }
-        if let Err(err) = self.inbox.deliver(seg.data.clone()) {
-            self.fail(err);
-            return;
-        }
-        self.stats.bytes_delivered += seg.data.len() as u64;
-        self.rcv_nxt = self.rcv_nxt.plus(seg.data.len());
-        if self.shared && self.flight.is_none() {
-            self.tie(self.rcv_nxt);
-        }
-        self.send_ack();
-    }
-
-    fn on_fin(&mut self, now: Instant, seg: Segment) {
-        if seg.seq != self.rcv_nxt {
-            if self.peer_fin && seg.seq == self.rcv_nxt.minus(1) {
-                self.answer_duplicate_fin(seg);
-            } else {
-                self.ignore(seg, "FIN out of sequence");
-            }
-            return;
-        }
-        self.peer_fin = true;
-        self.inbox.peer_closed();
-        self.rcv_nxt = self.rcv_nxt.plus(1);
-        match self.state {
-            State::Established | State::CloseWait => {
-                if self.shared && self.flight.is_none() {
-                    self.tie(self.rcv_nxt);
-                }
-                if self.unsent.is_empty() && self.flight.is_none() {
-                    self.send_fin(now, true);
-                } else {
-                    self.send_ack();
-                    self.set_state(State::CloseWait);
-                }
-            }
-            State::FinWait1 => {
-                if self.flight.is_none() {
-                    // Their FIN-ACK acknowledged ours (handled just before).
-                    self.enter_time_wait(now);
-                } else {
-                    // Both closed at once: acknowledge theirs, keep waiting for ours.
-                    self.send_ack();
-                }
-            }
-            State::FinWait2 => self.enter_time_wait(now),
-            _ => self.ignore(seg, "FIN in a closing state"),
-        }
-    }
-
-    fn answer_duplicate_syn(&mut self, seg: Segment) {
-        self.stats.duplicates += 1;
-        self.note(Note::Duplicate {
-            got: seg,
-            answer: "same SYN-ACK sent again",
-        });
-        if let Some(synack) = self.synack.clone() {
-            self.transmit(synack);
-        }
-    }
-
-    fn answer_duplicate_fin(&mut self, seg: Segment) {
-        self.stats.duplicates += 1;
-        let answer = if let (Some(f), State::LastAck) = (&self.flight, self.state) {
-            let again = f.segment.clone();
-            self.transmit(again);
-            "FIN-ACK sent again"
-        } else {
-            self.send_ack();
-            "ACK sent again"
-        };
-        self.note(Note::Duplicate { got: seg, answer });
-    }
-
-    // ----- sending -----
-
-    /// Sends the next queued payload, or the FIN once all is acknowledged.
-    fn push_next(&mut self, now: Instant) {
-        if self.flight.is_some() || !matches!(self.state, State::Established | State::CloseWait) {
-            return;
-        }
-        if let Some(payload) = self.unsent.pop_front() {
-            let seg = Segment::data(self.snd_nxt, payload);
-            self.send_reliable(now, seg);
-        } else if self.state == State::CloseWait {
-            self.send_fin(now, true);
-        } else if self.close_requested {
-            self.send_fin(now, false);
-        }
-    }
-
-    /// FIN (we close first: FIN-WAIT-1) or FIN-ACK (answering theirs: LAST-ACK).
-    fn send_fin(&mut self, now: Instant, answering: bool) {
-        let seg = if answering {
-            Segment::fin_ack(self.snd_nxt, self.rcv_nxt)
-        } else {
-            Segment::fin(self.snd_nxt)
-        };
-        self.send_reliable(now, seg);
-        self.set_state(if answering {
-            State::LastAck
-        } else {
-            State::FinWait1
-        });
-    }
-
-    fn send_reliable(&mut self, now: Instant, mut seg: Segment) {
-        seg.window = self.window();
-        self.snd_nxt = seg.seq.plus(seg.len());
-        self.flight = Some(Flight {
-            segment: seg.clone(),
-            first_sent: now,
-            timeouts: 0,
-        });
-        self.timers.set(Timer::Retransmit, now + self.cfg.timeout);
-        self.transmit(seg);
-    }
-
-    fn send_ack(&mut self) {
-        let mut ack = Segment::ack(self.snd_nxt, self.rcv_nxt);
-        ack.window = self.window();
-        self.transmit(ack);
-    }
-
-    fn transmit(&mut self, seg: Segment) {
-        self.stats.segments_sent += 1;
-        self.outputs.push_back(Output::Transmit(seg));
-    }
-
-    fn window(&self) -> u16 {
-        (self.cfg.recv_buffer - self.inbox.buffered().min(self.cfg.recv_buffer))
-            .min(usize::from(u16::MAX)) as u16
-    }
-
-    // ----- timers -----
-
-    fn on_retransmit_timeout(&mut self, now: Instant) {
-        let Some(flight) = &mut self.flight else {
-            return;
-        };
-        flight.timeouts += 1;
-        let timeouts = flight.timeouts;
-        let kind = flight.segment.kind();
-        let elapsed = now.saturating_duration_since(flight.first_sent);
-        let again = flight.segment.clone();
-        self.stats.timeouts += 1;
-        self.note(Note::Timeout {
-            timer: Timer::Retransmit,
-            count: timeouts,
-        });
-        let limit = match kind {
-            Kind::Syn | Kind::SynAck => self.cfg.syn_retries,
-            Kind::Fin | Kind::FinAck => self.cfg.close_timeouts,
-            _ => self.cfg.max_retries,
-        };
-        if timeouts >= limit {
-            match kind {
-                Kind::Fin => {
-                    self.note(Note::GaveUp {
-                        what: "FIN",
-                        outcome: "no FIN-ACK in 3 timeouts; peer assumed closed",
-                    });
-                    self.finish(Ending::FinUnanswered);
-                }
-                Kind::FinAck => {
-                    self.note(Note::GaveUp {
-                        what: "FIN-ACK",
-                        outcome: "no last ACK in 3 timeouts; closed anyway",
-                    });
-                    self.finish(Ending::LastAckMissing);
-                }
-                _ => self.fail(Error::GaveUp {
-                    what: kind.name(),
-                    tries: timeouts,
-                    elapsed,
-                }),
-            }
-            return;
-        }
-        self.stats.retransmissions += 1;
-        self.note(Note::Retransmit(again.clone()));
-        self.timers.set(Timer::Retransmit, now + self.cfg.timeout);
-        self.transmit(again);
-    }
-
-    fn enter_time_wait(&mut self, now: Instant) {
-        self.set_state(State::TimeWait);
-        self.timers.stop(Timer::Retransmit);
-        self.final_acks_left = self.cfg.close_timeouts;
-        self.on_linger(now);
-    }
-
-    fn on_linger(&mut self, now: Instant) {
-        match self.state {
-            State::TimeWait => {
-                // The seed: the final ACK goes out three times, one timeout apart.
-                self.send_ack();
-                self.final_acks_left = self.final_acks_left.saturating_sub(1);
-                if self.final_acks_left == 0 {
-                    self.finish(Ending::Graceful);
-                } else {
-                    self.timers.set(Timer::Linger, now + self.cfg.timeout);
-                }
-            }
-            State::FinWait2 => {
-                self.note(Note::GaveUp {
-                    what: "peer FIN",
-                    outcome: "our FIN was acknowledged but theirs never came; closed",
-                });
-                self.finish(Ending::FinUnanswered);
-            }
-            _ => {}
+            self.on_fin(now, &seg);
         }
     }
 
     // ----- bookkeeping -----
+
+    /// A state in which the close has begun.
+    fn closing(&self) -> bool {
+        matches!(
+            self.state,
+            State::FinWait1 | State::FinWait2 | State::CloseWait | State::LastAck | State::TimeWait
+        )
+    }
 
     /// The segment in flight is acknowledged up to `upto`.
     fn acknowledged(&mut self, upto: Seq) {
@@ -686,15 +407,38 @@ impl Connection {
         self.timers.stop(Timer::Retransmit);
     }
 
-    /// Course numbering: both directions continue from `n`.
+    /// The shared counter: both directions continue from `n`.
     fn tie(&mut self, n: Seq) {
         self.snd_una = n;
         self.snd_nxt = n;
         self.rcv_nxt = n;
+        self.rcv_alts.clear();
+        self.rcv_first.clear();
+    }
+
+    fn shared(&self) -> bool {
+        self.dialect.shared()
+    }
+
+    fn transmit(&mut self, seg: Segment) {
+        self.stats.segments_sent += 1;
+        self.outputs.push_back(Output::Transmit(seg));
+    }
+
+    fn transmit_to_listener(&mut self, seg: Segment) {
+        self.stats.segments_sent += 1;
+        self.outputs.push_back(Output::TransmitToListener(seg));
     }
 
     fn note(&mut self, note: Note) {
         self.outputs.push_back(Output::Note(note));
+    }
+
+    fn learned(&mut self, what: Learned, from: &Segment) {
+        self.note(Note::Learned {
+            what,
+            from: from.clone(),
+        });
     }
 
     fn ignore(&mut self, got: Segment, why: &'static str) {

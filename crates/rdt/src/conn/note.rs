@@ -6,6 +6,7 @@ use std::fmt;
 
 use super::state::State;
 use super::timer::Timer;
+use crate::dialect::Learned;
 use crate::segment::Segment;
 
 #[derive(Debug, Clone)]
@@ -33,7 +34,13 @@ pub enum Note {
     /// A retry loop reached its bound.
     GaveUp {
         what: &'static str,
-        outcome: &'static str,
+        outcome: String,
+    },
+    /// Something about the peer's reading of the course header, and the
+    /// segment that showed it.
+    Learned {
+        what: Learned,
+        from: Segment,
     },
 }
 
@@ -50,6 +57,7 @@ impl fmt::Display for Note {
             ),
             Note::Ignored { got, why } => write!(f, "ignored {got}: {why}"),
             Note::GaveUp { what, outcome } => write!(f, "gave up on {what}: {outcome}"),
+            Note::Learned { what, from } => write!(f, "learned: {what} (from {from})"),
         }
     }
 }

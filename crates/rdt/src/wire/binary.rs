@@ -85,6 +85,8 @@ pub fn decode(datagram: &[u8]) -> Result<Segment, Error> {
         ack: Seq(word(8)),
         window: u16::from_be_bytes([header[2], header[3]]),
         data: Bytes::copy_from_slice(data),
+        filler: Bytes::new(),
+        wire_len: datagram.len(),
     })
 }
 
@@ -111,6 +113,7 @@ mod tests {
             ack: Seq(7),
             window: 512,
             data: Bytes::from_static(b"hello"),
+            ..Segment::default()
         }
     }
 

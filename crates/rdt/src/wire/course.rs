@@ -10,6 +10,11 @@
 //! (also `True`/`False` as some Python peers print them), spaces around fields,
 //! numbers of any size (kept modulo 2^32). Decoding fills both `seq` and `ack`
 //! with the one number; the core reads the one that the segment's kind means.
+//! Bytes after the header of a segment with any flag set are filler, not data
+//! (some readings write `SYN|||...|||0`, or a FIN with `-`; see
+//! `dialect.rs`): they are kept apart, and written back on segments that
+//! carry filler. The datagram's length is kept for the readings whose numbers
+//! count whole encoded segments.
 
 use bytes::Bytes;
 use memchr::memmem;
@@ -37,6 +42,26 @@ pub fn encode(segment: &Segment, out: &mut Vec<u8>) {
     out.extend_from_slice(number.0.to_string().as_bytes());
     out.extend_from_slice(SEP);
     out.extend_from_slice(&segment.data);
+    if segment.data.is_empty() {
+        out.extend_from_slice(&segment.filler);
+    }
+}
+
+/// The length of `segment` in this format, as [`encode`] writes it.
+pub fn encoded_len(segment: &Segment) -> usize {
+    let f = segment.flags;
+    let number = if f.ack && segment.data.is_empty() {
+        segment.ack
+    } else {
+        segment.seq
+    };
+    let digits = number.0.checked_ilog10().map_or(1, |d| d as usize + 1);
+    let body = if segment.data.is_empty() {
+        segment.filler.len()
+    } else {
+        segment.data.len()
+    };
+    3 + 4 * SEP.len() + digits + body
 }
 
 /// Parses one course datagram.
@@ -56,12 +81,20 @@ pub fn decode(datagram: &[u8]) -> Result<Segment, Error> {
         fin: flag(fields[2], "FIN")?,
     };
     let number = Seq(number(fields[3])?);
+    let body = Bytes::copy_from_slice(rest);
+    let (data, filler) = if flags.syn || flags.ack || flags.fin {
+        (Bytes::new(), body)
+    } else {
+        (body, Bytes::new())
+    };
     Ok(Segment {
         flags,
         seq: number,
         ack: number,
         window: 0,
-        data: Bytes::copy_from_slice(rest),
+        data,
+        filler,
+        wire_len: datagram.len(),
     })
 }
 
@@ -157,6 +190,33 @@ mod tests {
         assert_eq!(s.seq, Seq(12));
         // A counter past 32 bits is kept modulo 2^32.
         assert_eq!(decode(b"0|||0|||0|||4294967301|||").unwrap().seq, Seq(5));
+    }
+
+    #[test]
+    fn bytes_after_a_control_header_are_filler_and_go_back_out() {
+        let syn = decode(b"1|||0|||0|||40|||0").unwrap();
+        assert_eq!(syn.kind(), crate::segment::Kind::Syn);
+        assert!(syn.data.is_empty());
+        assert_eq!(&syn.filler[..], b"0");
+        assert_eq!(syn.wire_len, 18);
+        let fin = decode(b"0|||0|||1|||77|||-").unwrap();
+        assert_eq!(fin.kind(), crate::segment::Kind::Fin);
+        assert_eq!(fin.len(), 1, "filler takes no number");
+        assert_eq!(encoded(&fin), b"0|||0|||1|||77|||-");
+        // Data is data: no flag set.
+        assert_eq!(decode(b"0|||0|||0|||9|||0").unwrap().data, &b"0"[..]);
+    }
+
+    #[test]
+    fn encoded_len_is_what_encode_writes() {
+        for seg in [
+            Segment::syn(Seq(0)),
+            Segment::ack(Seq(0), Seq(4_294_967_295)),
+            Segment::data(Seq(98), Bytes::from_static(b"Mensaje de prueba")),
+            Segment::fin(Seq(10)).with_filler(Bytes::from_static(b"-")),
+        ] {
+            assert_eq!(encoded_len(&seg), encoded(&seg).len(), "{seg}");
+        }
     }
 
     #[test]

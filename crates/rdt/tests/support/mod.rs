@@ -4,14 +4,17 @@
 use std::time::Duration;
 
 use rdt::sim::{Dir, Fate, Network, Report, Script, Sim};
-use rdt::{Config, Format, Kind};
+use rdt::{Config, DialectChoice, Format, Kind, Reading};
 
 pub const TIMEOUT: Duration = Duration::from_millis(100);
 
+/// Both ends speak the seed's reading (forced: the loss cases are the seed's;
+/// learning readings is tested in `tests/dialects.rs`).
 pub fn config(format: Format) -> Config {
     Config {
         timeout: TIMEOUT,
         idle_limit: Duration::from_secs(20),
+        dialect: DialectChoice::Forced(Reading::SEED),
         ..Config::new(format)
     }
 }
