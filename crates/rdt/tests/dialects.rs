@@ -171,10 +171,8 @@ fn each_reading_survives_the_lost_handshake_ack() {
                 if forced_server { "server" } else { "client" }
             );
             let s = script(100, 0);
-            // Every handshake ACK lost (the auto client sends two).
             let report = run(reading, forced_server, Network::perfect(), 2, &s)
                 .drop_nth(Dir::ToServer, Kind::Ack, 1)
-                .drop_nth(Dir::ToServer, Kind::Ack, if forced_server { 2 } else { 1 })
                 .run(LIMIT);
             check(&report, &s, &ctx);
             check_learned_as(&report, reading, forced_server, false, &ctx);
@@ -250,4 +248,26 @@ fn each_reading_talks_to_itself_and_auto_to_auto() {
     let report = Sim::with_configs(auto(), auto(), Network::perfect(), 4, s.clone()).run(LIMIT);
     check(&report, &s, "auto");
     assert_eq!(report.server_reading.unwrap().unit, Unit::Bytes);
+}
+
+#[test]
+fn each_reading_through_loss_reordering_and_duplication() {
+    let mut net = Network::perfect();
+    net.loss = 0.2;
+    net.duplicate = 0.05;
+    net.reorder = 0.1;
+    net.reorder_delay = TIMEOUT * 2;
+    for reading in readings() {
+        for forced_server in [true, false] {
+            for seed in 1_000..1_060 {
+                let ctx = format!(
+                    "{reading}, forced {}, seed {seed}",
+                    if forced_server { "server" } else { "client" }
+                );
+                let s = script(500, 0);
+                let report = run(reading, forced_server, net.clone(), seed, &s).run(LIMIT);
+                check(&report, &s, &ctx);
+            }
+        }
+    }
 }

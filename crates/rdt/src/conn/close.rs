@@ -151,9 +151,10 @@ impl Connection {
                 return;
             }
         } else if seg.flags.fin
-            && let Some(l) = self.dialect.observe_fin_on_final_ack() {
-                self.learned(l, seg);
-            }
+            && let Some(l) = self.dialect.observe_fin_on_final_ack()
+        {
+            self.learned(l, seg);
+        }
         self.finish(Ending::Graceful);
     }
 

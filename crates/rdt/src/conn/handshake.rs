@@ -38,9 +38,10 @@ impl Connection {
     pub fn accept(cfg: Config, now: Instant, syn: &Segment, isn: Seq) -> Connection {
         let mut conn = Connection::new(cfg, now, State::SynReceived);
         if !syn.filler.is_empty()
-            && let Some(l) = conn.dialect.observe_filler(&syn.filler, false) {
-                conn.learned(l, syn);
-            }
+            && let Some(l) = conn.dialect.observe_filler(&syn.filler, false)
+        {
+            conn.learned(l, syn);
+        }
         conn.irs = syn.seq;
         conn.rcv_nxt = syn.seq.plus(1);
         let own = conn.dialect.is_forced() && !conn.shared();
@@ -119,9 +120,9 @@ impl Connection {
             self.tie(next);
         } else {
             // Shared, or own-isn with the server's number one past ours: x + 2
-            // suits both (and the seed); x + 1 the readings whose ACK
-            // consumes nothing. Both go out, and data starts at x + 2 until
-            // the server shows it expects x + 1.
+            // suits both (and the seed) and goes out; x + 1, for the readings
+            // whose ACK consumes nothing, joins it if the SYN-ACK comes again.
+            // Data starts at x + 2 until the server shows it expects x + 1.
             self.irs = n;
             let (two, one) = (self.isn.plus(2), ours_plus_one);
             self.handshake_acks = vec![
@@ -148,9 +149,10 @@ impl Connection {
         self.push_next(now);
     }
 
-    /// Sends our handshake ACKs: to the per-connection port, and (for the
+    /// Sends our handshake ACK: to the per-connection port, and (for the
     /// listen-ack reading, or when the SYN-ACK came again and we do not know
-    /// where the server reads) to the listening address.
+    /// where the server reads, or which number it wants) every candidate ACK
+    /// to the listening address too.
     fn send_handshake_acks(&mut self, again: bool) {
         let listen_ack = self.dialect.ack_to_listener();
         let (to_peer, to_listener) = if self.dialect.is_forced() {
@@ -158,7 +160,9 @@ impl Connection {
         } else {
             (true, listen_ack || again)
         };
-        for ack in self.handshake_acks.clone() {
+        // The first ACK at first; every candidate once the SYN-ACK came again.
+        let count = if again { self.handshake_acks.len() } else { 1 };
+        for ack in self.handshake_acks.clone().into_iter().take(count) {
             if to_peer {
                 self.transmit(ack.clone());
             }
@@ -177,9 +181,10 @@ impl Connection {
         }
         self.stats.duplicates += 1;
         if !self.dialect.ack_to_listener()
-            && let Some(l) = self.dialect.observe_ack_to_listener() {
-                self.learned(l, &seg);
-            }
+            && let Some(l) = self.dialect.observe_ack_to_listener()
+        {
+            self.learned(l, &seg);
+        }
         self.note(Note::Duplicate {
             got: seg,
             answer: "handshake ACK sent again",
@@ -196,13 +201,14 @@ impl Connection {
                     return;
                 };
                 self.acknowledged(self.snd_nxt);
-                if starts.len() == 1 && starts[0].ack_consumes.is_some()
+                if starts.len() == 1
+                    && starts[0].ack_consumes.is_some()
                     && let Some(l) = self
                         .dialect
                         .set_ack_consumes(starts[0].ack_consumes == Some(true))
-                    {
-                        self.learned(l, &seg);
-                    }
+                {
+                    self.learned(l, &seg);
+                }
                 self.expect_first(starts);
                 self.set_state(State::Established);
                 self.push_next(now);
@@ -315,13 +321,15 @@ impl Connection {
         }
         self.rcv_first.clear();
         if let Some(c) = s.counter
-            && let Some(l) = self.dialect.set_counter(c) {
-                self.learned(l, seg);
-            }
+            && let Some(l) = self.dialect.set_counter(c)
+        {
+            self.learned(l, seg);
+        }
         if let Some(consumes) = s.ack_consumes
-            && let Some(l) = self.dialect.set_ack_consumes(consumes) {
-                self.learned(l, seg);
-            }
+            && let Some(l) = self.dialect.set_ack_consumes(consumes)
+        {
+            self.learned(l, seg);
+        }
         if !self.shared() {
             // Our own numbers go on from our SYN-ACK's.
             self.snd_nxt = self.isn.plus(1);

@@ -140,6 +140,11 @@ pub struct Connection {
     /// once for the segment in flight: a second copy settles it (once may be
     /// a stale number from a peer still guessing ours).
     snd_other_seen: Option<Seq>,
+    /// Numbers a peer still guessing our reading may have sent for segments
+    /// already acknowledged (the other readings' ACKs of them): a copy held
+    /// back by the network could pass for the ACK of a later segment, so an
+    /// ACK with one of these numbers counts on its second copy.
+    snd_stale: Vec<Seq>,
     /// Payloads not yet sent, each at most one MSS.
     unsent: VecDeque<Bytes>,
     flight: Option<Flight>,
@@ -186,6 +191,7 @@ impl Connection {
             rcv_first_taken: None,
             snd_first: Vec::new(),
             snd_other_seen: None,
+            snd_stale: Vec::new(),
             unsent: VecDeque::new(),
             flight: None,
             close_requested: false,

@@ -78,17 +78,23 @@ impl Connection {
             self.not_our_ack(now, seg, &took);
             return;
         };
-        if pos > 0 && self.snd_other_seen != Some(seg.ack) {
-            // Another reading's number, the first time: a peer of that
-            // reading sends it for every copy, while a peer still guessing
-            // ours may have sent it once (and a stale copy could later pass
-            // for the ACK of a segment it never got). Taken on its second copy.
+        let doubtful = pos > 0 || self.snd_stale.contains(&seg.ack);
+        if doubtful && self.snd_other_seen != Some(seg.ack) {
+            // Another reading's number, or one a peer still guessing ours
+            // sent for an earlier segment, the first time: a peer of that
+            // reading sends it for every copy of our segment, while a stale
+            // copy comes once (and would pass for the ACK of a segment the
+            // peer never got). Taken on its second copy.
             self.snd_other_seen = Some(seg.ack);
             self.note(Note::Ignored {
                 got: seg.clone(),
                 why: "another reading's number: taken if it comes again",
             });
             return;
+        }
+        if acks.len() > 1 {
+            self.snd_stale
+                .extend(acks.iter().filter(|a| **a != seg.ack));
         }
         if !self.snd_first.is_empty() {
             self.settle_first_start(took.seq, seg);
@@ -166,13 +172,15 @@ impl Connection {
             return;
         };
         if let Some(c) = s.counter
-            && let Some(l) = self.dialect.set_counter(c) {
-                self.learned(l, seg);
-            }
+            && let Some(l) = self.dialect.set_counter(c)
+        {
+            self.learned(l, seg);
+        }
         if let Some(consumes) = s.ack_consumes
-            && let Some(l) = self.dialect.set_ack_consumes(consumes) {
-                self.learned(l, seg);
-            }
+            && let Some(l) = self.dialect.set_ack_consumes(consumes)
+        {
+            self.learned(l, seg);
+        }
     }
 
     pub(super) fn on_retransmit_timeout(&mut self, now: Instant) {
