@@ -9,6 +9,12 @@
 //! Replies are accepted from any port of the upstream host, and the flow then sends
 //! to that port: a server that answers from a new socket per client (the course's
 //! Stop & Wait `accept`) keeps working through the proxy.
+//!
+//! With `mirror_ports`, each upstream port that answers gets a port of its own
+//! on the proxy instead (a *route*, with its own engines): the client sees the
+//! server's new socket at a new address, as it would without the proxy, and
+//! can still reach the listening port (some Stop & Wait readings send the
+//! handshake ACK there). Both reach the server from the same flow address.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -51,6 +57,8 @@ pub struct UdpProxyConfig {
     pub max_flows: usize,
     /// A flow with no traffic for this long is closed.
     pub flow_idle: Duration,
+    /// Give each upstream port that answers its own proxy port (module docs).
+    pub mirror_ports: bool,
 }
 
 impl UdpProxyConfig {
@@ -64,6 +72,7 @@ impl UdpProxyConfig {
             log_decisions: false,
             max_flows: 1024,
             flow_idle: Duration::from_secs(60),
+            mirror_ports: false,
         }
     }
 }
@@ -211,22 +220,45 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-struct Flow {
-    client: SocketAddr,
+/// Upstream ports one flow may give proxy ports of their own (`mirror_ports`).
+const MAX_ROUTES: usize = 16;
+
+/// One upstream address of a flow and where the client reaches it.
+struct Route {
     upstream: SocketAddr,
-    up_sock: UdpSocket,
-    listen: Arc<UdpSocket>,
+    /// The proxy's listening socket (the first route) or this route's own.
+    down: Arc<UdpSocket>,
     engines: PerDir<DatagramEngine>,
-    idle: Duration,
-    log: bool,
+    /// Reads the client's datagrams on a route's own socket.
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Drop for Route {
+    fn drop(&mut self) {
+        if let Some(r) = self.reader.take() {
+            r.abort();
+        }
+    }
+}
+
+struct Flow {
+    index: u64,
+    client: SocketAddr,
+    up_sock: UdpSocket,
+    routes: Vec<Route>,
+    config: Arc<UdpProxyConfig>,
+    shared: Arc<Shared>,
+    /// The client's datagrams to a mirrored route's socket, by route.
+    mirrored_tx: mpsc::Sender<(usize, Instant, Bytes)>,
+    mirrored_rx: mpsc::Receiver<(usize, Instant, Bytes)>,
 }
 
 impl Flow {
     async fn open(
         index: u64,
         client: SocketAddr,
-        config: &UdpProxyConfig,
-        shared: &Shared,
+        config: &Arc<UdpProxyConfig>,
+        shared: &Arc<Shared>,
         listen: Arc<UdpSocket>,
     ) -> Result<Self, Error> {
         let any: IpAddr = if config.upstream.is_ipv4() {
@@ -235,61 +267,155 @@ impl Flow {
             Ipv6Addr::UNSPECIFIED.into()
         };
         let up_sock = UdpSocket::bind(SocketAddr::new(any, 0)).await?;
+        tracing::debug!(client = %client, flow = index, "new udp flow");
+        let (mirrored_tx, mirrored_rx) = mpsc::channel(FLOW_CHANNEL);
+        let mut flow = Self {
+            index,
+            client,
+            up_sock,
+            routes: Vec::new(),
+            config: Arc::clone(config),
+            shared: Arc::clone(shared),
+            mirrored_tx,
+            mirrored_rx,
+        };
+        let first = flow.route(config.upstream, listen, None);
+        flow.routes.push(first);
+        Ok(flow)
+    }
+
+    fn route(
+        &self,
+        upstream: SocketAddr,
+        down: Arc<UdpSocket>,
+        reader: Option<JoinHandle<()>>,
+    ) -> Route {
+        // The first route keeps the flow's historical seeds; later ones differ.
+        let seed = self
+            .config
+            .seed
+            .wrapping_add((self.routes.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let engine = |dir| {
             DatagramEngine::new(
-                config.rules.get(dir).clone(),
-                derive_seed(config.seed, index, dir),
-                Arc::clone(shared.dirs.get(dir)),
+                self.config.rules.get(dir).clone(),
+                derive_seed(seed, self.index, dir),
+                Arc::clone(self.shared.dirs.get(dir)),
             )
         };
-        tracing::debug!(client = %client, flow = index, "new udp flow");
-        Ok(Self {
-            client,
-            upstream: config.upstream,
-            up_sock,
-            listen,
+        Route {
+            upstream,
+            down,
             engines: PerDir {
                 up: engine(Direction::Up),
                 down: engine(Direction::Down),
             },
-            idle: config.flow_idle,
-            log: config.log_decisions,
-        })
+            reader,
+        }
+    }
+
+    /// The route a reply from `from` takes: with `mirror_ports`, a new port
+    /// for a new upstream port; without, the one route, retargeted.
+    async fn route_of_reply(&mut self, from: SocketAddr) -> Option<usize> {
+        if !self.config.mirror_ports {
+            self.routes[0].upstream = from;
+            return Some(0);
+        }
+        if let Some(i) = self.routes.iter().position(|r| r.upstream == from) {
+            return Some(i);
+        }
+        if self.routes.len() >= MAX_ROUTES {
+            tracing::debug!(%from, "too many upstream ports for one flow: reply dropped");
+            return None;
+        }
+        let ip = self.config.listen.ip();
+        let down = match UdpSocket::bind(SocketAddr::new(ip, 0)).await {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open a mirror port");
+                return None;
+            }
+        };
+        let i = self.routes.len();
+        let reader = {
+            let sock = Arc::clone(&down);
+            let tx = self.mirrored_tx.clone();
+            let client = self.client;
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; MAX_DATAGRAM];
+                loop {
+                    match sock.recv_from(&mut buf).await {
+                        Ok((n, src)) if src == client => {
+                            let item = (i, Instant::now(), Bytes::copy_from_slice(&buf[..n]));
+                            if tx.send(item).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(_) | Err(_) => {}
+                    }
+                }
+            })
+        };
+        tracing::debug!(client = %self.client, upstream = %from, port = ?down.local_addr().ok(), "mirror port opened");
+        let route = self.route(from, down, Some(reader));
+        self.routes.push(route);
+        Some(i)
+    }
+
+    fn timer(&self, last_activity: Instant) -> Instant {
+        self.routes
+            .iter()
+            .flat_map(|r| [r.engines.up.poll_timeout(), r.engines.down.poll_timeout()])
+            .flatten()
+            .min()
+            .map_or(last_activity + self.config.flow_idle, Instant::from_std)
+    }
+
+    fn pending(&self) -> usize {
+        self.routes
+            .iter()
+            .map(|r| r.engines.up.pending() + r.engines.down.pending())
+            .sum()
+    }
+
+    fn take(&mut self, route: usize, dir: Direction, at: Instant, data: Bytes) {
+        let d = self.routes[route]
+            .engines
+            .get_mut(dir)
+            .on_datagram(at.into_std(), data);
+        self.log(dir, &d);
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<(Instant, Bytes)>, cancel: CancellationToken) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut last_activity = Instant::now();
+        let upstream_ip = self.config.upstream.ip();
         loop {
-            let timer = [
-                self.engines.up.poll_timeout(),
-                self.engines.down.poll_timeout(),
-            ]
-            .into_iter()
-            .flatten()
-            .min()
-            .map_or(last_activity + self.idle, Instant::from_std);
+            let timer = self.timer(last_activity);
             tokio::select! {
                 () = cancel.cancelled() => return,
                 item = rx.recv() => {
                     let Some((at, data)) = item else { return };
                     last_activity = at;
-                    let d = self.engines.up.on_datagram(at.into_std(), data);
-                    self.log(Direction::Up, &d);
+                    self.take(0, Direction::Up, at, data);
+                }
+                Some((route, at, data)) = self.mirrored_rx.recv() => {
+                    last_activity = at;
+                    self.take(route, Direction::Up, at, data);
                 }
                 r = self.up_sock.recv_from(&mut buf) => match r {
-                    Ok((n, from)) if from.ip() == self.upstream.ip() => {
-                        self.upstream = from;
+                    Ok((n, from)) if from.ip() == upstream_ip => {
                         last_activity = Instant::now();
-                        let d = self.engines.down.on_datagram(last_activity.into_std(), Bytes::copy_from_slice(&buf[..n]));
-                        self.log(Direction::Down, &d);
+                        let data = Bytes::copy_from_slice(&buf[..n]);
+                        if let Some(route) = self.route_of_reply(from).await {
+                            self.take(route, Direction::Down, last_activity, data);
+                        }
                     }
                     Ok((_, from)) => tracing::debug!(%from, "datagram from a stranger ignored"),
                     Err(e) => tracing::debug!(error = %e, "upstream recv error"),
                 },
                 () = tokio::time::sleep_until(timer) => {
-                    if self.engines.up.pending() + self.engines.down.pending() == 0
-                        && Instant::now() >= last_activity + self.idle
+                    if self.pending() == 0
+                        && Instant::now() >= last_activity + self.config.flow_idle
                     {
                         tracing::debug!(client = %self.client, "udp flow idle, closed");
                         return;
@@ -302,23 +428,25 @@ impl Flow {
 
     async fn flush(&mut self) {
         let now = Instant::now().into_std();
-        for dir in Direction::BOTH {
-            let engine = self.engines.get_mut(dir);
-            engine.on_timeout(now);
-            while let Some(data) = engine.poll_emit(now) {
-                let r = match dir {
-                    Direction::Up => self.up_sock.send_to(&data, self.upstream).await,
-                    Direction::Down => self.listen.send_to(&data, self.client).await,
-                };
-                if let Err(e) = r {
-                    tracing::debug!(error = %e, %dir, "udp send failed");
+        for route in &mut self.routes {
+            for dir in Direction::BOTH {
+                let engine = route.engines.get_mut(dir);
+                engine.on_timeout(now);
+                while let Some(data) = engine.poll_emit(now) {
+                    let r = match dir {
+                        Direction::Up => self.up_sock.send_to(&data, route.upstream).await,
+                        Direction::Down => route.down.send_to(&data, self.client).await,
+                    };
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, %dir, "udp send failed");
+                    }
                 }
             }
         }
     }
 
     fn log(&self, dir: Direction, d: &Decision) {
-        if self.log {
+        if self.config.log_decisions {
             tracing::info!(
                 target: "impair::decision",
                 "action: impair_udp | result: success | dir: {dir} | client: {} | {d}",

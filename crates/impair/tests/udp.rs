@@ -245,3 +245,61 @@ async fn send_until_echoed(c: &UdpSocket, v: u32) {
     .await
     .expect("served once a flow slot frees");
 }
+
+/// A server that answers from a new socket (the course's `accept`), seen
+/// through `mirror_ports`: its new socket appears at a new proxy port, the
+/// listening one stays reachable at the proxy's own, and both see the client
+/// at the same flow address.
+#[tokio::test]
+async fn mirror_ports_keep_the_servers_new_socket_apart_from_its_listening_one() {
+    let listening = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut cfg = UdpProxyConfig::new(localhost0(), listening.local_addr().unwrap());
+    cfg.mirror_ports = true;
+    let proxy = UdpProxy::start(cfg).await.unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut buf = [0u8; 64];
+
+    client.send_to(b"syn", proxy.local_addr()).await.unwrap();
+    let (n, flow) = timeout(BOUND, listening.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], b"syn");
+    // The server answers from a new socket.
+    let accepted = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    accepted.send_to(b"syn-ack", flow).await.unwrap();
+    let (n, mirror) = timeout(BOUND, client.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], b"syn-ack");
+    assert_ne!(
+        mirror,
+        proxy.local_addr(),
+        "the new socket has a port of its own"
+    );
+
+    // To the mirror: the new socket; to the proxy's port: the listening one.
+    client.send_to(b"data", mirror).await.unwrap();
+    let (n, from) = timeout(BOUND, accepted.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((&buf[..n], from), (&b"data"[..], flow));
+    client.send_to(b"ack", proxy.local_addr()).await.unwrap();
+    let (n, from) = timeout(BOUND, listening.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((&buf[..n], from), (&b"ack"[..], flow));
+
+    // The listening socket's own answers still come from the proxy's port.
+    listening.send_to(b"again", flow).await.unwrap();
+    let (n, from) = timeout(BOUND, client.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((&buf[..n], from), (&b"again"[..], proxy.local_addr()));
+    let s = proxy.shutdown().await;
+    assert_eq!((s.dirs.up.delivered, s.dirs.down.delivered), (3, 2));
+}

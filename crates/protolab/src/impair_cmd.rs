@@ -121,6 +121,11 @@ struct UdpArgs {
     /// Client addresses served at once.
     #[arg(long, default_value_t = 1024, value_parser = crate::cli_values::count)]
     max_flows: usize,
+    /// Give each server port that answers its own proxy port, so a client
+    /// still reaches the listening port after the server answered from a
+    /// new socket (Stop & Wait servers that read the handshake ACK there).
+    #[arg(long)]
+    mirror_ports: bool,
 }
 
 #[derive(Debug, Args)]
@@ -245,6 +250,7 @@ pub async fn run(args: ImpairArgs) -> anyhow::Result<()> {
             cfg.seed = a.common.seed;
             cfg.log_decisions = a.common.log;
             cfg.max_flows = a.max_flows;
+            cfg.mirror_ports = a.mirror_ports;
             let signal = netkit::shutdown::signal().context("cannot install signal handlers")?;
             let proxy = UdpProxy::start(cfg).await?;
             announce("udp", proxy.local_addr(), upstream);

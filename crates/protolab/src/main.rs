@@ -9,6 +9,7 @@ mod demo;
 mod hftp_cmd;
 mod impair_cmd;
 mod lottery_cmd;
+mod rdt_check_cmd;
 mod rdt_cmd;
 mod relay_cmd;
 

@@ -1,4 +1,4 @@
-//! `protolab rdt send|recv|bench`: arguments → the `rdt` library (blocking
+//! `protolab rdt send|recv|bench|check`: arguments → the `rdt` library (blocking
 //! sockets, run on a blocking thread).
 
 use std::io::{IsTerminal as _, Read as _, Write as _};
@@ -19,6 +19,7 @@ use rdt::{Config, DialectChoice, Ending, Format, Options, RdtSocket, Stats, Trac
   protolab rdt send localhost 8000 --loss 0.2 --seed 7 --debug < archivo.txt
   protolab rdt send localhost 8000 --drop 2 --trace lost-ack.svg < archivo.txt
   protolab rdt send localhost 8000 --dialect own-isn,segments < archivo.txt
+  protolab rdt check --server-cmd 'python3 servidor.py {port}'
   protolab rdt bench")]
 pub struct RdtArgs {
     #[command(subcommand)]
@@ -53,6 +54,9 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// Grade another implementation (their server, their client or both),
+    /// scenario by scenario.
+    Check(crate::rdt_check_cmd::CheckArgs),
     /// Stop & Wait throughput against one segment per measured round trip.
     #[command(after_help = "Example:\n  cargo run --release -- rdt bench")]
     Bench,
@@ -134,7 +138,7 @@ impl RdtArgs {
     pub fn debug(&self) -> bool {
         match &self.cmd {
             Cmd::Send { common, .. } | Cmd::Recv { common, .. } => common.debug,
-            Cmd::Bench => false,
+            Cmd::Bench | Cmd::Check(_) => false,
         }
     }
 }
@@ -157,6 +161,7 @@ pub async fn run(args: RdtArgs) -> anyhow::Result<()> {
             rdt::bench::run(|line| println!("{line}"))?;
             Ok(())
         }
+        Cmd::Check(args) => crate::rdt_check_cmd::run(args),
     })
     .await
     .context("rdt task")?

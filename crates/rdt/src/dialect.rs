@@ -474,6 +474,9 @@ impl Dialect {
             return None;
         }
         self.fin_on_final_ack = true;
+        // The mark of the four-way reading seen from its closing side (the
+        // name a report gives; nothing is left for us to send differently).
+        self.reading.four_way_close = true;
         self.learn(Learned::FinOnFinalAck)
     }
 

@@ -42,6 +42,9 @@ pub enum Error {
     /// An operation called on a socket in the wrong role (e.g. `send` before `connect`).
     #[error("socket is not {0}")]
     Usage(&'static str),
+    /// The checker's `impair udp` proxy would not start.
+    #[error("start the impair proxy: {0}")]
+    Proxy(#[from] impair::Error),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -7,8 +7,10 @@
 //! - [`sim`]: a deterministic network simulator over two cores.
 //! - [`socket`]: the seed's `SocketTCP` over std UDP sockets ([`RdtSocket`]).
 //! - [`trace`]: sequence diagrams of real sessions.
+//! - [`check`]: the conformance checker for other implementations.
 
 pub mod bench;
+pub mod check;
 pub mod config;
 pub mod conn;
 pub mod dialect;

@@ -45,12 +45,27 @@ pub enum Way {
     Received,
 }
 
-/// Loses the `nth` (1-based) segments of `kind` going `way`.
+/// Loses the `nth` (1-based) segments of `kind` going `way`; with
+/// `after_our_fin`, counting those after this socket sent its FIN (or FIN-ACK)
+/// only (the final ACK, whatever came before).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DropKind {
     pub way: Way,
     pub kind: crate::segment::Kind,
     pub nth: Vec<u64>,
+    pub after_our_fin: bool,
+}
+
+impl DropKind {
+    /// The `nth` segment of `kind` going `way`.
+    pub fn nth(way: Way, kind: crate::segment::Kind, nth: u64) -> DropKind {
+        DropKind {
+            way,
+            kind,
+            nth: vec![nth],
+            after_our_fin: false,
+        }
+    }
 }
 
 impl Options {
@@ -81,6 +96,8 @@ pub(crate) struct Link {
     waiter: Waiter,
     /// Segments seen per [`DropKind`] rule.
     kind_seen: Vec<u64>,
+    /// This socket sent a FIN (or FIN-ACK).
+    sent_fin: bool,
 }
 
 /// What `receive` got.
@@ -103,6 +120,7 @@ impl Link {
             out: Vec::with_capacity(MAX_DATAGRAM),
             buf: vec![0; MAX_DATAGRAM + 1],
             kind_seen,
+            sent_fin: false,
             waiter,
         })
     }
@@ -159,7 +177,7 @@ impl Link {
             Ok(seg) => seg,
             Err(e) => {
                 tracing::debug!(target: "rdt", "recv {n} bytes <- {from}: dropped, {e}");
-                self.trace(TraceKind::ReceivedLost, format!("{n} bytes: {e}"));
+                self.trace(TraceKind::Undecodable, format!("{n} bytes: {e}"));
                 return Ok(Incoming::Nothing);
             }
         };
@@ -180,10 +198,16 @@ impl Link {
         let kind = seg.kind();
         let mut drop = false;
         for (rule, seen) in self.opts.drop_kinds.iter().zip(self.kind_seen.iter_mut()) {
+            if rule.after_our_fin && !self.sent_fin {
+                continue;
+            }
             if rule.way == way && rule.kind == kind {
                 *seen += 1;
                 drop |= rule.nth.contains(seen);
             }
+        }
+        if way == Way::Sent && seg.flags.fin {
+            self.sent_fin = true;
         }
         drop
     }
@@ -193,7 +217,10 @@ impl Link {
         tracing::debug!(target: "rdt", "{note}");
         let kind = match note {
             Note::Timeout { .. } => TraceKind::Timeout,
-            Note::State { .. } | Note::ImplicitAck(_) | Note::GaveUp { .. } => TraceKind::Note,
+            Note::State { .. }
+            | Note::ImplicitAck(_)
+            | Note::GaveUp { .. }
+            | Note::Learned { .. } => TraceKind::Note,
             _ => return,
         };
         let text = match note {

@@ -107,6 +107,15 @@ impl Listener {
     pub fn accept(&self) -> Result<Endpoint, Error> {
         self.ready.recv().map_err(|_| Error::Closed)?
     }
+
+    /// `accept`, waiting at most `wait` (None: nothing completed in time).
+    pub fn accept_within(&self, wait: std::time::Duration) -> Result<Option<Endpoint>, Error> {
+        match self.ready.recv_timeout(wait) {
+            Ok(done) => done.map(Some),
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(Error::Closed),
+        }
+    }
 }
 
 impl Drop for Listener {

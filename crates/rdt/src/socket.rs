@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::conn::{Connection, Ending, Read, Stats};
+use crate::dialect::{Learned, Reading};
 use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::isn;
@@ -19,6 +20,9 @@ use crate::listener::Listener;
 pub struct RdtSocket {
     opts: Options,
     role: Role,
+    /// The peer's reading of the course header, as the connection knew it
+    /// when it ended, and what it learned (kept after `close`).
+    dialect: Option<(Reading, Vec<Learned>)>,
 }
 
 #[derive(Debug)]
@@ -51,6 +55,7 @@ impl RdtSocket {
         RdtSocket {
             opts,
             role: Role::Fresh,
+            dialect: None,
         }
     }
 
@@ -77,6 +82,18 @@ impl RdtSocket {
         match &self.role {
             Role::Connected(e) => Ok(e.peer),
             _ => Err(Error::Usage("connected")),
+        }
+    }
+
+    /// The peer's reading of the course header as this connection knows it
+    /// (learned or forced), and what it learned, in order (also after the close).
+    pub fn dialect(&self) -> Option<(Reading, Vec<Learned>)> {
+        match &self.role {
+            Role::Connected(e) => Some((
+                e.conn.dialect().reading(),
+                e.conn.dialect().learned().to_vec(),
+            )),
+            _ => self.dialect.clone(),
         }
     }
 
@@ -129,21 +146,44 @@ impl RdtSocket {
     /// carries the connection, and that socket's address. This socket keeps
     /// listening for other clients.
     pub fn accept(&mut self) -> Result<(RdtSocket, SocketAddr), Error> {
+        let listener = self.listening()?;
+        let endpoint = listener.accept()?;
+        self.accepted(endpoint)
+    }
+
+    /// `accept`, waiting at most `wait`: `None` if no handshake completed in time.
+    pub fn accept_within(
+        &mut self,
+        wait: std::time::Duration,
+    ) -> Result<Option<(RdtSocket, SocketAddr)>, Error> {
+        let listener = self.listening()?;
+        match listener.accept_within(wait)? {
+            Some(endpoint) => self.accepted(endpoint).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The listener, started on the bound socket by the first accept.
+    fn listening(&mut self) -> Result<&Listener, Error> {
         if let Role::Bound(_) = self.role {
             let Role::Bound(link) = std::mem::replace(&mut self.role, Role::Fresh) else {
                 unreachable!("matched just above")
             };
             self.role = Role::Listening(Listener::start(*link, self.opts.clone())?);
         }
-        let Role::Listening(listener) = &self.role else {
-            return Err(Error::Usage("bound (call bind first)"));
-        };
-        let endpoint = listener.accept()?;
+        match &self.role {
+            Role::Listening(listener) => Ok(listener),
+            _ => Err(Error::Usage("bound (call bind first)")),
+        }
+    }
+
+    fn accepted(&self, endpoint: Endpoint) -> Result<(RdtSocket, SocketAddr), Error> {
         let addr = endpoint.link.local_addr()?;
         Ok((
             RdtSocket {
                 opts: self.opts.clone(),
                 role: Role::Connected(Box::new(endpoint)),
+                dialect: None,
             },
             addr,
         ))
@@ -188,7 +228,7 @@ impl RdtSocket {
         let e = self.endpoint()?;
         e.conn.close(Instant::now());
         let ending = e.drive(|c| Ok(c.ending()));
-        self.role = Role::Done(e.conn.stats());
+        self.finished();
         ending
     }
 
@@ -197,8 +237,19 @@ impl RdtSocket {
     pub fn recv_close(&mut self) -> Result<Ending, Error> {
         let e = self.endpoint()?;
         let ending = e.drive(|c| Ok(c.ending()));
-        self.role = Role::Done(e.conn.stats());
+        self.finished();
         ending
+    }
+
+    /// Keeps what the ended connection knew, and drops its socket.
+    fn finished(&mut self) {
+        if let Role::Connected(e) = &self.role {
+            self.dialect = Some((
+                e.conn.dialect().reading(),
+                e.conn.dialect().learned().to_vec(),
+            ));
+            self.role = Role::Done(e.conn.stats());
+        }
     }
 
     fn endpoint(&mut self) -> Result<&mut Endpoint, Error> {

@@ -20,8 +20,10 @@ pub enum TraceKind {
     /// Sent, then dropped by the built-in loss.
     SentLost,
     Received,
-    /// Arrived, then dropped by the built-in loss (or failed to decode).
+    /// Arrived, then dropped by the built-in loss.
     ReceivedLost,
+    /// Arrived and failed to decode (drawn as a lost arrival).
+    Undecodable,
     Timeout,
     Note,
 }
@@ -158,7 +160,7 @@ fn render(log: &Log) -> String {
                 );
                 cross(&mut s, mid, y);
             }
-            TraceKind::ReceivedLost => {
+            TraceKind::ReceivedLost | TraceKind::Undecodable => {
                 arrow(
                     &mut s,
                     (RIGHT, y - band),

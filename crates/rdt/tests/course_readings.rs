@@ -7,15 +7,18 @@
 //! from our socket's built-in loss, which drops both ways). Our end runs
 //! `--dialect auto` and learns each. Skipped, with a note, without `python3`.
 
+mod peers;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use impair::units::Probability;
 use impair::{UdpProxy, UdpProxyConfig, UdpRules};
+use peers::{course_peer as script, have_python};
 use rdt::{Config, Format, Options, RdtSocket};
 
 const BOUND: Duration = Duration::from_secs(90);
@@ -31,21 +34,6 @@ const READINGS: [&str; 10] = [
     "own-isn,segments,four-way",
     "ack-free,encoded,filler",
 ];
-
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/course_peer.py")
-}
-
-fn have_python() -> bool {
-    let ok = Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("no python3: skipped");
-    }
-    ok
-}
 
 fn file(len: usize) -> Vec<u8> {
     // Every byte value, separators included.

@@ -63,6 +63,8 @@ pub struct Stats {
     pub bytes_delivered: u64,
     /// Our data bytes the peer has acknowledged (length segments included).
     pub bytes_acked: u64,
+    /// The longest data field the peer sent in one segment.
+    pub largest_received: usize,
 }
 
 /// What the core produced: a segment for the wire or a note for the reader.

@@ -85,6 +85,7 @@ impl Connection {
             return;
         }
         self.stats.bytes_delivered += seg.data.len() as u64;
+        self.stats.largest_received = self.stats.largest_received.max(seg.data.len());
         // Where the next one may start: one number per reading still possible.
         let wire = if seg.wire_len > 0 {
             seg.wire_len

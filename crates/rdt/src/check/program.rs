@@ -1,0 +1,204 @@
+//! The implementation under test, as a program: a shell command with
+//! placeholders (`{port}`, `{host}`, `{file}`), started and stopped by the
+//! checker, its standard output and error kept in files, every wait bounded.
+//!
+//! It runs in its own process group with `PYTHONUNBUFFERED=1` (a Python
+//! program's output reaches the file as it prints), and is stopped as a
+//! user would: an interrupt to the whole group first (Python flushes and runs
+//! its `finally` blocks), a kill a moment later.
+
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A started program.
+#[derive(Debug)]
+pub struct Running {
+    child: Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+/// How a program ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this code (`None`: killed by a signal).
+    Code(Option<i32>),
+}
+
+/// `template` with its placeholders filled in.
+pub fn fill(template: &str, host: &str, port: u16, file: &Path) -> String {
+    template
+        .replace("{host}", host)
+        .replace("{port}", &port.to_string())
+        .replace("{file}", &shell_quote(&file.display().to_string()))
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+impl Running {
+    /// Starts `command` with `sh -c`, its output to files in `dir`.
+    pub fn start(command: &str, dir: &Path, name: &str) -> std::io::Result<Running> {
+        let stdout = dir.join(format!("{name}.stdout"));
+        let stderr = dir.join(format!("{name}.stderr"));
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .env("PYTHONUNBUFFERED", "1")
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout)?)
+            .stderr(std::fs::File::create(&stderr)?)
+            .spawn()?;
+        Ok(Running {
+            child,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Whether it has ended (and how).
+    pub fn exited(&mut self) -> Option<Exit> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(Exit::Code(status.code())),
+            Ok(None) => None,
+            Err(_) => Some(Exit::Code(None)),
+        }
+    }
+
+    /// Stops the program and everything it started: an interrupt to its
+    /// process group, then, if it is still there after `grace`, a kill.
+    pub fn stop(&mut self, grace: Duration) {
+        if self.exited().is_some() {
+            self.signal_group("KILL");
+            return;
+        }
+        self.signal_group("INT");
+        if self.wait_for(grace).is_none() {
+            self.kill();
+        }
+    }
+
+    /// Kills the program and its process group at once.
+    pub fn kill(&mut self) {
+        self.signal_group("KILL");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits at most `bound` for the program to end (None: still running).
+    pub fn wait_for(&mut self, bound: Duration) -> Option<Exit> {
+        let start = Instant::now();
+        loop {
+            if let Some(exit) = self.exited() {
+                return Some(exit);
+            }
+            if start.elapsed() >= bound {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The group is the shell's pid (`process_group(0)`): `kill -- -pid`.
+    fn signal_group(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .args(["-s", signal, "--", &format!("-{}", self.child.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// Everything it wrote to standard output.
+    pub fn stdout(&self) -> Vec<u8> {
+        std::fs::read(&self.stdout).unwrap_or_default()
+    }
+
+    /// Everything it wrote to standard error.
+    pub fn stderr(&self) -> Vec<u8> {
+        std::fs::read(&self.stderr).unwrap_or_default()
+    }
+
+    /// The last line it wrote to standard error, for a report.
+    pub fn stderr_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        text.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .chars()
+            .take(160)
+            .collect()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A UDP port free now on 127.0.0.1 (for a server that takes its port as an argument).
+pub fn free_port() -> std::io::Result<u16> {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    Ok(s.local_addr()?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_and_files_quoted() {
+        let cmd = fill(
+            "python3 cliente.py {host} {port} < {file}",
+            "127.0.0.1",
+            8000,
+            Path::new("/tmp/a b'c.txt"),
+        );
+        assert_eq!(
+            cmd,
+            r"python3 cliente.py 127.0.0.1 8000 < '/tmp/a b'\''c.txt'"
+        );
+    }
+
+    #[test]
+    fn output_is_kept_and_a_program_that_hangs_is_killed_at_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = Running::start("echo out; echo err >&2; exit 3", dir.path(), "p").unwrap();
+        assert_eq!(
+            p.wait_for(Duration::from_secs(10)),
+            Some(Exit::Code(Some(3)))
+        );
+        assert_eq!(p.stdout(), b"out\n");
+        assert_eq!(p.stderr_tail(), "err");
+        let mut h = Running::start("exec sleep 30", dir.path(), "h").unwrap();
+        assert_eq!(h.wait_for(Duration::from_millis(100)), None);
+        h.kill();
+        assert!(h.exited().is_some());
+    }
+
+    #[test]
+    fn stop_interrupts_the_whole_group_so_output_is_flushed() {
+        // The shell's child ignores nothing: the interrupt reaches it through
+        // the group, and its trap writes before it ends.
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = Running::start(
+            "trap 'echo interrupted; exit 0' INT; echo started; while :; do sleep 0.01; done",
+            dir.path(),
+            "p",
+        )
+        .unwrap();
+        let start = Instant::now();
+        while p.stdout().is_empty() {
+            assert!(start.elapsed() < Duration::from_secs(10), "never started");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        p.stop(Duration::from_secs(5));
+        assert_eq!(p.stdout(), b"started\ninterrupted\n");
+        assert!(p.exited().is_some());
+    }
+}
