@@ -143,7 +143,7 @@ impl Link {
             || (self.opts.loss > 0.0 && self.rng.random_bool(self.opts.loss));
         if lost {
             tracing::debug!(target: "rdt", "send {seg} -> {to}: LOST (simulated)");
-            self.trace(TraceKind::SentLost, seg.to_string());
+            self.trace(TraceKind::SentLost, || seg.to_string());
             return Ok(());
         }
         self.out.clear();
@@ -152,7 +152,7 @@ impl Link {
             .send_to(&self.out, to)
             .map_err(|e| Error::io(format!("send to {to}"), e))?;
         tracing::debug!(target: "rdt", "send {seg} -> {to}");
-        self.trace(TraceKind::Sent, seg.to_string());
+        self.trace(TraceKind::Sent, || seg.to_string());
         Ok(())
     }
 
@@ -177,7 +177,7 @@ impl Link {
             Ok(seg) => seg,
             Err(e) => {
                 tracing::debug!(target: "rdt", "recv {n} bytes <- {from}: dropped, {e}");
-                self.trace(TraceKind::Undecodable, format!("{n} bytes: {e}"));
+                self.trace(TraceKind::Undecodable, || format!("{n} bytes: {e}"));
                 return Ok(Incoming::Nothing);
             }
         };
@@ -185,11 +185,11 @@ impl Link {
             || (self.opts.loss > 0.0 && self.rng.random_bool(self.opts.loss))
         {
             tracing::debug!(target: "rdt", "recv {seg} <- {from}: LOST (simulated)");
-            self.trace(TraceKind::ReceivedLost, seg.to_string());
+            self.trace(TraceKind::ReceivedLost, || seg.to_string());
             return Ok(Incoming::Nothing);
         }
         tracing::debug!(target: "rdt", "recv {seg} <- {from}");
-        self.trace(TraceKind::Received, seg.to_string());
+        self.trace(TraceKind::Received, || seg.to_string());
         Ok(Incoming::Segment(seg, from))
     }
 
@@ -223,17 +223,18 @@ impl Link {
             | Note::Learned { .. } => TraceKind::Note,
             _ => return,
         };
-        let text = match note {
+        self.trace(kind, || match note {
             Note::ImplicitAck(_) => "data taken as the lost ACK".to_string(),
             Note::State { to, .. } => to.to_string(),
             other => other.to_string(),
-        };
-        self.trace(kind, text);
+        });
     }
 
-    pub fn trace(&self, kind: TraceKind, text: String) {
+    /// Records an event, its text made only if a trace is being kept (a
+    /// formatted string per segment would cost more than the segment).
+    pub fn trace(&self, kind: TraceKind, text: impl FnOnce() -> String) {
         if let Some(trace) = &self.opts.trace {
-            trace.record(kind, text);
+            trace.record(kind, text());
         }
     }
 

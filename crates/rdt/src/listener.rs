@@ -433,10 +433,8 @@ fn new_connection(
     let link_rng = ChaCha8Rng::seed_from_u64(link.rng().random());
     let new_link = Link::new(udp, opts.clone(), link_rng)?;
     new_link.trace_hosts(from);
-    new_link.trace(
-        TraceKind::Note,
-        format!("new socket :{}", new_link.local_addr()?.port()),
-    );
+    let port = new_link.local_addr()?.port();
+    new_link.trace(TraceKind::Note, || format!("new socket :{port}"));
     let recent = Recent {
         syn_seq: syn.seq,
         synack,
