@@ -2,10 +2,10 @@
 //! Real sockets against reference peers written in Python from each course
 //! reading (`tests/peers/course_peer.py`, not copied from anywhere): for every
 //! reading, their client to our server and our client to their server, with
-//! 20% loss both ways through `impair udp` (for listen-ack, whose handshake ACK
-//! goes to an address a one-upstream proxy cannot keep apart, the same 20%
-//! from our socket's built-in loss, which drops both ways). Our end runs
-//! `--dialect auto` and learns each. Skipped, with a note, without `python3`.
+//! 20% loss both ways through `impair udp` (with `mirror_ports`, so the
+//! listen-ack reading's handshake ACK still reaches the listening port). Our
+//! end runs `--dialect auto` and learns each. Skipped, with a note, without
+//! `python3`.
 
 mod peers;
 
@@ -70,6 +70,7 @@ fn lossy_proxy(upstream: SocketAddr, seed: u64) -> (tokio::runtime::Runtime, Udp
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut cfg = UdpProxyConfig::new("127.0.0.1:0".parse().unwrap(), upstream);
     cfg.seed = seed;
+    cfg.mirror_ports = true;
     let rules = UdpRules {
         loss: Probability::new(0.2).unwrap(),
         ..UdpRules::default()
@@ -82,13 +83,7 @@ fn lossy_proxy(upstream: SocketAddr, seed: u64) -> (tokio::runtime::Runtime, Udp
 
 /// Their client sends `data` to our server.
 fn their_client_to_our_server(reading: &str, data: &[u8], seed: u64) {
-    let mut opts = ours();
-    let through_proxy = !reading.contains("listen-ack");
-    if !through_proxy {
-        opts.loss = 0.2;
-        opts.seed = Some(seed);
-    }
-    let mut server = RdtSocket::with_options(opts);
+    let mut server = RdtSocket::with_options(ours());
     server.bind("127.0.0.1:0").unwrap();
     let listen = server.local_addr().unwrap();
     let receiver = thread::spawn(move || {
@@ -103,8 +98,8 @@ fn their_client_to_our_server(reading: &str, data: &[u8], seed: u64) {
         }
         got
     });
-    let proxy = through_proxy.then(|| lossy_proxy(listen, seed));
-    let target = proxy.as_ref().map_or(listen, |(_, p)| p.local_addr());
+    let (_rt, proxy) = lossy_proxy(listen, seed);
+    let target = proxy.local_addr();
     let mut child = Command::new("python3")
         .arg(script())
         .args([
@@ -152,14 +147,9 @@ fn our_client_to_their_server(reading: &str, data: &[u8], seed: u64, dir: &Path)
         .unwrap()
         .parse()
         .unwrap();
-    let through_proxy = !reading.contains("listen-ack");
-    let proxy = through_proxy.then(|| lossy_proxy(listen, seed));
-    let target = proxy.as_ref().map_or(listen, |(_, p)| p.local_addr());
-    let mut opts = ours();
-    if !through_proxy {
-        opts.loss = 0.2;
-        opts.seed = Some(seed);
-    }
+    let (_rt, proxy) = lossy_proxy(listen, seed);
+    let target = proxy.local_addr();
+    let opts = ours();
     let data = data.to_vec();
     let sender = thread::spawn(move || {
         let mut c = RdtSocket::with_options(opts);
