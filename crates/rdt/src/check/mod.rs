@@ -82,6 +82,8 @@ pub enum Verdict {
 pub struct Outcome {
     pub scenario: &'static Scenario,
     pub verdict: Verdict,
+    /// What the activity expects of their program here.
+    pub rule: &'static str,
     /// The failed run's sequence diagram, if `trace_dir` was given.
     pub trace: Option<PathBuf>,
     pub took: Duration,
@@ -173,6 +175,7 @@ pub fn run(opts: &CheckOptions, mut progress: impl FnMut(Role, &Outcome)) -> Res
             let outcome = if let Some(why) = scenarios::not_applicable(scenario, role) {
                 Outcome {
                     scenario,
+                    rule: scenarios::rule(scenario, role),
                     verdict: Verdict::NotApplicable(why),
                     trace: None,
                     took: Duration::ZERO,
@@ -191,6 +194,7 @@ pub fn run(opts: &CheckOptions, mut progress: impl FnMut(Role, &Outcome)) -> Res
                 };
                 Outcome {
                     scenario,
+                    rule: scenarios::rule(scenario, role),
                     verdict: run.verdict,
                     trace,
                     took: start.elapsed(),

@@ -71,6 +71,9 @@ pub fn line(o: &Outcome) -> String {
         o.scenario.title,
         o.verdict.reason()
     );
+    if matches!(o.verdict, Verdict::Fail(_)) {
+        let _ = write!(s, "\n      rule: {}", o.rule);
+    }
     if let Some(t) = &o.trace {
         let _ = write!(s, "\n      trace: {}", t.display());
     }
@@ -144,10 +147,11 @@ impl Report {
                 }
                 let _ = write!(
                     j,
-                    "{{\"id\":{},\"title\":{},\"step\":{},\"verdict\":{},\"reason\":{},\"trace\":{},\"seconds\":{:.3}}}",
+                    "{{\"id\":{},\"title\":{},\"step\":{},\"rule\":{},\"verdict\":{},\"reason\":{},\"trace\":{},\"seconds\":{:.3}}}",
                     string(o.scenario.id),
                     string(o.scenario.title),
                     string(o.scenario.step),
+                    string(o.rule),
                     string(o.verdict.label()),
                     string(o.verdict.reason()),
                     o.trace
@@ -202,12 +206,14 @@ mod tests {
                 outcomes: vec![
                     Outcome {
                         scenario: &SCENARIOS[0],
+                        rule: "r0",
                         verdict: Verdict::Pass("1000 bytes intact".into()),
                         trace: None,
                         took: Duration::from_millis(250),
                     },
                     Outcome {
                         scenario: &SCENARIOS[5],
+                        rule: "the edge case",
                         verdict: Verdict::Fail("no answer\tat all".into()),
                         trace: Some("t/server-x.svg".into()),
                         took: Duration::from_secs(2),
@@ -224,6 +230,7 @@ mod tests {
         assert!(j.contains("\"command\":\"python3 \\\"s.py\\\" {port}\""));
         assert!(j.contains("\"reason\":\"no answer\\tat all\""));
         assert!(j.contains("\"trace\":\"t/server-x.svg\""));
+        assert!(j.contains("\"rule\":\"the edge case\""));
         assert!(j.contains("\"learned\":[\"a four-segment close\"]"));
         assert_eq!(string("\u{1}"), "\"\\u0001\"");
     }
@@ -241,7 +248,8 @@ mod tests {
             lines[3]
         );
         assert!(lines[3].contains("step 7"));
-        assert_eq!(lines[4], "      trace: t/server-x.svg");
+        assert_eq!(lines[4], "      rule: the edge case");
+        assert_eq!(lines[5], "      trace: t/server-x.svg");
         assert!(t.contains("server        1      1    0"), "{t}");
     }
 }

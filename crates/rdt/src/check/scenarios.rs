@@ -319,6 +319,58 @@ pub fn not_applicable(s: &Scenario, role: Role) -> Option<&'static str> {
     }
 }
 
+/// What the activity expects of their `role` program in `s`, for a report
+/// line under a failure.
+pub fn rule(s: &Scenario, role: Role) -> &'static str {
+    use Role::{Client, Server};
+    match (s.faults, s.extra, role) {
+        (_, Extra::Segments16, _) => "send() cuts the message in pieces of at most 16 bytes",
+        (_, Extra::LengthFirst, _) => {
+            "send()'s first segment carries len(message); the data follows"
+        }
+        (Faults::Lose(Lost::Syn), _, _) => "connect() sends the SYN again after a timeout",
+        (Faults::Lose(Lost::SynAck), _, Server) => {
+            "accept() answers a repeated SYN (or resends the SYN-ACK on its timeout)"
+        }
+        (Faults::Lose(Lost::SynAck), _, Client) => {
+            "connect() sends the SYN again when no SYN-ACK comes"
+        }
+        (Faults::Lose(Lost::HandshakeAck), _, Server) => {
+            "the edge case: data while waiting for the handshake ACK stands for it              (or the SYN-ACK is resent until the ACK comes)"
+        }
+        (Faults::Lose(Lost::HandshakeAck), _, Client) => {
+            "connect() answers a repeated SYN-ACK with the handshake ACK again"
+        }
+        (Faults::Lose(Lost::FirstData | Lost::DataAck), _, Server) => {
+            "recv() answers every copy of a segment with its ACK, and keeps one copy"
+        }
+        (Faults::Lose(Lost::FirstData | Lost::DataAck), _, Client) => {
+            "send() resends a segment until its ACK comes"
+        }
+        (Faults::Lose(Lost::Fin), _, Server) => "recv_close() takes the FIN when it comes again",
+        (Faults::Lose(Lost::Fin), _, Client) => "close() resends the FIN after a timeout",
+        (Faults::Lose(Lost::FinAck), _, Server) => {
+            "recv_close() answers a repeated FIN with its FIN-ACK again"
+        }
+        (Faults::Lose(Lost::FinAck), _, Client) => {
+            "close() resends the FIN until the FIN-ACK comes (up to 3 timeouts)"
+        }
+        (Faults::Lose(Lost::FinalAck), _, Server) => {
+            "recv_close() gives up after 3 timeouts without the last ACK"
+        }
+        (Faults::Lose(Lost::FinalAck), _, Client) => {
+            "close() sends the last ACK three times, one timeout apart"
+        }
+        (Faults::Random { loss, .. }, _, _) if loss > 0.0 => {
+            "every loss above, wherever it falls, is recovered"
+        }
+        (Faults::Random { .. }, _, _) => {
+            "a copy is answered and never delivered twice; a late segment is not taken out of order"
+        }
+        (Faults::Clean, _, _) => "the file arrives intact and both ends close",
+    }
+}
+
 /// The scenario called `id`.
 pub fn find(id: &str) -> Option<&'static Scenario> {
     SCENARIOS.iter().find(|s| s.id == id)
@@ -363,5 +415,15 @@ mod tests {
         assert!(n_a("segments-16", Role::Server) && !n_a("segments-16", Role::Client));
         assert!(n_a("lost-syn", Role::Server) && !n_a("lost-syn", Role::Client));
         assert!(!n_a("loss-20", Role::Server));
+    }
+
+    #[test]
+    fn each_role_is_told_its_own_rule() {
+        let synack = find("lost-synack").unwrap();
+        assert!(rule(synack, Role::Server).starts_with("accept()"));
+        assert!(rule(synack, Role::Client).starts_with("connect()"));
+        let last = find("lost-final-ack").unwrap();
+        assert!(rule(last, Role::Server).contains("3 timeouts"));
+        assert!(rule(last, Role::Client).contains("three times"));
     }
 }
