@@ -44,6 +44,16 @@ pub struct PerDir<T> {
     pub down: T,
 }
 
+impl<T: Clone> PerDir<T> {
+    /// The same value both ways.
+    pub fn both(value: T) -> Self {
+        Self {
+            up: value.clone(),
+            down: value,
+        }
+    }
+}
+
 impl<T> PerDir<T> {
     /// The value for `dir`.
     pub fn get(&self, dir: Direction) -> &T {

@@ -330,15 +330,7 @@ async fn handle(stream: TcpStream, conn: Conn, shared: Arc<Shared>) {
                                 .map(|b| (b.documento.clone(), b.numero))
                                 .collect()
                         });
-                    let job = match first {
-                        Some(first) => BatchJob::placed(agency, first, last, bets),
-                        None => BatchJob {
-                            agency,
-                            placed: None,
-                            last,
-                            bets,
-                        },
-                    };
+                    let job = BatchJob::new(agency, first, last, bets);
                     match shared.store.submit(job) {
                         Ok(outcome) => Pending::Batch {
                             agency,

@@ -62,12 +62,16 @@ pub struct BatchJob {
 }
 
 impl BatchJob {
-    /// A batch placed at `first`, its digest computed from its bets.
-    pub fn placed(agency: u8, first: u32, last: bool, bets: Vec<Bet>) -> Self {
-        let digest = crate::digest::range_digest(u64::from(first), &bets);
+    /// A batch; placed at `first` when the client says where (its digest
+    /// computed from its bets), unplaced from a legacy client.
+    pub fn new(agency: u8, first: Option<u32>, last: bool, bets: Vec<Bet>) -> Self {
+        let placed = first.map(|first| Placed {
+            first,
+            digest: crate::digest::range_digest(u64::from(first), &bets),
+        });
         Self {
             agency,
-            placed: Some(Placed { first, digest }),
+            placed,
             last,
             bets,
         }

@@ -17,7 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use impair::units::Probability;
-use impair::{UdpProxy, UdpProxyConfig, UdpRules};
+use impair::{PerDir, UdpProxy, UdpProxyConfig, UdpRules};
 use peers::{course_peer as script, have_python};
 use rdt::{Config, Format, Options, RdtSocket};
 
@@ -75,8 +75,7 @@ fn lossy_proxy(upstream: SocketAddr, seed: u64) -> (tokio::runtime::Runtime, Udp
         loss: Probability::new(0.2).unwrap(),
         ..UdpRules::default()
     };
-    cfg.rules.up = rules.clone();
-    cfg.rules.down = rules;
+    cfg.rules = PerDir::both(rules);
     let proxy = rt.block_on(UdpProxy::start(cfg)).unwrap();
     (rt, proxy)
 }

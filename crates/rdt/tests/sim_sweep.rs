@@ -24,22 +24,7 @@ fn span(notes: &[(Duration, rdt::Note)], from: &str, to: &str) -> Option<Duratio
 
 fn check(seed: u64, format: Format, report: &Report, script: &Script) {
     let ctx = format!("{format} seed {seed}");
-    assert!(
-        report.finished,
-        "{ctx}: did not finish (livelock or stuck): {} steps, {:?}",
-        report.steps, report.elapsed
-    );
-    assert_eq!(
-        report.server_received,
-        script.client_sends.concat(),
-        "{ctx}: server data"
-    );
-    assert_eq!(
-        report.client_received,
-        script.server_sends.concat(),
-        "{ctx}: client data"
-    );
-    assert_eq!(report.client_error, None, "{ctx}");
+    support::assert_delivered(report, script, &ctx);
     match (&report.server_error, report.client_ending) {
         (None, _) => {}
         // The seed's close(): after 3 unanswered FINs the client assumes the

@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use impair::units::Probability;
-use impair::{UdpProxy, UdpProxyConfig, UdpRules};
+use impair::{PerDir, UdpProxy, UdpProxyConfig, UdpRules};
 use rdt::{Config, Ending, Error, Format, Options, RdtSocket};
 
 /// Every test ends well within this.
@@ -213,8 +213,7 @@ fn a_file_through_impair_udp_with_twenty_percent_loss() {
         loss: Probability::new(0.2).unwrap(),
         ..UdpRules::default()
     };
-    cfg.rules.up = rules.clone();
-    cfg.rules.down = rules;
+    cfg.rules = PerDir::both(rules);
     let proxy = rt.block_on(UdpProxy::start(cfg)).unwrap();
     let proxy_addr = proxy.local_addr();
     let client = thread::spawn(move || {

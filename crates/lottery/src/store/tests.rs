@@ -11,15 +11,7 @@ fn bet(doc: &str, numero: u16) -> Bet {
 }
 
 fn job(agency: u8, first: Option<u32>, last: bool, bets: Vec<Bet>) -> BatchJob {
-    match first {
-        Some(first) => BatchJob::placed(agency, first, last, bets),
-        None => BatchJob {
-            agency,
-            placed: None,
-            last,
-            bets,
-        },
-    }
+    BatchJob::new(agency, first, last, bets)
 }
 
 /// `n` distinct bets whose documentos start at `from`.

@@ -112,19 +112,19 @@ impl Running {
             .status();
     }
 
-    /// Everything it wrote to standard output.
+    /// What it wrote to standard output (the first [`OUTPUT_LIMIT`] bytes).
     pub fn stdout(&self) -> Vec<u8> {
-        std::fs::read(&self.stdout).unwrap_or_default()
+        read_head(&self.stdout)
     }
 
-    /// Everything it wrote to standard error.
+    /// What it wrote to standard error (the first [`OUTPUT_LIMIT`] bytes).
     pub fn stderr(&self) -> Vec<u8> {
-        std::fs::read(&self.stderr).unwrap_or_default()
+        read_head(&self.stderr)
     }
 
     /// The last line it wrote to standard error, for a report.
     pub fn stderr_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        let text = String::from_utf8_lossy(&read_tail(&self.stderr)).into_owned();
         text.lines()
             .rev()
             .find(|l| !l.trim().is_empty())
@@ -139,6 +139,31 @@ impl Drop for Running {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Output read back from a program, at most: one that prints without end
+/// costs the checker no more memory than this.
+pub const OUTPUT_LIMIT: u64 = 16 << 20;
+
+fn read_head(path: &Path) -> Vec<u8> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    if let Ok(f) = std::fs::File::open(path) {
+        let _ = f.take(OUTPUT_LIMIT).read_to_end(&mut out);
+    }
+    out
+}
+
+/// The last 4 KiB of a file (for its last line).
+fn read_tail(path: &Path) -> Vec<u8> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut out = Vec::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let len = f.metadata().map_or(0, |m| m.len());
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(4096)));
+        let _ = f.take(4096).read_to_end(&mut out);
+    }
+    out
 }
 
 /// A UDP port free now on 127.0.0.1 (for a server that takes its port as an argument).
@@ -179,6 +204,18 @@ mod tests {
         assert_eq!(h.wait_for(Duration::from_millis(100)), None);
         h.kill();
         assert!(h.exited().is_some());
+    }
+
+    #[test]
+    fn output_read_back_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        let mut text = vec![b'x'; (OUTPUT_LIMIT + 10) as usize];
+        text.extend_from_slice(b"\nthe last line\n");
+        std::fs::write(&big, &text).unwrap();
+        assert_eq!(read_head(&big).len() as u64, OUTPUT_LIMIT);
+        let tail = read_tail(&big);
+        assert!(tail.len() <= 4096 && tail.ends_with(b"the last line\n"));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use impair::units::Probability;
-use impair::{UdpProxy, UdpProxyConfig, UdpRules};
+use impair::{PerDir, UdpProxy, UdpProxyConfig, UdpRules};
 
 use super::program::{Exit, Running, fill, free_port};
 use super::scenarios::{Extra, Faults, Lost, Role, Scenario, drops};
@@ -78,8 +78,7 @@ impl Proxy<'_> {
                 reorder: p(reorder),
                 ..UdpRules::default()
             };
-            cfg.rules.up = rules.clone();
-            cfg.rules.down = rules;
+            cfg.rules = PerDir::both(rules);
         }
         let proxy = rt
             .block_on(UdpProxy::start(cfg))

@@ -320,16 +320,7 @@ impl Connection {
             self.rcv_first_taken = Some((others, seg.data.clone()));
         }
         self.rcv_first.clear();
-        if let Some(c) = s.counter
-            && let Some(l) = self.dialect.set_counter(c)
-        {
-            self.learned(l, seg);
-        }
-        if let Some(consumes) = s.ack_consumes
-            && let Some(l) = self.dialect.set_ack_consumes(consumes)
-        {
-            self.learned(l, seg);
-        }
+        self.settle_start(s, seg);
         if !self.shared() {
             // Our own numbers go on from our SYN-ACK's.
             self.snd_nxt = self.isn.plus(1);

@@ -442,6 +442,21 @@ impl Connection {
         self.outputs.push_back(Output::Note(note));
     }
 
+    /// The first data came from `s`: learns what that start meant (the
+    /// counter, whether the handshake ACK consumed a number), shown by `seg`.
+    fn settle_start(&mut self, s: Start, seg: &Segment) {
+        if let Some(c) = s.counter
+            && let Some(l) = self.dialect.set_counter(c)
+        {
+            self.learned(l, seg);
+        }
+        if let Some(consumes) = s.ack_consumes
+            && let Some(l) = self.dialect.set_ack_consumes(consumes)
+        {
+            self.learned(l, seg);
+        }
+    }
+
     fn learned(&mut self, what: Learned, from: &Segment) {
         self.note(Note::Learned {
             what,

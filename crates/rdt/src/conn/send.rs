@@ -168,18 +168,8 @@ impl Connection {
     /// Our first data was taken from `seq`: what that start meant.
     fn settle_first_start(&mut self, seq: Seq, seg: &Segment) {
         let starts = std::mem::take(&mut self.snd_first);
-        let Some(s) = starts.iter().find(|s| s.seq == seq) else {
-            return;
-        };
-        if let Some(c) = s.counter
-            && let Some(l) = self.dialect.set_counter(c)
-        {
-            self.learned(l, seg);
-        }
-        if let Some(consumes) = s.ack_consumes
-            && let Some(l) = self.dialect.set_ack_consumes(consumes)
-        {
-            self.learned(l, seg);
+        if let Some(s) = starts.iter().find(|s| s.seq == seq) {
+            self.settle_start(*s, seg);
         }
     }
 

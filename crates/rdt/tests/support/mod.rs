@@ -62,6 +62,27 @@ pub fn assert_clean(report: &Report, script: &Script) {
     assert_eq!(report.client_received, script.server_sends.concat());
 }
 
+/// The run finished, each side received exactly what the other sent, and
+/// the client saw no error (what the server may end with is the caller's).
+pub fn assert_delivered(report: &Report, script: &Script, ctx: &str) {
+    assert!(
+        report.finished,
+        "{ctx}: did not finish (livelock or stuck): {} steps, {:?}",
+        report.steps, report.elapsed
+    );
+    assert_eq!(
+        report.server_received,
+        script.client_sends.concat(),
+        "{ctx}: server data"
+    );
+    assert_eq!(
+        report.client_received,
+        script.server_sends.concat(),
+        "{ctx}: client data"
+    );
+    assert_eq!(report.client_error, None, "{ctx}");
+}
+
 pub fn server_noted(report: &Report, text: &str) -> bool {
     report
         .server_notes
