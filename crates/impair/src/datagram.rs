@@ -32,7 +32,8 @@ use rand_chacha::ChaCha8Rng;
 use crate::stats::{UdpCounters, bump};
 use crate::units::Probability;
 
-/// Datagrams one direction may have waiting at once before new ones are dropped.
+/// Datagrams one direction may have waiting at once before new ones are
+/// dropped, unless the rules say otherwise (`queue`).
 pub const QUEUE_LIMIT: usize = 4096;
 
 /// The rules of one direction of a UDP proxy.
@@ -60,6 +61,9 @@ pub struct UdpRules {
     pub drop_match: Option<Vec<u8>>,
     /// Drop only this many matching datagrams.
     pub drop_match_limit: Option<u64>,
+    /// Datagrams waiting at once (delayed, paced or held) before new ones are
+    /// dropped at the tail and counted (`dropped_queue`).
+    pub queue: usize,
 }
 
 impl Default for UdpRules {
@@ -76,6 +80,7 @@ impl Default for UdpRules {
             drop_nth: Vec::new(),
             drop_match: None,
             drop_match_limit: None,
+            queue: QUEUE_LIMIT,
         }
     }
 }
@@ -271,7 +276,7 @@ impl DatagramEngine {
             bump(&c.dropped_loss, 1);
             return Verdict::Drop(DropReason::Loss);
         }
-        if self.queue.len() >= QUEUE_LIMIT {
+        if self.pending() >= self.rules.queue {
             bump(&c.dropped_queue, 1);
             return Verdict::Drop(DropReason::Queue);
         }

@@ -93,9 +93,10 @@ pub struct DirValue<V> {
 impl<V: FromStr> FromStr for DirValue<V> {
     type Err = V::Err;
     fn from_str(s: &str) -> Result<Self, V::Err> {
-        let (dir, rest) = if let Some(r) = s.strip_prefix("up=") {
+        // `a2b=`/`b2a=` name the directions of `impair link`.
+        let (dir, rest) = if let Some(r) = s.strip_prefix("up=").or(s.strip_prefix("a2b=")) {
             (Some(Direction::Up), r)
-        } else if let Some(r) = s.strip_prefix("down=") {
+        } else if let Some(r) = s.strip_prefix("down=").or(s.strip_prefix("b2a=")) {
             (Some(Direction::Down), r)
         } else if let Some(r) = s.strip_prefix("both=") {
             (None, r)
@@ -119,6 +120,10 @@ mod tests {
         assert_eq!((v.dir, v.value), (Some(Direction::Up), 5));
         let v: DirValue<u32> = "down=7".parse().unwrap();
         assert_eq!((v.dir, v.value), (Some(Direction::Down), 7));
+        let v: DirValue<u32> = "a2b=6".parse().unwrap();
+        assert_eq!((v.dir, v.value), (Some(Direction::Up), 6));
+        let v: DirValue<u32> = "b2a=8".parse().unwrap();
+        assert_eq!((v.dir, v.value), (Some(Direction::Down), 8));
         let v: DirValue<u32> = "9".parse().unwrap();
         assert_eq!((v.dir, v.value), (None, 9));
         let v: DirValue<String> = "both=up=x".parse().unwrap();

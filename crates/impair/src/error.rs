@@ -30,6 +30,14 @@ pub enum Error {
     #[error(transparent)]
     Net(#[from] netkit::Error),
 
+    /// Setting up, running or removing an `impair link` failed.
+    #[error("{0}")]
+    Link(String),
+
+    /// This user may not make namespaces or TUN devices.
+    #[error("impair link needs root or CAP_NET_ADMIN: {0}")]
+    NotPermitted(String),
+
     /// Any other socket error.
     #[error("i/o error: {0}")]
     Io(#[from] io::Error),

@@ -8,7 +8,9 @@
 //!   ([`datagram`] holds the decisions, sans-IO);
 //! - [`tcp::TcpProxy`]: a stream relayed both ways, chopped into small writes,
 //!   delayed, rate-limited, coalesced, stalled, closed or reset after N bytes or
-//!   T seconds ([`shaping`] holds the byte arithmetic, sans-IO).
+//!   T seconds ([`shaping`] holds the byte arithmetic, sans-IO);
+//! - [`link::Link`]: two network namespaces joined through TUN devices, every
+//!   IP packet between them through the datagram engine (kernel TCP included).
 //!
 //! Every rule is set per direction ([`PerDir`]); every random choice comes from a
 //! generator seeded by the configuration, so a run can be repeated. Both proxies
@@ -19,6 +21,7 @@ pub mod bench;
 pub mod datagram;
 pub mod direction;
 pub mod error;
+pub mod link;
 pub mod shaping;
 pub mod stats;
 pub mod tcp;

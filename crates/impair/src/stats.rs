@@ -111,7 +111,17 @@ pub struct TcpSummary {
 }
 
 fn table(f: &mut fmt::Formatter<'_>, up: &[(&str, u64)], down: &[(&str, u64)]) -> fmt::Result {
-    writeln!(f, "  {:<16} {:>14} {:>14}", "", "up", "down")?;
+    table_with(f, ["up", "down"], up, down)
+}
+
+/// The per-direction counters side by side, under the given column names.
+pub(crate) fn table_with(
+    f: &mut fmt::Formatter<'_>,
+    names: [&str; 2],
+    up: &[(&str, u64)],
+    down: &[(&str, u64)],
+) -> fmt::Result {
+    writeln!(f, "  {:<16} {:>14} {:>14}", "", names[0], names[1])?;
     for ((name, u), (_, d)) in up.iter().zip(down) {
         writeln!(f, "  {name:<16} {u:>14} {d:>14}")?;
     }

@@ -15,6 +15,7 @@ use impair::{
 #[command(after_help = "Examples:
   protolab impair udp --listen 127.0.0.1:9001 --upstream 127.0.0.1:9000 --loss 20% --seed 7
   protolab impair tcp --listen 127.0.0.1:0 --upstream 127.0.0.1:19500 --chop 1 --chop-pause 1ms
+  sudo protolab impair link --name lab --loss 5% --delay 20ms   (two namespaces, any protocol)
   protolab impair bench")]
 pub struct ImpairArgs {
     #[command(subcommand)]
@@ -29,15 +30,26 @@ enum Kind {
     /// Relay a TCP stream, impaired.
     #[command(after_help = TCP_HELP)]
     Tcp(TcpArgs),
-    /// Measure the TCP proxy's throughput against a direct loopback copy.
+    /// Join two network namespaces by an impaired link: every IP packet, any
+    /// protocol (kernel TCP included). Needs root.
+    #[command(after_help = crate::impair_link_cmd::LINK_HELP)]
+    Link(crate::impair_link_cmd::LinkArgs),
+    /// Measure the TCP proxy's throughput against a direct loopback copy, and
+    /// (as root) the link's against a veth pair.
     #[command(after_help = "Example:\n  cargo run --release -- impair bench --size 2GiB")]
     Bench {
-        /// Bytes sent per run.
+        /// Bytes sent per run through the TCP proxy.
         #[arg(long, default_value = "1GiB")]
         size: Bytes,
+        /// Bytes sent per run through the link (and its baselines).
+        #[arg(long, default_value = "256MiB")]
+        link_size: Bytes,
         /// Runs of each kind; the best is reported.
         #[arg(long, default_value_t = 3)]
         runs: u32,
+        /// Only the link's row.
+        #[arg(long)]
+        link_only: bool,
     },
 }
 
@@ -70,21 +82,28 @@ struct Common {
     /// The real server (host:port).
     #[arg(long)]
     upstream: String,
-    /// Seed of every random choice: the same seed and traffic give the same run.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Log one line per decision.
-    #[arg(long)]
-    log: bool,
-    /// Stop after this long (default: until SIGINT or SIGTERM).
-    #[arg(long, value_parser = crate::cli_values::timeout)]
-    duration: Option<Dur>,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
+/// How a proxy or a link runs: its seed, its log, how long.
 #[derive(Debug, Args)]
-struct UdpArgs {
-    #[command(flatten)]
-    common: Common,
+pub(crate) struct RunArgs {
+    /// Seed of every random choice: the same seed and traffic give the same run.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Log one line per decision.
+    #[arg(long)]
+    pub log: bool,
+    /// Stop after this long (default: until SIGINT or SIGTERM, or the end of
+    /// a link's commands).
+    #[arg(long, value_parser = crate::cli_values::timeout)]
+    pub duration: Option<Dur>,
+}
+
+/// The datagram engine's rules, shared by `impair udp` and `impair link`.
+#[derive(Debug, Args)]
+pub(crate) struct DatagramRuleArgs {
     /// Drop datagrams with this probability.
     #[arg(long, value_name = "[DIR=]P")]
     loss: Vec<DirValue<Probability>>,
@@ -118,6 +137,18 @@ struct UdpArgs {
     /// Drop only the first N datagrams that match.
     #[arg(long, value_name = "[DIR=]N", value_parser = crate::cli_values::nth)]
     drop_match_limit: Vec<DirValue<u64>>,
+    /// Datagrams waiting at once (delayed, paced or held) before new ones are
+    /// dropped and counted (default 4096).
+    #[arg(long, value_name = "[DIR=]N", value_parser = crate::cli_values::dir_count)]
+    queue: Vec<DirValue<usize>>,
+}
+
+#[derive(Debug, Args)]
+struct UdpArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    rules: DatagramRuleArgs,
     /// Client addresses served at once.
     #[arg(long, default_value_t = 1024, value_parser = crate::cli_values::count)]
     max_flows: usize,
@@ -174,7 +205,7 @@ fn set<T, V: Clone>(rules: &mut PerDir<T>, values: &[DirValue<V>], f: impl Fn(&m
     }
 }
 
-fn udp_rules(a: &UdpArgs) -> PerDir<UdpRules> {
+pub(crate) fn udp_rules(a: &DatagramRuleArgs) -> PerDir<UdpRules> {
     let mut r = PerDir::<UdpRules>::default();
     set(&mut r, &a.loss, |r, v| r.loss = v);
     set(&mut r, &a.duplicate, |r, v| r.duplicate = v);
@@ -189,6 +220,7 @@ fn udp_rules(a: &UdpArgs) -> PerDir<UdpRules> {
     set(&mut r, &a.drop_match_limit, |r, v| {
         r.drop_match_limit = Some(v);
     });
+    set(&mut r, &a.queue, |r, v| r.queue = v);
     r
 }
 
@@ -217,7 +249,7 @@ async fn resolve(upstream: &str) -> anyhow::Result<SocketAddr> {
 
 /// Waits for SIGINT/SIGTERM (handlers installed by the caller before it
 /// announces its address, so an early signal is not lost) or `--duration`.
-async fn until_stopped(
+pub(crate) async fn until_stopped(
     signal: impl Future<Output = netkit::shutdown::Signal>,
     duration: Option<Dur>,
 ) -> anyhow::Result<()> {
@@ -246,33 +278,50 @@ pub async fn run(args: ImpairArgs) -> anyhow::Result<()> {
         Kind::Udp(a) => {
             let upstream = resolve(&a.common.upstream).await?;
             let mut cfg = UdpProxyConfig::new(a.common.listen, upstream);
-            cfg.rules = udp_rules(&a);
-            cfg.seed = a.common.seed;
-            cfg.log_decisions = a.common.log;
+            cfg.rules = udp_rules(&a.rules);
+            cfg.seed = a.common.run.seed;
+            cfg.log_decisions = a.common.run.log;
             cfg.max_flows = a.max_flows;
             cfg.mirror_ports = a.mirror_ports;
             let signal = netkit::shutdown::signal().context("cannot install signal handlers")?;
             let proxy = UdpProxy::start(cfg).await?;
             announce("udp", proxy.local_addr(), upstream);
-            until_stopped(signal, a.common.duration).await?;
+            until_stopped(signal, a.common.run.duration).await?;
             print!("{}", proxy.shutdown().await);
         }
         Kind::Tcp(a) => {
             let upstream = resolve(&a.common.upstream).await?;
             let mut cfg = TcpProxyConfig::new(a.common.listen, upstream);
             cfg.rules = tcp_rules(&a);
-            cfg.seed = a.common.seed;
-            cfg.log_decisions = a.common.log;
+            cfg.seed = a.common.run.seed;
+            cfg.log_decisions = a.common.run.log;
             cfg.max_connections = a.max_connections;
             let signal = netkit::shutdown::signal().context("cannot install signal handlers")?;
             let proxy = TcpProxy::start(cfg).await?;
             announce("tcp", proxy.local_addr(), upstream);
-            until_stopped(signal, a.common.duration).await?;
+            until_stopped(signal, a.common.run.duration).await?;
             print!("{}", proxy.shutdown().await);
         }
-        Kind::Bench { size, runs } => {
-            let report = impair::bench::tcp_throughput(size.0, runs.max(1)).await?;
-            print!("{report}");
+        Kind::Link(a) => crate::impair_link_cmd::run(a).await?,
+        Kind::Bench {
+            size,
+            link_size,
+            runs,
+            link_only,
+        } => {
+            if !link_only {
+                let report = impair::bench::tcp_throughput(size.0, runs.max(1)).await?;
+                print!("{report}");
+            }
+            let bytes = link_size.0;
+            match tokio::task::spawn_blocking(move || impair::link::bench::run(bytes, runs)).await?
+            {
+                Ok(report) => print!("{report}"),
+                Err(impair::Error::NotPermitted(why)) => {
+                    println!("impair link: skipped, it needs root or CAP_NET_ADMIN ({why})");
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     let _ = std::io::stdout().flush();
@@ -310,7 +359,7 @@ mod tests {
             "10ms",
         ]);
         let Kind::Udp(a) = t.kind else { panic!() };
-        let r = udp_rules(&a);
+        let r = udp_rules(&a.rules);
         assert!((r.up.loss.get() - 0.2).abs() < 1e-12);
         assert!(r.down.loss.get().abs() < f64::EPSILON);
         assert_eq!(r.down.drop_nth, vec![3, 5]);

@@ -8,6 +8,7 @@ mod cli_values;
 mod demo;
 mod hftp_cmd;
 mod impair_cmd;
+mod impair_link_cmd;
 mod lottery_cmd;
 mod rdt_check_cmd;
 mod rdt_cmd;
@@ -23,7 +24,8 @@ const ABOUT: &str = "Real client/server network systems, correct to the byte, in
 const SYSTEMS: &str = "\
 Systems:
   impair    a network impairment proxy (UDP and TCP): loss, duplication, delay,
-            reordering, corruption, chopped streams, resets          [done]
+            reordering, corruption, chopped streams, resets; and a
+            lossy link between two network namespaces (root)         [done]
   lottery   agencies send bets to a central server over a binary
             protocol; durable store, the draw, winners (seed 000)    [done]
   hftp      a text-protocol file server, a sliced-download client and

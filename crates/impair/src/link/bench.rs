@@ -1,0 +1,298 @@
+//! The link's own cost (issue #14, performance): kernel TCP throughput through
+//! a link with no rules, against kernel TCP over loopback and over a veth pair
+//! between two namespaces (the kernel's own path), all in the same run; and
+//! the latency the link adds per packet at p99 with 10% loss, from UDP
+//! round trips through it against round trips over the veth pair.
+//!
+//! Needs root, like the link itself.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use super::netns::{self, VethPair};
+use super::{Link, LinkConfig, Side};
+use crate::Error;
+use crate::units::Probability;
+
+const WRITE: usize = 256 * 1024;
+/// Round trips measured per path.
+const PINGS: u32 = 3000;
+/// A round trip not back by then counts as lost.
+const PING_TIMEOUT: Duration = Duration::from_millis(3);
+
+/// Round-trip times of one path, in microseconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RoundTrips {
+    /// Round trips that came back.
+    pub samples: usize,
+    /// Median.
+    pub p50_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+}
+
+/// Figures of one run of the link benchmark.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkBenchReport {
+    /// Bytes per transfer.
+    pub bytes: u64,
+    /// Best kernel TCP rate over loopback, bytes per second.
+    pub loopback: f64,
+    /// Best kernel TCP rate over a veth pair between two namespaces.
+    pub veth: f64,
+    /// Best kernel TCP rate through a link with no rules.
+    pub link: f64,
+    /// Largest packet the link saw (at most the MTU: real packets).
+    pub largest_packet: u64,
+    /// UDP round trips over the veth pair.
+    pub veth_rtt: RoundTrips,
+    /// UDP round trips through a link losing 10% each way.
+    pub link_rtt: RoundTrips,
+}
+
+impl LinkBenchReport {
+    /// The link's throughput as a share of the veth pair's (target ≥ 0.3).
+    pub fn ratio(&self) -> f64 {
+        self.link / self.veth
+    }
+
+    /// Latency the link adds per packet (one way) at p99: half the difference
+    /// of the round trips' p99 (target < 50 µs).
+    pub fn added_p99_us(&self) -> f64 {
+        ((self.link_rtt.p99_us - self.veth_rtt.p99_us) / 2.0).max(0.0)
+    }
+}
+
+impl fmt::Display for LinkBenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mb = |r: f64| r / 1e6;
+        writeln!(
+            f,
+            "impair link: kernel TCP, {} MB per run, best of the runs",
+            self.bytes / 1_000_000
+        )?;
+        writeln!(f, "  {:<46} {:>10}", "path", "MB/s")?;
+        writeln!(f, "  {:<46} {:>10.0}", "loopback", mb(self.loopback))?;
+        writeln!(
+            f,
+            "  {:<46} {:>10.0}",
+            "veth pair between two namespaces (baseline)",
+            mb(self.veth)
+        )?;
+        writeln!(
+            f,
+            "  {:<46} {:>10.0}",
+            format!(
+                "impair link, no rules (packets <= {} B)",
+                self.largest_packet
+            ),
+            mb(self.link)
+        )?;
+        writeln!(f, "  {:<46} {:>10.2}", "ratio (link / veth)", self.ratio())?;
+        writeln!(
+            f,
+            "  UDP round trips, us: veth p50 {:.0} p99 {:.0} ({} samples); link with 10% loss p50 {:.0} p99 {:.0} ({} samples)",
+            self.veth_rtt.p50_us,
+            self.veth_rtt.p99_us,
+            self.veth_rtt.samples,
+            self.link_rtt.p50_us,
+            self.link_rtt.p99_us,
+            self.link_rtt.samples
+        )?;
+        writeln!(
+            f,
+            "  added per packet at p99: {:.1} us",
+            self.added_p99_us()
+        )?;
+        writeln!(
+            f,
+            "BENCH impair_link link_mb_s={:.0} veth_mb_s={:.0} loopback_mb_s={:.0} ratio={:.3} added_p99_us={:.1}",
+            mb(self.link),
+            mb(self.veth),
+            mb(self.loopback),
+            self.ratio(),
+            self.added_p99_us()
+        )
+    }
+}
+
+/// Runs the benchmark: `runs` transfers of `bytes` on each path.
+pub fn run(bytes: u64, runs: u32) -> Result<LinkBenchReport, Error> {
+    let name = format!("plbench{}", std::process::id() % 100_000);
+    let any = |ip: IpAddr| SocketAddr::new(ip, 0);
+    let best = |f: &dyn Fn() -> Result<Duration, Error>| -> Result<f64, Error> {
+        let mut best = Duration::MAX;
+        for _ in 0..runs.max(1) {
+            best = best.min(f()?);
+        }
+        Ok(bytes as f64 / best.as_secs_f64())
+    };
+    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let loopback = best(&|| {
+        transfer(
+            || Ok(TcpListener::bind(any(lo))?),
+            |to| Ok(TcpStream::connect(to)?),
+            bytes,
+        )
+    })?;
+
+    let veth = VethPair::new(&name, super::config::DEFAULT_MTU)?;
+    let veth_rate = best(&|| {
+        transfer(
+            || {
+                flat(netns::run_in(&veth.ns[1], || {
+                    TcpListener::bind(any(veth.addrs[1]))
+                }))
+            },
+            |to| flat(netns::run_in(&veth.ns[0], || TcpStream::connect(to))),
+            bytes,
+        )
+    })?;
+    let veth_rtt = round_trips(
+        || {
+            flat(netns::run_in(&veth.ns[1], || {
+                UdpSocket::bind(any(veth.addrs[1]))
+            }))
+        },
+        || {
+            flat(netns::run_in(&veth.ns[0], || {
+                UdpSocket::bind(any(veth.addrs[0]))
+            }))
+        },
+    )?;
+    drop(veth);
+
+    let link = Link::start(LinkConfig::new(&name).ipv4_only())?;
+    let (a, b) = (
+        link.addr(Side::A, true).unwrap_or(lo),
+        link.addr(Side::B, true).unwrap_or(lo),
+    );
+    let link_rate = best(&|| {
+        transfer(
+            || flat(link.in_namespace(Side::B, || TcpListener::bind(any(b)))),
+            |to| flat(link.in_namespace(Side::A, || TcpStream::connect(to))),
+            bytes,
+        )
+    })?;
+    let largest_packet = link.shutdown()?.largest;
+
+    let mut lossy = LinkConfig::new(&name).ipv4_only();
+    let ten = Probability::new(0.1).unwrap_or(Probability::ZERO);
+    lossy.rules.up.loss = ten;
+    lossy.rules.down.loss = ten;
+    let link = Link::start(lossy)?;
+    let link_rtt = round_trips(
+        || flat(link.in_namespace(Side::B, || UdpSocket::bind(any(b)))),
+        || flat(link.in_namespace(Side::A, || UdpSocket::bind(any(a)))),
+    )?;
+    link.shutdown()?;
+
+    Ok(LinkBenchReport {
+        bytes,
+        loopback,
+        veth: veth_rate,
+        link: link_rate,
+        largest_packet,
+        veth_rtt,
+        link_rtt,
+    })
+}
+
+/// One transfer of `bytes` over kernel TCP: the time from connect to the
+/// receiver's end of stream.
+fn transfer(
+    listen: impl FnOnce() -> Result<TcpListener, Error>,
+    connect: impl FnOnce(SocketAddr) -> Result<TcpStream, Error>,
+    bytes: u64,
+) -> Result<Duration, Error> {
+    let listener = listen()?;
+    let to = listener.local_addr()?;
+    let receiver = std::thread::spawn(move || -> io::Result<u64> {
+        let (mut s, _) = listener.accept()?;
+        let mut buf = vec![0u8; WRITE];
+        let mut got = 0u64;
+        loop {
+            let n = s.read(&mut buf)?;
+            if n == 0 {
+                return Ok(got);
+            }
+            got += n as u64;
+        }
+    });
+    let started = Instant::now();
+    let mut c = connect(to)?;
+    let chunk = vec![0x5au8; WRITE];
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(WRITE as u64) as usize;
+        c.write_all(&chunk[..n])?;
+        left -= n as u64;
+    }
+    drop(c);
+    let got = receiver
+        .join()
+        .map_err(|_| Error::Link("the receiving thread panicked".into()))??;
+    let took = started.elapsed();
+    if got != bytes {
+        return Err(Error::Link(format!("{got} of {bytes} bytes arrived")));
+    }
+    Ok(took)
+}
+
+/// UDP round trips of 64-byte datagrams between two sockets: `echo` sends
+/// back what it gets, `ping` measures.
+fn round_trips(
+    echo: impl FnOnce() -> Result<UdpSocket, Error>,
+    ping: impl FnOnce() -> Result<UdpSocket, Error>,
+) -> Result<RoundTrips, Error> {
+    let echo = echo()?;
+    let to = echo.local_addr()?;
+    echo.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let echoer = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        // Ends when the pinger stops sending for a while.
+        while let Ok((n, from)) = echo.recv_from(&mut buf) {
+            let _ = echo.send_to(&buf[..n], from);
+        }
+    });
+    let ping = ping()?;
+    ping.connect(to)?;
+    ping.set_read_timeout(Some(PING_TIMEOUT))?;
+    let mut rtts = Vec::with_capacity(PINGS as usize);
+    let mut buf = [0u8; 64];
+    for seq in 0..PINGS {
+        let mut msg = [0u8; 64];
+        msg[..4].copy_from_slice(&seq.to_be_bytes());
+        let sent = Instant::now();
+        ping.send(&msg)?;
+        while let Ok(n) = ping.recv(&mut buf) {
+            // A late answer to an earlier ping is not this one's.
+            if n >= 4 && buf[..4] == seq.to_be_bytes() {
+                rtts.push(sent.elapsed());
+                break;
+            }
+            if sent.elapsed() > PING_TIMEOUT {
+                break;
+            }
+        }
+    }
+    drop(ping);
+    let _ = echoer.join();
+    rtts.sort();
+    let at = |q: f64| -> f64 {
+        rtts.get(((rtts.len() as f64 * q) as usize).min(rtts.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    };
+    Ok(RoundTrips {
+        samples: rtts.len(),
+        p50_us: at(0.50),
+        p99_us: at(0.99),
+    })
+}
+
+/// A socket made in a namespace: both failures as one.
+fn flat<T>(r: Result<io::Result<T>, Error>) -> Result<T, Error> {
+    r.and_then(|r| r.map_err(Error::Io))
+}
