@@ -185,24 +185,46 @@ struct Draws {
     corrupt_mask: u8,
 }
 
-/// A datagram waiting to be sent.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Queued {
+/// A datagram waiting to be sent, with what its owner attached to it.
+#[derive(Debug)]
+struct Queued<M> {
     due: Instant,
     seq: u64,
     data: Bytes,
+    meta: M,
+}
+
+// Queue order: due time, then arrival; the attachment plays no part.
+impl<M> PartialEq for Queued<M> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.seq) == (other.due, other.seq)
+    }
+}
+impl<M> Eq for Queued<M> {}
+impl<M> PartialOrd for Queued<M> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<M> Ord for Queued<M> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.due, self.seq).cmp(&(other.due, other.seq))
+    }
 }
 
 /// A datagram held back for reordering.
 #[derive(Debug)]
-struct Held {
+struct Held<M> {
     copies: Vec<Bytes>,
+    meta: M,
     release_at: Instant,
 }
 
-/// One direction's engine. See the module docs.
+/// One direction's engine. See the module docs. `M` is whatever the owner
+/// attaches to each datagram and gets back with it (the link keeps checksum
+/// offload details there); the proxy attaches nothing.
 #[derive(Debug)]
-pub struct DatagramEngine {
+pub struct DatagramEngine<M = ()> {
     rules: UdpRules,
     rng: ChaCha8Rng,
     counters: Arc<UdpCounters>,
@@ -210,11 +232,23 @@ pub struct DatagramEngine {
     matches: u64,
     seq: u64,
     next_free: Option<Instant>,
-    queue: BinaryHeap<Reverse<Queued>>,
-    held: Option<Held>,
+    queue: BinaryHeap<Reverse<Queued<M>>>,
+    held: Option<Held<M>>,
 }
 
-impl DatagramEngine {
+impl DatagramEngine<()> {
+    /// A datagram arrived at `now`: decide its fate and queue what is to be sent.
+    pub fn on_datagram(&mut self, now: Instant, data: Bytes) -> Decision {
+        self.on_datagram_with(now, data, ())
+    }
+
+    /// The next datagram due at or before `now`, in due order (ties: arrival order).
+    pub fn poll_emit(&mut self, now: Instant) -> Option<Bytes> {
+        self.poll_emit_with(now).map(|(data, ())| data)
+    }
+}
+
+impl<M: Clone> DatagramEngine<M> {
     /// An engine with these rules, this seed, counting into `counters`.
     pub fn new(rules: UdpRules, seed: u64, counters: Arc<UdpCounters>) -> Self {
         Self {
@@ -242,15 +276,21 @@ impl DatagramEngine {
         }
     }
 
-    /// A datagram arrived at `now`: decide its fate and queue what is to be sent.
-    pub fn on_datagram(&mut self, now: Instant, data: Bytes) -> Decision {
+    /// The rules it applies.
+    pub fn rules(&self) -> &UdpRules {
+        &self.rules
+    }
+
+    /// A datagram arrived at `now` with `meta` attached: decide its fate and
+    /// queue what is to be sent.
+    pub fn on_datagram_with(&mut self, now: Instant, data: Bytes, meta: M) -> Decision {
         self.index += 1;
         let len = data.len();
         let c = &self.counters;
         bump(&c.seen, 1);
         bump(&c.bytes_seen, len as u64);
         let d = self.draw();
-        let verdict = self.decide(now, data, &d);
+        let verdict = self.decide(now, data, meta, &d);
         Decision {
             index: self.index,
             len,
@@ -258,7 +298,7 @@ impl DatagramEngine {
         }
     }
 
-    fn decide(&mut self, now: Instant, data: Bytes, d: &Draws) -> Verdict {
+    fn decide(&mut self, now: Instant, data: Bytes, meta: M, d: &Draws) -> Verdict {
         let c = Arc::clone(&self.counters);
         if self.rules.drop_nth.contains(&self.index) {
             bump(&c.dropped_nth, 1);
@@ -313,16 +353,17 @@ impl DatagramEngine {
             bump(&c.reordered, 1);
             self.held = Some(Held {
                 copies: batch,
+                meta,
                 release_at: due.max(now + self.rules.reorder_timeout),
             });
         } else {
             for b in batch {
-                self.push(due, b);
+                self.push(due, b, meta.clone());
             }
             // The held datagram goes right after this one.
             if let Some(h) = self.held.take() {
                 for b in h.copies {
-                    self.push(due, b);
+                    self.push(due, b, h.meta.clone());
                 }
             }
         }
@@ -340,12 +381,13 @@ impl DatagramEngine {
         Duration::from_secs_f64((base + j).max(0.0))
     }
 
-    fn push(&mut self, due: Instant, data: Bytes) {
+    fn push(&mut self, due: Instant, data: Bytes, meta: M) {
         self.seq += 1;
         self.queue.push(Reverse(Queued {
             due,
             seq: self.seq,
             data,
+            meta,
         }));
     }
 
@@ -355,18 +397,19 @@ impl DatagramEngine {
             && let Some(h) = self.held.take()
         {
             for b in h.copies {
-                self.push(now, b);
+                self.push(now, b, h.meta.clone());
             }
         }
     }
 
-    /// The next datagram due at or before `now`, in due order (ties: arrival order).
-    pub fn poll_emit(&mut self, now: Instant) -> Option<Bytes> {
+    /// The next datagram due at or before `now` and what was attached to it,
+    /// in due order (ties: arrival order).
+    pub fn poll_emit_with(&mut self, now: Instant) -> Option<(Bytes, M)> {
         if self.queue.peek().is_some_and(|Reverse(q)| q.due <= now) {
             let Reverse(q) = self.queue.pop()?;
             bump(&self.counters.delivered, 1);
             bump(&self.counters.bytes_delivered, q.data.len() as u64);
-            return Some(q.data);
+            return Some((q.data, q.meta));
         }
         None
     }

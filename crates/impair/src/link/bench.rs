@@ -19,8 +19,8 @@ use crate::units::Probability;
 const WRITE: usize = 256 * 1024;
 /// Round trips measured per path.
 const PINGS: u32 = 3000;
-/// A round trip not back by then counts as lost.
-const PING_TIMEOUT: Duration = Duration::from_millis(3);
+/// One ping sent every so often, answered or not.
+const PING_EVERY: Duration = Duration::from_micros(300);
 
 /// Round-trip times of one path, in microseconds.
 #[derive(Debug, Clone, Copy, Default)]
@@ -48,6 +48,8 @@ pub struct LinkBenchReport {
     pub largest_packet: u64,
     /// UDP round trips over the veth pair.
     pub veth_rtt: RoundTrips,
+    /// UDP round trips through a link with no rules.
+    pub link_clean_rtt: RoundTrips,
     /// UDP round trips through a link losing 10% each way.
     pub link_rtt: RoundTrips,
 }
@@ -91,16 +93,18 @@ impl fmt::Display for LinkBenchReport {
             mb(self.link)
         )?;
         writeln!(f, "  {:<46} {:>10.2}", "ratio (link / veth)", self.ratio())?;
-        writeln!(
-            f,
-            "  UDP round trips, us: veth p50 {:.0} p99 {:.0} ({} samples); link with 10% loss p50 {:.0} p99 {:.0} ({} samples)",
-            self.veth_rtt.p50_us,
-            self.veth_rtt.p99_us,
-            self.veth_rtt.samples,
-            self.link_rtt.p50_us,
-            self.link_rtt.p99_us,
-            self.link_rtt.samples
-        )?;
+        writeln!(f, "  UDP round trips (us)          p50      p99   samples")?;
+        for (what, r) in [
+            ("veth pair", self.veth_rtt),
+            ("link, no rules", self.link_clean_rtt),
+            ("link, 10% loss each way", self.link_rtt),
+        ] {
+            writeln!(
+                f,
+                "  {what:<26} {:>7.0} {:>8.0} {:>9}",
+                r.p50_us, r.p99_us, r.samples
+            )?;
+        }
         writeln!(
             f,
             "  added per packet at p99: {:.1} us",
@@ -176,6 +180,10 @@ pub fn run(bytes: u64, runs: u32) -> Result<LinkBenchReport, Error> {
             bytes,
         )
     })?;
+    let link_clean_rtt = round_trips(
+        || flat(link.in_namespace(Side::B, || UdpSocket::bind(any(b)))),
+        || flat(link.in_namespace(Side::A, || UdpSocket::bind(any(a)))),
+    )?;
     let largest_packet = link.shutdown()?.largest;
 
     let mut lossy = LinkConfig::new(&name).ipv4_only();
@@ -196,6 +204,7 @@ pub fn run(bytes: u64, runs: u32) -> Result<LinkBenchReport, Error> {
         link: link_rate,
         largest_packet,
         veth_rtt,
+        link_clean_rtt,
         link_rtt,
     })
 }
@@ -242,7 +251,10 @@ fn transfer(
 }
 
 /// UDP round trips of 64-byte datagrams between two sockets: `echo` sends
-/// back what it gets, `ping` measures.
+/// back what it gets; `ping` sends one every [`PING_EVERY`] whatever comes
+/// back (so a lost datagram leaves no idle gap that would make the next
+/// round trip start from sleeping threads), and a second thread matches the
+/// answers to their send times.
 fn round_trips(
     echo: impl FnOnce() -> Result<UdpSocket, Error>,
     ping: impl FnOnce() -> Result<UdpSocket, Error>,
@@ -259,25 +271,48 @@ fn round_trips(
     });
     let ping = ping()?;
     ping.connect(to)?;
-    ping.set_read_timeout(Some(PING_TIMEOUT))?;
-    let mut rtts = Vec::with_capacity(PINGS as usize);
-    let mut buf = [0u8; 64];
-    for seq in 0..PINGS {
-        let mut msg = [0u8; 64];
-        msg[..4].copy_from_slice(&seq.to_be_bytes());
-        let sent = Instant::now();
-        ping.send(&msg)?;
-        while let Ok(n) = ping.recv(&mut buf) {
-            // A late answer to an earlier ping is not this one's.
-            if n >= 4 && buf[..4] == seq.to_be_bytes() {
-                rtts.push(sent.elapsed());
-                break;
+    let answers = ping.try_clone()?;
+    answers.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let start = Instant::now();
+    let sent: std::sync::Arc<Vec<std::sync::atomic::AtomicU64>> = std::sync::Arc::new(
+        (0..PINGS)
+            .map(|_| std::sync::atomic::AtomicU64::new(0))
+            .collect(),
+    );
+    let sent_at = std::sync::Arc::clone(&sent);
+    let collector = std::thread::spawn(move || {
+        let mut rtts = Vec::with_capacity(PINGS as usize);
+        let mut buf = [0u8; 64];
+        while let Ok(n) = answers.recv(&mut buf) {
+            let now = start.elapsed().as_nanos() as u64;
+            if n < 4 {
+                continue;
             }
-            if sent.elapsed() > PING_TIMEOUT {
+            let seq = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+            if let Some(t) = sent_at.get(seq) {
+                let t = t.load(std::sync::atomic::Ordering::Acquire);
+                rtts.push(Duration::from_nanos(now.saturating_sub(t)));
+            }
+            if seq + 1 == PINGS as usize {
                 break;
             }
         }
+        rtts
+    });
+    for seq in 0..PINGS {
+        let mut msg = [0u8; 64];
+        msg[..4].copy_from_slice(&seq.to_be_bytes());
+        sent[seq as usize].store(
+            start.elapsed().as_nanos() as u64,
+            std::sync::atomic::Ordering::Release,
+        );
+        ping.send(&msg)?;
+        let next = start + PING_EVERY * (seq + 1);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
+    let mut rtts = collector
+        .join()
+        .map_err(|_| Error::Link("the answering thread panicked".into()))?;
     drop(ping);
     let _ = echoer.join();
     rtts.sort();

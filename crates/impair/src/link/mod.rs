@@ -16,6 +16,7 @@ pub mod bench;
 pub mod config;
 mod forward;
 mod netns;
+mod offload;
 mod summary;
 mod tun;
 
@@ -64,7 +65,6 @@ impl Link {
         let leftovers = cleanup(&config.name)?;
         claim(&config.name)?;
         let (stop_rx, stop_tx) = std::io::pipe()?;
-        let stop_rx = Arc::new(stop_rx);
         let mut link = Self {
             counters: PerDir::default(),
             extra: Arc::default(),
@@ -89,30 +89,29 @@ impl Link {
                 .pop()
                 .ok_or_else(|| Error::Link("no device".into()))?,
         );
-        for (dir, from, to) in [
-            (Direction::Up, Arc::clone(&a), Arc::clone(&b)),
-            (Direction::Down, b, a),
-        ] {
+        let lane = |dir, ends| {
             let engine = DatagramEngine::new(
                 link.config.rules.get(dir).clone(),
                 derive_seed(link.config.seed, 0, dir),
                 Arc::clone(link.counters.get(dir)),
             );
-            let fwd = forward::Forwarder {
+            forward::Lane::new(
                 dir,
-                from,
-                to,
+                ends,
                 engine,
-                counters: Arc::clone(&link.extra),
-                mtu: link.config.mtu as usize,
-                log: link.config.log_decisions,
-            };
-            let stop = Arc::clone(&stop_rx);
-            let thread = std::thread::Builder::new()
-                .name(format!("link-{}", dir_name(dir)))
-                .spawn(move || fwd.run(&stop))?;
-            link.threads.push(thread);
-        }
+                Arc::clone(&link.extra),
+                link.config.mtu as usize,
+                link.config.log_decisions,
+            )
+        };
+        let lanes = [
+            lane(Direction::Up, (Arc::clone(&a), Arc::clone(&b))),
+            lane(Direction::Down, (b, a)),
+        ];
+        let thread = std::thread::Builder::new()
+            .name("impair-link".into())
+            .spawn(move || forward::run(lanes, &stop_rx))?;
+        link.threads.push(thread);
         tracing::info!(name = %link.config.name, "link up");
         Ok(link)
     }
