@@ -166,8 +166,26 @@ fn read_tail(path: &Path) -> Vec<u8> {
     out
 }
 
-/// A UDP port free now on 127.0.0.1 (for a server that takes its port as an argument).
+/// A UDP port free now on 127.0.0.1 (for a server that takes its port as an
+/// argument), chosen at random below the kernel's ephemeral range: a port
+/// the kernel hands out for `bind(0)` could be given to another socket (the
+/// per-client socket of any Stop & Wait server, for one) between our probe
+/// and the program's own bind; one below the range never is.
 pub fn free_port() -> std::io::Result<u16> {
+    const LOWEST: u16 = 10_000;
+    let first_ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    if first_ephemeral > LOWEST + 1_000 {
+        let mut rng = rand::rng();
+        for _ in 0..64 {
+            let port = rand::Rng::random_range(&mut rng, LOWEST..first_ephemeral);
+            if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     let s = std::net::UdpSocket::bind("127.0.0.1:0")?;
     Ok(s.local_addr()?.port())
 }
@@ -175,6 +193,20 @@ pub fn free_port() -> std::io::Result<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_ports_are_below_the_ephemeral_range_and_bindable() {
+        let first = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok());
+        for _ in 0..20 {
+            let port = free_port().unwrap();
+            if let Some(first) = first.filter(|f| *f > 11_000) {
+                assert!((10_000..first).contains(&port), "{port}");
+            }
+            std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
+        }
+    }
 
     #[test]
     fn placeholders_are_filled_and_files_quoted() {
