@@ -38,6 +38,9 @@ struct Connector<'a> {
     delay: Duration,
 }
 
+/// A connect attempt that takes longer than this has failed.
+const CONNECT_WAIT: Duration = Duration::from_secs(10);
+
 impl<'a> Connector<'a> {
     fn new(opts: &'a ClientOptions) -> Self {
         Self {
@@ -48,18 +51,13 @@ impl<'a> Connector<'a> {
 
     async fn connect(&mut self, say: &mut impl FnMut(String)) -> Result<TcpStream, Error> {
         loop {
-            match TcpStream::connect(&self.opts.server).await {
+            match netkit::connect::connect(&self.opts.server, CONNECT_WAIT).await {
                 Ok(s) => {
-                    let _ = s.set_nodelay(true);
                     self.delay = Duration::from_millis(100);
                     return Ok(s);
                 }
                 Err(e) if self.opts.reconnect => {
-                    say(format!(
-                        "cannot reach the server at {}: {e}; retrying in {} ms",
-                        self.opts.server,
-                        self.delay.as_millis()
-                    ));
+                    say(format!("{e}; retrying in {} ms", self.delay.as_millis()));
                     tokio::time::sleep(self.delay).await;
                     self.delay = (self.delay * 2).min(Duration::from_secs(5));
                 }

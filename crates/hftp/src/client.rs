@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::error::Error;
@@ -51,8 +50,7 @@ impl Client {
     /// Connects to `addr`; no wait for the server (connecting, sending, any
     /// answer or piece of one) lasts longer than `wait`.
     pub async fn connect_with(addr: &str, wait: Duration) -> Result<Client, Error> {
-        let s = bounded(wait, "connecting", TcpStream::connect(addr)).await?;
-        s.set_nodelay(true)?;
+        let s = netkit::connect::connect(addr, wait).await?;
         let (r, w) = s.into_split();
         Ok(Client {
             r: BufReader::with_capacity(256 * 1024, r),

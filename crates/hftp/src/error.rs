@@ -8,6 +8,9 @@ pub enum Error {
     /// A socket or file error.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// The server could not be reached (the address and the likely cause).
+    #[error(transparent)]
+    Net(#[from] netkit::Error),
     /// The download's output cannot be created or written.
     #[error("cannot write {}: {source}", path.display())]
     Output {

@@ -177,7 +177,9 @@ pub async fn run_agency(cfg: &AgencyConfig, bets: &[Bet]) -> Result<AgencyReport
 fn retryable(e: &Error) -> bool {
     match e {
         Error::Io(_) | Error::AgencyTaken(_) => true,
-        Error::Net(n) => n.is_disconnect() || matches!(n, netkit::Error::Io(_)),
+        Error::Net(n) => {
+            n.is_disconnect() || matches!(n, netkit::Error::Io(_) | netkit::Error::Connect { .. })
+        }
         _ => false,
     }
 }
@@ -185,16 +187,13 @@ fn retryable(e: &Error) -> bool {
 /// A legacy batch may have been stored without its ack arriving; resending it
 /// could store it twice, so legacy mode only retries failures to connect.
 fn sent_unacked(e: &Error) -> bool {
-    !matches!(e, Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused)
+    !matches!(e, Error::Net(n) if n.is_refused())
 }
 
 type Conn = Framed<TcpStream, ClientCodec>;
 
 async fn session(cfg: &AgencyConfig, bets: &[Bet], p: &mut Progress) -> Result<Vec<String>, Error> {
-    let stream = tokio::time::timeout(cfg.io_timeout, TcpStream::connect(&cfg.server))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-    stream.set_nodelay(true)?;
+    let stream = netkit::connect::connect(&cfg.server, cfg.io_timeout).await?;
     let mut framed = Framed::new(stream, ClientCodec);
     if cfg.legacy {
         send_rest(cfg, bets, p, &mut framed, false).await?;

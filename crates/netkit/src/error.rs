@@ -10,6 +10,15 @@ pub enum Error {
     #[error("i/o error: {0}")]
     Io(#[from] io::Error),
 
+    /// A client could not reach its server.
+    #[error("cannot connect to {addr}: {why}")]
+    Connect {
+        /// The address as given (`host:port`).
+        addr: String,
+        /// Why, in words (see [`crate::connect::reason`]).
+        why: String,
+    },
+
     /// A listening socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -57,6 +66,12 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this is a refused connect: nothing listened there, so nothing
+    /// was sent (a client may safely try again).
+    pub fn is_refused(&self) -> bool {
+        matches!(self, Error::Connect { why, .. } if why.starts_with("connection refused"))
+    }
+
     /// True when the error means the peer went away (EOF mid-message or a reset),
     /// as opposed to the peer sending something malformed.
     pub fn is_disconnect(&self) -> bool {

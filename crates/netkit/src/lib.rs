@@ -17,6 +17,7 @@
 
 pub mod activity;
 pub mod ceiling;
+pub mod connect;
 pub mod error;
 pub mod frame;
 pub mod line;

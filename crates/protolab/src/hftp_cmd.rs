@@ -161,15 +161,10 @@ pub async fn run(args: HftpArgs) -> anyhow::Result<()> {
             idle_timeout,
             max_connections,
         } => {
+            crate::paths::served_dir(&datadir)?;
             // Handlers first: a signal right after the address is printed is not lost.
             let signal = netkit::shutdown::signal().context("cannot install signal handlers")?;
             let listener = netkit::server::bind(SocketAddr::new(address, port)).await?;
-            if !datadir.is_dir() {
-                tracing::warn!(
-                    "data directory {} does not exist (yet): listings are empty until it does",
-                    datadir.display()
-                );
-            }
             println!(
                 "hftp server: listening on {} serving {}",
                 listener.local_addr()?,

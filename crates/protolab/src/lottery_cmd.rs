@@ -244,6 +244,7 @@ pub fn print_winners(report: &SimReport) {
 pub async fn run(args: LotteryArgs) -> anyhow::Result<()> {
     match args.cmd {
         Cmd::Serve(a) => {
+            crate::paths::file_to_write(&a.db, "database")?;
             let mut cfg = ServerConfig::new(SocketAddr::new(a.address, a.port), a.db.clone());
             cfg.agencies = a.agencies;
             cfg.backlog = a.backlog;

@@ -10,6 +10,7 @@ mod hftp_cmd;
 mod impair_cmd;
 mod impair_link_cmd;
 mod lottery_cmd;
+mod paths;
 mod rdt_check_cmd;
 mod rdt_cmd;
 mod relay_cmd;
@@ -18,6 +19,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+
+/// The package version and the commit it was built from (`build.rs`).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("PROTOLAB_COMMIT"),
+    ")"
+);
 
 const ABOUT: &str = "Real client/server network systems, correct to the byte, in one command.";
 
@@ -44,7 +53,7 @@ Examples:
   protolab impair --help             the proxy's rules";
 
 #[derive(Debug, Parser)]
-#[command(name = "protolab", version, about = ABOUT, after_help = SYSTEMS)]
+#[command(name = "protolab", version = VERSION, about = ABOUT, after_help = SYSTEMS)]
 struct Cli {
     /// Log level or filter (`debug`, `info,impair=debug`); overrides RUST_LOG.
     #[arg(long, global = true, value_name = "FILTER")]
@@ -64,8 +73,27 @@ struct Cli {
 #[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
     /// Run every finished system end to end on loopback and show what happened.
-    #[command(after_help = "Example:\n  cargo run --release -- demo")]
-    Demo,
+    #[command(
+        after_help = "Examples:\n  cargo run --release -- demo\n  cargo run --release -- demo --verbose   # with the servers' log lines"
+    )]
+    Demo {
+        /// Show the servers' log lines too (by default only the story and
+        /// warnings).
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:
+  protolab completions bash > ~/.local/share/bash-completion/completions/protolab
+  protolab completions zsh > \"${fpath[1]}/_protolab\"
+  protolab completions fish > ~/.config/fish/completions/protolab.fish")]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff).
+    #[command(after_help = "Example:\n  protolab man > protolab.1 && man ./protolab.1")]
+    Man,
     /// The impairment proxy: put a bad network between a client and a server.
     Impair(impair_cmd::ImpairArgs),
     /// The lottery bets system (seed 000): server, agencies, draw.
@@ -93,10 +121,18 @@ fn init_logging(level: Option<&str>, system_env: Option<&str>) -> anyhow::Result
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(colors_wanted(std::io::IsTerminal::is_terminal(
+            &std::io::stderr(),
+        )))
         .with_writer(std::io::stderr)
         .init();
     Ok(())
+}
+
+/// Colour only on a terminal, and never when `NO_COLOR` is set to anything
+/// (no-color.org).
+fn colors_wanted(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn main() -> ExitCode {
@@ -110,6 +146,8 @@ fn main() -> ExitCode {
         (None, Command::Rdt(args)) if args.debug() => Some("info,rdt=debug".to_string()),
         // The bench's in-process servers would log every one of its clients.
         (None, Command::Relay(args)) if args.is_bench() => Some("warn".to_string()),
+        // The demo tells its own story; the servers' lines are for --verbose.
+        (None, Command::Demo { verbose: false }) => Some("warn".to_string()),
         (level, _) => level.clone(),
     };
     if let Err(e) = init_logging(level.as_deref(), system_env) {
@@ -139,7 +177,18 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Demo => demo::run().await,
+            Command::Demo { .. } => demo::run().await,
+            Command::Completions { shell } => {
+                let mut cmd = <Cli as clap::CommandFactory>::command();
+                clap_complete::generate(shell, &mut cmd, "protolab", &mut std::io::stdout());
+                Ok(())
+            }
+            Command::Man => {
+                let cmd = <Cli as clap::CommandFactory>::command();
+                clap_mangen::Man::new(cmd)
+                    .render(&mut std::io::stdout())
+                    .map_err(anyhow::Error::from)
+            }
             Command::Impair(args) => impair_cmd::run(args).await,
             Command::Lottery(args) => lottery_cmd::run(args).await,
             Command::Classic(args) => classic_cmd::run(args).await,

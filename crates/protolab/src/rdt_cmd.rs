@@ -232,6 +232,9 @@ fn recv_data(
     output: Option<&PathBuf>,
     opts: &Options,
 ) -> anyhow::Result<(SocketAddr, u64, Duration, Stats, Ending)> {
+    if let Some(path) = output {
+        crate::paths::file_to_write(path, "output")?;
+    }
     let mut listener = RdtSocket::with_options(opts.clone());
     listener
         .bind(addr)

@@ -90,6 +90,9 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
             outbox,
             log_dir,
         } => {
+            if let Some(dir) = &log_dir {
+                crate::paths::dir_to_keep(dir, "log directory")?;
+            }
             let signal = netkit::shutdown::signal().context("cannot install signal handlers")?;
             let listener = netkit::server::bind(address).await?;
             println!("relay server: listening on {}", listener.local_addr()?);

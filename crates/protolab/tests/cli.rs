@@ -173,6 +173,204 @@ fn impair_udp_drops_the_nth_and_reports_it() {
 }
 
 #[test]
+fn bad_paths_are_refused_at_start_in_one_line_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let file = file.to_str().unwrap();
+    let missing = dir.path().join("missing");
+    let missing = missing.to_str().unwrap();
+    let db = format!("{missing}/bets.db");
+    let out_file = format!("{missing}/out.bin");
+    for (args, path, why) in [
+        (
+            vec!["hftp", "serve", "-p", "0", "-d", missing],
+            missing,
+            "no such directory",
+        ),
+        (
+            vec!["hftp", "serve", "-p", "0", "-d", file],
+            file,
+            "a file, not a directory",
+        ),
+        (
+            vec![
+                "lottery",
+                "serve",
+                "--address",
+                "127.0.0.1",
+                "-p",
+                "0",
+                "--db",
+                &db,
+            ],
+            &db,
+            "does not exist",
+        ),
+        (
+            vec![
+                "relay",
+                "serve",
+                "--address",
+                "127.0.0.1:0",
+                "--log-dir",
+                file,
+            ],
+            file,
+            "a file, not a directory",
+        ),
+        (
+            vec![
+                "rdt",
+                "recv",
+                "--address",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "-o",
+                &out_file,
+            ],
+            &out_file,
+            "does not exist",
+        ),
+    ] {
+        let mut child = protolab()
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        common::wait_bounded(&mut child);
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(path) && err.contains(why), "{args:?}: {err}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).is_empty(),
+            "{args:?}: nothing announced"
+        );
+    }
+}
+
+#[test]
+fn completions_for_three_shells_pass_their_syntax_checks() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = protolab().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            script.contains("protolab") && script.contains("impair"),
+            "{shell}"
+        );
+        let installed = std::process::Command::new(shell)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !installed {
+            eprintln!("{shell} is not installed: syntax not checked");
+            continue;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("completion");
+        std::fs::write(&path, &script).unwrap();
+        let check = std::process::Command::new(shell)
+            .arg("-n")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{shell} -n: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+}
+
+#[test]
+fn the_man_page_and_the_version_with_its_commit() {
+    let out = protolab().arg("man").output().unwrap();
+    assert!(out.status.success());
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH protolab"),
+        "{}",
+        &page[..200.min(page.len())]
+    );
+    assert!(page.contains("impair"));
+    let out = protolab().arg("--version").output().unwrap();
+    let v = String::from_utf8(out.stdout).unwrap();
+    // `protolab 0.1.0 (1a2b3c4d5e6f)`, `(…+dirty)` or `(unknown commit)`.
+    let inside = v
+        .split('(')
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_default();
+    let hash = inside.trim_end_matches("+dirty");
+    assert!(
+        inside == "unknown commit"
+            || (hash.len() == 12 && hash.chars().all(|c| c.is_ascii_hexdigit())),
+        "{v}"
+    );
+}
+
+#[test]
+fn an_unreachable_server_is_named_with_the_likely_cause() {
+    // A port just released: nothing listens there.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let port_s = port.to_string();
+    for args in [
+        vec!["hftp", "get", "x", "--server", &addr],
+        vec!["hftp", "list", "--server", &addr],
+        vec![
+            "classic",
+            "math",
+            "client",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port_s,
+            "--count",
+            "1",
+        ],
+        vec![
+            "lottery",
+            "client",
+            "--id",
+            "1",
+            "--server",
+            &addr,
+            "--attempts",
+            "1",
+        ],
+    ] {
+        let mut child = protolab()
+            .args(&args)
+            .env("NOMBRE", "Ana")
+            .env("APELLIDO", "Perez")
+            .env("DOCUMENTO", "30904465")
+            .env("NACIMIENTO", "1999-03-17")
+            .env("NUMERO", "7574")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_bounded(&mut child);
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        let want = format!("cannot connect to {addr}: connection refused (is the server running");
+        assert!(err.contains(&want), "{args:?}: {err}");
+        assert!(!err.contains("os error"), "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn errors_are_one_clear_line_and_a_nonzero_exit() {
     let out = protolab()
         .args([
@@ -370,6 +568,26 @@ fn demo_runs_and_shows_impairs_effects() {
         "{text}"
     );
     assert!(out.contains("demo finished"), "{text}");
+    // A story: each section's verdict, and none of the servers' log lines.
+    assert_eq!(out.matches(": held\n").count(), 8, "{text}");
+    let log_text = std::fs::read_to_string(log.path()).unwrap();
+    assert!(!log_text.contains(" INFO "), "{text}");
+    assert!(!out.contains(" INFO "), "{text}");
+
+    // With --verbose the servers' lines are there too.
+    let verbose = protolab()
+        .args(["demo", "--verbose"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let got = verbose.wait_with_output().unwrap();
+    assert!(got.status.success());
+    let err = String::from_utf8_lossy(&got.stderr);
+    assert!(
+        err.contains(" INFO ") && err.contains("apuesta_recibida"),
+        "{err}"
+    );
 }
 
 /// Runs a short `impair tcp` session with a relayed connection and returns stderr.

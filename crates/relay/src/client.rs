@@ -11,7 +11,6 @@ use std::time::Duration;
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 
@@ -168,6 +167,8 @@ pub async fn run(
 /// Frames queued for the writer task at most: past that, no new line is
 /// taken (deliveries are still read, so the server can always drain us).
 const WRITE_QUEUE: usize = 256;
+/// A connect attempt that takes longer than this has failed.
+const CONNECT_WAIT: Duration = Duration::from_secs(10);
 
 /// Writes queued frames, as many per write as are waiting; shuts the socket
 /// down when the queue closes.
@@ -194,8 +195,7 @@ async fn session(
     lines: &mut mpsc::Receiver<String>,
     show: &mut impl FnMut(&Delivered),
 ) -> Result<(), Error> {
-    let s = TcpStream::connect(&cfg.server).await?;
-    s.set_nodelay(true)?;
+    let s = netkit::connect::connect(&cfg.server, CONNECT_WAIT).await?;
     let (r, w) = s.into_split();
     let mut frames = FramedRead::new(r, Codec);
     // Writing never blocks reading: a server that holds our lines back

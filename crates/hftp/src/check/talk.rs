@@ -54,12 +54,9 @@ impl Ctx {
 
     /// A fresh connection.
     pub async fn connect(&self) -> Result<TcpStream, String> {
-        let s = tokio::time::timeout(self.wait, TcpStream::connect(&self.server))
+        netkit::connect::connect(&self.server, self.wait)
             .await
-            .map_err(|_| format!("no connection within {:?}", self.wait))?
-            .map_err(|e| format!("cannot connect: {e}"))?;
-        s.set_nodelay(true).map_err(|e| e.to_string())?;
-        Ok(s)
+            .map_err(|e| e.to_string())
     }
 
     /// Sends `req` on a fresh connection, expects status `status` and then
