@@ -20,6 +20,7 @@ pub mod ceiling;
 pub mod connect;
 pub mod error;
 pub mod frame;
+pub mod json;
 pub mod line;
 pub mod logfmt;
 pub mod peer;

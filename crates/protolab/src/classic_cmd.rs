@@ -53,6 +53,9 @@ enum Example {
         /// Seconds per measurement.
         #[arg(long, default_value = "3s")]
         duration: Dur,
+        /// Print each BENCH line as a JSON object on stdout (the report on stderr).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -121,9 +124,9 @@ pub async fn run(args: ClassicArgs) -> anyhow::Result<()> {
         Example::Echo { role } => (Kind::Echo, role),
         Example::Math { role } => (Kind::Math, role),
         Example::Positions { role } => (Kind::Positions, role),
-        Example::Bench { duration } => {
+        Example::Bench { duration, json } => {
             let report = classic::bench::run_all(duration.0).await?;
-            print!("{report}");
+            crate::bench_out::BenchOut::new(json).report(report);
             return Ok(());
         }
     };

@@ -95,6 +95,9 @@ enum Cmd {
         /// Seconds per small-request measurement.
         #[arg(long, default_value = "3s")]
         duration: Dur,
+        /// Print each BENCH line as a JSON object on stdout (the report on stderr).
+        #[arg(long)]
+        json: bool,
     },
     /// Run the conformance suite against any HFTP server.
     #[command(
@@ -114,6 +117,9 @@ enum Cmd {
         /// (neither: those rules are skipped), or auto (ask the server).
         #[arg(long, default_value = "auto")]
         lab: hftp::check::Lab,
+        /// The report as one JSON document on stdout (exit status as without).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -128,20 +134,13 @@ struct ServerArg {
     wait: Dur,
 }
 
-/// A progress bar on a terminal, nothing when piped.
+/// A progress bar (see [`crate::progress::bar`]) moved along by a ticker
+/// reading the bytes done.
 fn progress_bar(
     total: u64,
     done: Arc<AtomicU64>,
 ) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(total),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    ) {
-        bar.set_style(style);
-    }
+    let bar = crate::progress::bar(total);
     let b = bar.clone();
     let ticker = tokio::spawn(async move {
         loop {
@@ -243,24 +242,33 @@ pub async fn run(args: HftpArgs) -> anyhow::Result<()> {
                 other => other?,
             };
             let secs = start.elapsed().as_secs_f64();
-            eprintln!(
+            note!(
                 "{file}: {n} bytes to {} in {secs:.2} s ({:.1} MB/s)",
                 to.display(),
                 n as f64 / secs.max(1e-9) / 1e6
             );
         }
-        Cmd::Bench { size, duration } => bench(size.0, duration.0).await?,
+        Cmd::Bench {
+            size,
+            duration,
+            json,
+        } => bench(size.0, duration.0, crate::bench_out::BenchOut::new(json)).await?,
         Cmd::Check {
             server,
             dir,
             wait,
             lab,
+            json,
         } => {
             let opts = hftp::check::Options { wait: wait.0, lab };
             let report = hftp::check::run(&server, &dir, opts)
                 .await
                 .with_context(|| format!("cannot write fixtures into {}", dir.display()))?;
-            print!("{report}");
+            if json {
+                println!("{}", report.json());
+            } else {
+                print!("{report}");
+            }
             anyhow::ensure!(
                 report.failures() == 0,
                 "{} of {} rules failed",
@@ -281,7 +289,7 @@ fn peak_rss(pid: u32) -> Option<u64> {
 
 /// Starts this program's own `hftp serve` as a separate process (so its memory
 /// is its own), measures against it, and stops it.
-async fn bench(size: u64, secs: Duration) -> anyhow::Result<()> {
+async fn bench(size: u64, secs: Duration, out: crate::bench_out::BenchOut) -> anyhow::Result<()> {
     use hftp::proto::Encoding;
     use std::io::BufRead as _;
 
@@ -379,42 +387,59 @@ async fn bench(size: u64, secs: Duration) -> anyhow::Result<()> {
     let _ = child.wait();
     let (raw_copy, b64, rss, raw, stream, small, ceiling, ceiling_stat) = result?;
     let mb = |t: &hftp::bench::Transfer| t.rate() / 1e6;
-    println!(
+    say!(
+        out,
         "hftp download of a {} MB file (one slice, one connection)",
         size / 1_000_000
     );
-    println!(
+    say!(
+        out,
         "  {:<34} {:>10} {:>10} {:>12}",
-        "path", "MB/s", "ratio", "first byte"
+        "path",
+        "MB/s",
+        "ratio",
+        "first byte"
     );
     for (label, t) in [
         ("raw TCP copy (baseline)", &raw_copy),
         ("get_slice base64", &b64),
         ("get_slice raw", &raw),
     ] {
-        println!(
+        say!(
+            out,
             "  {label:<34} {:>10.0} {:>10.2} {:>9.3} ms",
             mb(t),
             t.rate() / raw_copy.rate(),
             t.first_byte.as_secs_f64() * 1e3
         );
     }
-    println!(
+    say!(
+        out,
         "  machine ceiling, one TCP stream memory to memory (no file, no runtime, like iperf3): {:.0} MB/s; raw slice {:.2} of it",
         stream / 1e6,
         raw.rate() / stream
     );
-    println!(
+    say!(
+        out,
         "  server peak memory (VmHWM) after the base64 download: {:.1} MiB",
         rss as f64 / 1_048_576.0
     );
-    println!("hftp small requests (get_metadata, one in flight per client)");
-    println!(
+    say!(
+        out,
+        "hftp small requests (get_metadata, one in flight per client)"
+    );
+    say!(
+        out,
         "  {:>8} {:>12} {:>10} {:>10} {:>7}",
-        "clients", "req/s", "p50 ms", "p99 ms", "errors"
+        "clients",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "errors"
     );
     for r in &small {
-        println!(
+        say!(
+            out,
             "  {:>8} {:>12.0} {:>10.3} {:>10.3} {:>7}",
             r.clients,
             r.per_second,
@@ -423,22 +448,26 @@ async fn bench(size: u64, secs: Duration) -> anyhow::Result<()> {
             r.errors
         );
     }
-    println!(
+    say!(
+        out,
         "  machine ceiling, 100 clients (epoll server and load, no runtime, no protocol, same sizes): {ceiling:.0} req/s"
     );
-    println!(
+    say!(
+        out,
         "  the same ceiling with one stat of the file per request (as the spec requires): {ceiling_stat:.0} req/s"
     );
     let hundred = small
         .iter()
         .find(|r| r.clients == 100)
         .map_or(0.0, |r| r.per_second);
-    println!(
+    say!(
+        out,
         "  100 clients reach {:.2} of the ceiling ({:.2} of the ceiling with stat)",
         hundred / ceiling,
         hundred / ceiling_stat
     );
-    println!(
+    say!(
+        out,
         "BENCH hftp_download bytes={size} base64_mb_s={:.0} raw_mb_s={:.0} baseline_mb_s={:.0} stream_ceiling_mb_s={:.0} base64_ratio={:.3} raw_ratio={:.3} first_byte_ms={:.3} server_peak_rss_mib={:.1}",
         mb(&b64),
         mb(&raw),
@@ -449,13 +478,15 @@ async fn bench(size: u64, secs: Duration) -> anyhow::Result<()> {
         b64.first_byte.as_secs_f64() * 1e3,
         rss as f64 / 1_048_576.0
     );
-    println!(
+    say!(
+        out,
         "BENCH hftp_ceiling clients=100 req_s={ceiling:.0} with_stat_req_s={ceiling_stat:.0} ratio={:.3} ratio_with_stat={:.3}",
         hundred / ceiling,
         hundred / ceiling_stat
     );
     for r in &small {
-        println!(
+        say!(
+            out,
             "BENCH hftp_small clients={} req_s={:.0} p50_ms={:.3} p99_ms={:.3} errors={}",
             r.clients,
             r.per_second,

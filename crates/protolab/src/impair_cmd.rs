@@ -50,6 +50,9 @@ enum Kind {
         /// Only the link's row.
         #[arg(long)]
         link_only: bool,
+        /// Print each BENCH line as a JSON object on stdout (the report on stderr).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -308,17 +311,21 @@ pub async fn run(args: ImpairArgs) -> anyhow::Result<()> {
             link_size,
             runs,
             link_only,
+            json,
         } => {
+            let out = crate::bench_out::BenchOut::new(json);
             if !link_only {
                 let report = impair::bench::tcp_throughput(size.0, runs.max(1)).await?;
-                print!("{report}");
+                out.report(report);
             }
             let bytes = link_size.0;
             match tokio::task::spawn_blocking(move || impair::link::bench::run(bytes, runs)).await?
             {
-                Ok(report) => print!("{report}"),
+                Ok(report) => out.report(report),
                 Err(impair::Error::NotPermitted(why)) => {
-                    println!("impair link: skipped, it needs root or CAP_NET_ADMIN ({why})");
+                    out.line(&format!(
+                        "impair link: skipped, it needs root or CAP_NET_ADMIN ({why})"
+                    ));
                 }
                 Err(e) => return Err(e.into()),
             }

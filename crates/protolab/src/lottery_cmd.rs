@@ -68,6 +68,9 @@ pub enum Cmd {
         /// Bets per batch.
         #[arg(long, default_value_t = 140)]
         max_amount: usize,
+        /// Print each BENCH line as a JSON object on stdout (the report on stderr).
+        #[arg(long)]
+        json: bool,
         /// The real data set for the end-to-end figure (else a generated one).
         #[arg(long, env = "PROTOLAB_DATASET")]
         dataset: Option<PathBuf>,
@@ -351,17 +354,18 @@ pub async fn run(args: LotteryArgs) -> anyhow::Result<()> {
                 }
                 None => lottery::export::export_csv(&db, &mut std::io::stdout().lock())?,
             };
-            eprintln!("exported {n} bets");
+            note!("exported {n} bets");
         }
         Cmd::Bench {
             bets,
             max_amount,
+            json,
             dataset,
         } => {
             let tmp = tempfile::tempdir()?;
             let report =
                 lottery::bench::run(bets, max_amount, dataset.as_deref(), tmp.path()).await?;
-            print!("{report}");
+            crate::bench_out::BenchOut::new(json).report(report);
         }
     }
     Ok(())

@@ -3,6 +3,12 @@
 //! This crate only parses arguments, sets up logging and wires the libraries
 //! together; no protocol logic lives here.
 
+// Macros first: `say!` and `note!` are seen by the modules after them.
+#[macro_use]
+mod bench_out;
+#[macro_use]
+mod progress;
+
 mod classic_cmd;
 mod cli_values;
 mod demo;
@@ -64,6 +70,11 @@ struct Cli {
     /// shared with a load generator, fewer can serve more.
     #[arg(long, global = true, value_name = "N", env = "PROTOLAB_THREADS")]
     threads: Option<std::num::NonZeroUsize>,
+
+    /// No progress bars, summaries or informational log lines: only the
+    /// command's output, warnings and errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
 
     #[command(subcommand)]
     command: Command,
@@ -146,10 +157,12 @@ fn main() -> ExitCode {
         (None, Command::Rdt(args)) if args.debug() => Some("info,rdt=debug".to_string()),
         // The bench's in-process servers would log every one of its clients.
         (None, Command::Relay(args)) if args.is_bench() => Some("warn".to_string()),
+        (None, _) if cli.quiet => Some("warn".to_string()),
         // The demo tells its own story; the servers' lines are for --verbose.
         (None, Command::Demo { verbose: false }) => Some("warn".to_string()),
         (level, _) => level.clone(),
     };
+    progress::set_quiet(cli.quiet);
     if let Err(e) = init_logging(level.as_deref(), system_env) {
         eprintln!("error: invalid --log-level: {e}");
         return ExitCode::from(2);

@@ -1,7 +1,7 @@
 //! `protolab rdt send|recv|bench|check`: arguments → the `rdt` library (blocking
 //! sockets, run on a blocking thread).
 
-use std::io::{IsTerminal as _, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use impair::units::Dur;
-use indicatif::{ProgressBar, ProgressStyle};
 use rdt::{Config, DialectChoice, Ending, Format, Options, RdtSocket, Stats, Trace};
 
 #[derive(Debug, Args)]
@@ -59,7 +58,11 @@ enum Cmd {
     Check(crate::rdt_check_cmd::CheckArgs),
     /// Stop & Wait throughput against one segment per measured round trip.
     #[command(after_help = "Example:\n  cargo run --release -- rdt bench")]
-    Bench,
+    Bench {
+        /// Print each BENCH line as a JSON object on stdout (the report on stderr).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Flags of both ends.
@@ -138,7 +141,7 @@ impl RdtArgs {
     pub fn debug(&self) -> bool {
         match &self.cmd {
             Cmd::Send { common, .. } | Cmd::Recv { common, .. } => common.debug,
-            Cmd::Bench | Cmd::Check(_) => false,
+            Cmd::Bench { .. } | Cmd::Check(_) => false,
         }
     }
 }
@@ -157,8 +160,9 @@ pub async fn run(args: RdtArgs) -> anyhow::Result<()> {
             output,
             common,
         } => recv(SocketAddr::new(address, port), output.as_ref(), &common),
-        Cmd::Bench => {
-            rdt::bench::run(|line| println!("{line}"))?;
+        Cmd::Bench { json } => {
+            let out = crate::bench_out::BenchOut::new(json);
+            rdt::bench::run(|line| out.line(line))?;
             Ok(())
         }
         Cmd::Check(args) => crate::rdt_check_cmd::run(args),
@@ -181,7 +185,7 @@ fn send(host: &str, port: u16, input: Option<&PathBuf>, common: &Common) -> anyh
     let result = send_data(host, port, &data, &opts);
     common.write_trace(&opts)?;
     let (peer, elapsed, stats, ending) = result?;
-    eprintln!(
+    note!(
         "sent {} bytes to {peer} in {:.3} s ({}); {}",
         data.len(),
         elapsed.as_secs_f64(),
@@ -203,7 +207,7 @@ fn send_data(
         .connect((host, port))
         .with_context(|| format!("connect to {host}:{port}"))?;
     let peer = socket.peer_addr()?;
-    let bar = progress(data.len() as u64);
+    let bar = crate::progress::bar(data.len() as u64);
     socket
         .send_with_progress(data, |n| bar.set_position(n))
         .context("send")?;
@@ -218,7 +222,7 @@ fn recv(addr: SocketAddr, output: Option<&PathBuf>, common: &Common) -> anyhow::
     let result = recv_data(addr, output, &opts);
     common.write_trace(&opts)?;
     let (peer, bytes, elapsed, stats, ending) = result?;
-    eprintln!(
+    note!(
         "received {bytes} bytes from {peer} in {:.3} s ({}); {}",
         elapsed.as_secs_f64(),
         counts(&stats),
@@ -262,19 +266,6 @@ fn recv_data(
     let ending = conn.recv_close().context("close")?;
     let stats = conn.stats().unwrap_or_default();
     Ok((peer, bytes, start.elapsed(), stats, ending))
-}
-
-fn progress(len: u64) -> ProgressBar {
-    if !std::io::stderr().is_terminal() || len < 64 * 1024 {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    if let Ok(style) =
-        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-    {
-        bar.set_style(style);
-    }
-    bar
 }
 
 fn counts(s: &Stats) -> String {

@@ -69,12 +69,16 @@ enum Cmd {
     /// Deliveries/s with 10, 100 and 1,000 clients and latency at 100,000
     /// deliveries/s, against a plain TCP fan-out and Redis pub/sub (if installed).
     #[command(after_help = "Example:\n  cargo run --release -- relay bench")]
-    Bench,
+    Bench {
+        /// Print each BENCH line as a JSON object on stdout (the report on stderr).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl RelayArgs {
     pub fn is_bench(&self) -> bool {
-        matches!(self.cmd, Cmd::Bench)
+        matches!(self.cmd, Cmd::Bench { .. })
     }
 }
 
@@ -132,7 +136,10 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("relay client of {address}"))?;
         }
-        Cmd::Bench => relay::bench::run(|line| println!("{line}")).await?,
+        Cmd::Bench { json } => {
+            let out = crate::bench_out::BenchOut::new(json);
+            relay::bench::run(|line| out.line(line)).await?;
+        }
     }
     Ok(())
 }

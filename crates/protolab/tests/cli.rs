@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{BOUND, protolab, signal, spawn_listening, stderr_text, wait_bounded};
+use common::{BOUND, protolab, signal, spawn_listening, stderr_text, stdout_text, wait_bounded};
 
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -251,6 +251,38 @@ fn bad_paths_are_refused_at_start_in_one_line_naming_them() {
             "{args:?}: nothing announced"
         );
     }
+}
+
+#[test]
+fn bench_json_prints_one_object_per_bench_line_and_the_report_on_stderr() {
+    let mut child = protolab()
+        .args([
+            "hftp",
+            "bench",
+            "--size",
+            "1MiB",
+            "--duration",
+            "200ms",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = stdout_text(&mut child);
+    let status = wait_bounded(&mut child);
+    let err = stderr_text(&mut child);
+    assert!(status.success(), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.len() >= 3, "{out}");
+    for l in &lines {
+        assert!(
+            l.starts_with("{\"bench\":\"hftp_") && l.ends_with('}') && !l.contains("BENCH"),
+            "{l}"
+        );
+    }
+    assert!(out.contains("\"bytes\":1048576,"), "{out}");
+    assert!(err.contains("machine ceiling"), "{err}");
 }
 
 #[test]
@@ -522,13 +554,7 @@ fn demo_runs_and_shows_impairs_effects() {
         .stderr(log.reopen().unwrap())
         .spawn()
         .unwrap();
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let out = stdout_text(&mut child);
     let code = wait_bounded(&mut child).code();
     let text = format!(
         "{out}\n--- log ---\n{}",
@@ -748,6 +774,20 @@ fn hftp_client_and_checker_against_the_server() {
         err.starts_with("data.bin: 200000 bytes to ") && !err.contains('\x1b'),
         "{err:?}"
     );
+    // -q: the file, and not a word on stderr.
+    std::fs::remove_file(&target).unwrap();
+    let quiet = protolab()
+        .args(["-q", "hftp", "get", "data.bin", "--server", &server, "-o"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(quiet.status.success());
+    assert!(std::fs::read(&target).unwrap() == data);
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
     // To standard output, in order, whatever --connections says.
     let piped = protolab()
         .args(["hftp", "get", "data.bin", "--connections", "3"])
@@ -788,6 +828,20 @@ fn hftp_client_and_checker_against_the_server() {
     let report = String::from_utf8_lossy(&check.stdout);
     assert!(check.status.success(), "{report}");
     assert!(report.contains(" passed, 0 failed"), "{report}");
+    let json = protolab()
+        .args(["hftp", "check", &server, "--json", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let doc = String::from_utf8_lossy(&json.stdout);
+    assert!(json.status.success(), "{doc}");
+    let passed = report.lines().filter(|l| l.starts_with("PASS ")).count();
+    assert!(
+        doc.trim_end().lines().count() == 1
+            && doc.contains(&format!("\"passed\":{passed},\"failed\":0,"))
+            && doc.matches("\"verdict\":\"pass\"").count() == passed,
+        "{doc}"
+    );
     signal(&child, "-TERM");
     assert_eq!(wait_bounded(&mut child).code(), Some(0));
 }

@@ -135,6 +135,40 @@ impl Report {
     fn count(&self, f: impl Fn(&Verdict) -> bool) -> usize {
         self.outcomes.iter().filter(|o| f(&o.verdict)).count()
     }
+
+    /// The report as one JSON document: the counts, then each rule with its
+    /// verdict (`pass`, `fail`, `skip`), the reason and the warnings.
+    pub fn json(&self) -> String {
+        use netkit::json::string;
+        let rules: Vec<String> = self
+            .outcomes
+            .iter()
+            .map(|o| {
+                let (verdict, reason, warnings): (&str, &str, &[String]) = match &o.verdict {
+                    Verdict::Pass(w) => ("pass", "", w),
+                    Verdict::Fail(why) => ("fail", why, &[]),
+                    Verdict::Skip(why) => ("skip", why, &[]),
+                };
+                let warnings: Vec<String> = warnings.iter().map(|w| string(w)).collect();
+                format!(
+                    "{{\"rule\":{},\"verdict\":\"{verdict}\",\"reason\":{},\"warnings\":[{}]}}",
+                    string(o.rule),
+                    string(reason),
+                    warnings.join(",")
+                )
+            })
+            .collect();
+        format!(
+            "{{\"lab\":{},\"lab_note\":{},\"passed\":{},\"failed\":{},\"skipped\":{},\"warnings\":{},\"rules\":[{}]}}",
+            string(&self.lab.to_string()),
+            string(&self.lab_note),
+            self.passed(),
+            self.failures(),
+            self.skipped(),
+            self.warnings(),
+            rules.join(",")
+        )
+    }
 }
 
 impl fmt::Display for Report {

@@ -60,6 +60,15 @@ pub fn spawn_listening(cmd: &mut Command) -> (Child, BufReader<ChildStdout>, Soc
     (child, out, addr)
 }
 
+/// Everything the process writes to its piped stdout, read to its end.
+pub fn stdout_text(child: &mut Child) -> String {
+    let mut text = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_string(&mut text).unwrap();
+    }
+    text
+}
+
 /// Everything the (exited) process wrote to its piped stderr.
 pub fn stderr_text(child: &mut Child) -> String {
     let mut text = String::new();

@@ -6,6 +6,8 @@
 use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
 
+use netkit::json::string;
+
 use super::scenarios::{Role, Scenario};
 use super::session::Run;
 use super::{Outcome, Report, Section, Verdict};
@@ -165,27 +167,6 @@ impl Report {
         j.push_str("]}");
         j
     }
-}
-
-/// `text` as a JSON string literal.
-fn string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]
