@@ -132,9 +132,10 @@ fn init_logging(level: Option<&str>, system_env: Option<&str>) -> anyhow::Result
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_ansi(colors_wanted(std::io::IsTerminal::is_terminal(
-            &std::io::stderr(),
-        )))
+        .with_ansi(colors_wanted(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_writer(std::io::stderr)
         .init();
     Ok(())
@@ -142,8 +143,8 @@ fn init_logging(level: Option<&str>, system_env: Option<&str>) -> anyhow::Result
 
 /// Colour only on a terminal, and never when `NO_COLOR` is set to anything
 /// (no-color.org).
-fn colors_wanted(terminal: bool) -> bool {
-    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+fn colors_wanted(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 fn main() -> ExitCode {
@@ -239,7 +240,16 @@ fn one_line(e: &anyhow::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::one_line;
+    use super::{colors_wanted, one_line};
+
+    #[test]
+    fn colour_only_on_a_terminal_and_never_with_no_color() {
+        assert!(colors_wanted(true, None));
+        assert!(!colors_wanted(false, None));
+        assert!(!colors_wanted(true, Some("1".into())));
+        // An empty NO_COLOR does not count (no-color.org).
+        assert!(colors_wanted(true, Some("".into())));
+    }
 
     #[test]
     fn causes_are_said_once() {
