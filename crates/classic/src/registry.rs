@@ -77,6 +77,15 @@ impl<T: Clone> Registry<T> {
         self.lock().live.len()
     }
 
+    /// Calls `f` with every live client, under the lock: `f` must be short
+    /// and must not call back into the registry. Copying nothing, it is the
+    /// way to reach every client many times a second (a broadcast).
+    pub fn each(&self, mut f: impl FnMut(u32, &T)) {
+        for (id, v) in &self.lock().live {
+            f(*id, v);
+        }
+    }
+
     /// A copy of every live client's value, to send to without holding the lock.
     pub fn snapshot(&self) -> Vec<(u32, T)> {
         self.lock()
@@ -92,6 +101,19 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
     use std::sync::Arc;
+
+    #[test]
+    fn each_visits_every_live_client_once() {
+        let reg = Registry::new();
+        let (a, _) = reg.join("a").unwrap();
+        let (b, _) = reg.join("b").unwrap();
+        let (c, _) = reg.join("c").unwrap();
+        reg.leave(b);
+        let mut seen = Vec::new();
+        reg.each(|id, v| seen.push((id, *v)));
+        seen.sort_unstable();
+        assert_eq!(seen, vec![(a, "a"), (c, "c")]);
+    }
 
     #[test]
     fn ids_are_unique_over_10000_connections() {

@@ -267,6 +267,9 @@ async fn position_client(
             };
             let Some(first) = first else { break };
             batch.extend_from_slice(&first);
+            // Let the readers queued behind us fan out first: the positions
+            // they bring then leave in this same write.
+            tokio::task::yield_now().await;
             while let Ok(more) = rx.try_recv() {
                 batch.extend_from_slice(&more);
             }
@@ -315,21 +318,24 @@ async fn position_client(
 /// Queues `msg` for every client; a client whose queue is full or gone is
 /// removed (it is the slow or dead one, not the sender).
 fn fan_out(reg: &Registry<Outbox>, msg: &Bytes) {
-    for (cid, out) in reg.snapshot() {
-        match out.queue.try_send(msg.clone()) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                out.kick.cancel();
-                if let Some(n) = reg.leave(cid) {
-                    tracing::warn!(
-                        "Client {cid} too slow ({POSITION_QUEUE} positions queued) - removed - Total clients: {n}"
-                    );
-                }
+    let mut removed: Vec<(u32, bool)> = Vec::new();
+    reg.each(|cid, out| match out.queue.try_send(msg.clone()) {
+        Ok(()) => {}
+        Err(e) => {
+            out.kick.cancel();
+            let slow = matches!(e, mpsc::error::TrySendError::Full(_));
+            removed.push((cid, slow));
+        }
+    });
+    for (cid, slow) in removed {
+        if slow {
+            if let Some(n) = reg.leave(cid) {
+                tracing::warn!(
+                    "Client {cid} too slow ({POSITION_QUEUE} positions queued) - removed - Total clients: {n}"
+                );
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                out.kick.cancel();
-                leave(reg, cid, "gone");
-            }
+        } else {
+            leave(reg, cid, "gone");
         }
     }
 }

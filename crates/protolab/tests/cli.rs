@@ -399,6 +399,7 @@ fn an_unreachable_server_is_named_with_the_likely_cause() {
         let want = format!("cannot connect to {addr}: connection refused (is the server running");
         assert!(err.contains(&want), "{args:?}: {err}");
         assert!(!err.contains("os error"), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
     }
 }
 
