@@ -271,16 +271,55 @@ async fn classic_run() -> anyhow::Result<()> {
             seed: 2026,
         };
         println!("-- {} server on {addr}, its client:", kind.name());
-        let say = |line: String| println!("   {line}");
+        let mut lines = Vec::new();
+        let say = |line: String| {
+            println!("   {line}");
+            lines.push(line);
+        };
         match kind {
             Kind::Echo => classic::client::echo(&opts, say).await?,
             Kind::Math => classic::client::math(&opts, say).await?,
             Kind::Positions => classic::client::positions(&opts, say).await?,
         }
+        let ok = match kind {
+            Kind::Echo => lines.len() == 3 && lines.iter().all(|l| l == "Test Packet"),
+            Kind::Math => lines.len() == 6 && lines.chunks(2).all(math_answer_is_right),
+            Kind::Positions => lines.len() == 3,
+        };
+        anyhow::ensure!(
+            ok,
+            "the {} client's lines are not what they should be",
+            kind.name()
+        );
     }
     stop.cancel();
+    held("3 echoes, 3 positions, and 3 math answers, each the right result of its request");
     println!();
     Ok(())
+}
+
+/// `["Enviando peticion de OP para A y B", "El resultado de la operacion es R"]`:
+/// whether R is what the original server answers for OP on A and B.
+fn math_answer_is_right(pair: &[String]) -> bool {
+    let parse = || -> Option<bool> {
+        let (req, reply) = (pair.first()?, pair.get(1)?);
+        let rest = req.strip_prefix("Enviando peticion de ")?;
+        let (op, nums) = rest.split_once(" para ")?;
+        let (a, b) = nums.split_once(" y ")?;
+        let (a, b): (i64, i64) = (a.parse().ok()?, b.parse().ok()?);
+        let r = reply.strip_prefix(classic::math::REPLY_PREFIX)?;
+        Some(match op {
+            "SUMA" => r == (a + b).to_string(),
+            "RESTA" => r == (a - b).to_string(),
+            "MULTIPLICACION" => r == (a * b).to_string(),
+            "DIVISION" if b == 0 => r == "False",
+            "DIVISION" => r
+                .parse::<f64>()
+                .is_ok_and(|x| (x - a as f64 / b as f64).abs() < 1e-9 * (1.0 + x.abs())),
+            _ => false,
+        })
+    };
+    parse().unwrap_or(false)
 }
 
 /// HFTP: the server on a temporary directory, a download in slices over two

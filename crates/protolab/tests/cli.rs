@@ -596,7 +596,7 @@ fn demo_runs_and_shows_impairs_effects() {
     );
     assert!(out.contains("demo finished"), "{text}");
     // A story: each section's verdict, and none of the servers' log lines.
-    assert_eq!(out.matches(": held\n").count(), 8, "{text}");
+    assert_eq!(out.matches(": held\n").count(), 9, "{text}");
     let log_text = std::fs::read_to_string(log.path()).unwrap();
     assert!(!log_text.contains(" INFO "), "{text}");
     assert!(!out.contains(" INFO "), "{text}");
