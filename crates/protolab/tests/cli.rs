@@ -404,6 +404,43 @@ fn an_unreachable_server_is_named_with_the_likely_cause() {
 }
 
 #[test]
+fn a_directory_that_cannot_be_listed_is_refused_too() {
+    use std::os::unix::fs::PermissionsExt as _;
+    // Root lists anything: run the server as nobody when we are root, as
+    // ourselves otherwise.
+    let dir = tempfile::tempdir().unwrap();
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    // Reachable by anyone, but the directory itself unreadable.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let me = env!("CARGO_BIN_EXE_protolab");
+    let as_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let mut cmd = if as_root {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", me]);
+        c
+    } else {
+        std::process::Command::new(me)
+    };
+    let locked_s = locked.to_str().unwrap();
+    let out = cmd
+        .args(["hftp", "serve", "-p", "0", "-d", locked_s])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(locked_s) && err.contains("cannot list it"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[test]
 fn errors_are_one_clear_line_and_a_nonzero_exit() {
     let out = protolab()
         .args([
