@@ -510,16 +510,7 @@ fn rdt_run() -> anyhow::Result<()> {
             let addr = listener.local_addr()?;
             let receiver = std::thread::spawn(move || -> anyhow::Result<Vec<u8>> {
                 let (mut conn, _) = listener.accept()?;
-                let mut got = Vec::new();
-                loop {
-                    let chunk = conn.recv(4096)?;
-                    if chunk.is_empty() {
-                        break;
-                    }
-                    got.extend_from_slice(&chunk);
-                }
-                conn.recv_close()?;
-                Ok(got)
+                Ok(conn.recv_to_end()?.0)
             });
             let mut socket = RdtSocket::with_options(client);
             socket.connect(addr)?;

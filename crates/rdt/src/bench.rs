@@ -169,16 +169,7 @@ pub fn transfer(
     let addr = listener.local_addr()?;
     let server = thread::spawn(move || -> Result<usize, Error> {
         let (mut conn, _) = listener.accept()?;
-        let mut total = 0;
-        loop {
-            let got = conn.recv(1 << 20)?;
-            if got.is_empty() {
-                break;
-            }
-            total += got.len();
-        }
-        conn.recv_close()?;
-        Ok(total)
+        Ok(conn.recv_to_end()?.0.len())
     });
     let message = vec![0x5a; segments * mss];
     let mut client = RdtSocket::with_options(opts(2, loss));

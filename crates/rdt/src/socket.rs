@@ -222,6 +222,22 @@ impl RdtSocket {
         })
     }
 
+    /// Everything the peer sends until it closes, then the answer to its
+    /// close (`recv` until the end, then `recv_close`): the whole exchange of
+    /// a receiving program in one call.
+    pub fn recv_to_end(&mut self) -> Result<(Vec<u8>, Ending), Error> {
+        let mut got = Vec::new();
+        loop {
+            let chunk = self.recv(1 << 20)?;
+            if chunk.is_empty() {
+                break;
+            }
+            got.extend_from_slice(&chunk);
+        }
+        let ending = self.recv_close()?;
+        Ok((got, ending))
+    }
+
     /// Starts the close (the seed's `close()`): FIN, resent on each timeout,
     /// given up after 3; on FIN-ACK the final ACK three times, one timeout apart.
     pub fn close(&mut self) -> Result<Ending, Error> {

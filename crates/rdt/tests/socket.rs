@@ -393,3 +393,30 @@ fn thread_count() -> usize {
         })
         .unwrap_or(0)
 }
+
+#[test]
+fn recv_to_end_takes_every_message_then_answers_the_close() {
+    for format in [Format::Course, Format::Binary] {
+        let (mut server, addr) = listener(Options::new(config(format)));
+        let server = thread::spawn(move || {
+            let (mut conn, _) = server.accept().unwrap();
+            conn.recv_to_end().unwrap()
+        });
+        let mut client = RdtSocket::with_config(config(format));
+        client.connect(addr).unwrap();
+        client.send(b"first message, ").unwrap();
+        client.send(&[7u8; 3000]).unwrap();
+        let closed = client.close().unwrap();
+        let (got, ending) = bounded("server", server);
+        assert_eq!(
+            got,
+            [&b"first message, "[..], &[7u8; 3000]].concat(),
+            "{format:?}"
+        );
+        assert_eq!(
+            (ending, closed),
+            (Ending::Graceful, Ending::Graceful),
+            "{format:?}"
+        );
+    }
+}
