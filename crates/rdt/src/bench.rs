@@ -266,13 +266,14 @@ mod tests {
     #[test]
     fn a_tiny_run_moves_every_byte() {
         // Not a timing test: only that the bench machinery transfers what it says.
-        let (elapsed, stats) = transfer(Format::Binary, 100, 0.0, 50).unwrap();
-        assert!(elapsed > Duration::ZERO);
+        // `transfer` itself fails if fewer bytes arrive than were sent.
+        let (_, stats) = transfer(Format::Binary, 100, 0.0, 50).unwrap();
         assert_eq!(
             stats.bytes_acked,
             50 * 100 + 4,
             "data plus the length segment \"5000\""
         );
-        assert!(ping_pong(30, 20, 100).unwrap() > Duration::ZERO);
+        // Every ping answered (a lost one would end in an error, not a time).
+        ping_pong(30, 20, 100).unwrap();
     }
 }

@@ -5,8 +5,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use base64::Engine as _;
-
 use super::talk::{Check, Ctx, show};
 use crate::proto::Status;
 
@@ -26,7 +24,7 @@ fn big_bytes() -> Vec<u8> {
 }
 
 fn b64(b: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(b)
+    base64_simd::STANDARD.encode_to_string(b)
 }
 
 /// Writes the files the rules ask for into the served directory.
