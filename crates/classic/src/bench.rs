@@ -19,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 use crate::Error;
 use crate::Kind;
 use crate::math::Request;
+use netkit::bench::BenchLine;
+
 use crate::positions::{Position, parse_broadcast};
 use crate::server::{Options, run};
 
@@ -102,30 +104,26 @@ impl fmt::Display for Report {
             p.echo_p99.as_secs_f64() * 1e3
         )?;
         for r in &self.math {
-            writeln!(
-                f,
-                "BENCH classic_math load={} req_s={:.0} baseline_req_s={:.0} ratio={:.3}",
-                r.label.replace(' ', "_"),
-                r.math,
-                r.echo,
-                r.math / r.echo
-            )?;
+            let line = BenchLine::new("classic_math")
+                .field("load", &r.label)
+                .num("req_s", r.math, 0)
+                .num("baseline_req_s", r.echo, 0)
+                .num("ratio", r.math / r.echo, 3);
+            writeln!(f, "{line}")?;
         }
-        writeln!(
-            f,
-            "BENCH classic_ceiling clients=100 req_s={:.0}",
-            self.ceiling
-        )?;
-        writeln!(
-            f,
-            "BENCH classic_positions clients={} deliveries_s={:.0} p50_ms={:.3} p99_ms={:.3} dropped={} baseline_p99_ms={:.3}",
-            p.clients,
-            p.deliveries_per_s,
-            p.p50.as_secs_f64() * 1e3,
-            p.p99.as_secs_f64() * 1e3,
-            p.dropped,
-            p.echo_p99.as_secs_f64() * 1e3
-        )
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let ceiling =
+            BenchLine::new("classic_ceiling")
+                .field("clients", 100)
+                .num("req_s", self.ceiling, 0);
+        let positions = BenchLine::new("classic_positions")
+            .field("clients", p.clients)
+            .num("deliveries_s", p.deliveries_per_s, 0)
+            .num("p50_ms", ms(p.p50), 3)
+            .num("p99_ms", ms(p.p99), 3)
+            .field("dropped", p.dropped)
+            .num("baseline_p99_ms", ms(p.echo_p99), 3);
+        writeln!(f, "{ceiling}\n{positions}")
     }
 }
 

@@ -53,11 +53,11 @@ impl fmt::Display for ThroughputReport {
             "ratio (proxied / direct)",
             self.ratio()
         )?;
-        writeln!(
-            f,
-            "BENCH impair_tcp_throughput proxied_mb_s={p:.0} baseline_mb_s={d:.0} ratio={:.3}",
-            self.ratio()
-        )
+        let line = netkit::bench::BenchLine::new("impair_tcp_throughput")
+            .num("proxied_mb_s", p, 0)
+            .num("baseline_mb_s", d, 0)
+            .num("ratio", self.ratio(), 3);
+        writeln!(f, "{line}")
     }
 }
 

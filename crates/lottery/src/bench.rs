@@ -73,21 +73,22 @@ impl fmt::Display for Report {
             t.as_secs_f64()
         )?;
         for r in &self.rows {
-            writeln!(
-                f,
-                "BENCH lottery_ingest agencies={} bets={} durable_bets_s={:.0} baseline_bets_s={:.0} ratio={:.3}",
-                r.agencies,
-                r.bets,
-                r.rate(r.durable),
-                r.rate(r.baseline),
-                r.baseline.as_secs_f64() / r.durable.as_secs_f64()
-            )?;
+            let line = netkit::bench::BenchLine::new("lottery_ingest")
+                .field("agencies", r.agencies)
+                .field("bets", r.bets)
+                .num("durable_bets_s", r.rate(r.durable), 0)
+                .num("baseline_bets_s", r.rate(r.baseline), 0)
+                .num(
+                    "ratio",
+                    r.baseline.as_secs_f64() / r.durable.as_secs_f64(),
+                    3,
+                );
+            writeln!(f, "{line}")?;
         }
-        writeln!(
-            f,
-            "BENCH lottery_end_to_end bets={bets} seconds={:.3}",
-            t.as_secs_f64()
-        )
+        let line = netkit::bench::BenchLine::new("lottery_end_to_end")
+            .field("bets", bets)
+            .num("seconds", t.as_secs_f64(), 3);
+        writeln!(f, "{line}")
     }
 }
 

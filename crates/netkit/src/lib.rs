@@ -16,6 +16,7 @@
 //! - [`peer`]: another program speaking a protocol, run beside ours (reference peers).
 
 pub mod activity;
+pub mod bench;
 pub mod ceiling;
 pub mod connect;
 pub mod error;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use impair::units::Dur;
+use netkit::bench::BenchLine;
 
 #[derive(Debug, Args)]
 #[command(
@@ -466,33 +467,41 @@ async fn bench(size: u64, secs: Duration, out: crate::bench_out::BenchOut) -> an
         hundred / ceiling,
         hundred / ceiling_stat
     );
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     say!(
         out,
-        "BENCH hftp_download bytes={size} base64_mb_s={:.0} raw_mb_s={:.0} baseline_mb_s={:.0} stream_ceiling_mb_s={:.0} base64_ratio={:.3} raw_ratio={:.3} first_byte_ms={:.3} server_peak_rss_mib={:.1}",
-        mb(&b64),
-        mb(&raw),
-        mb(&raw_copy),
-        stream / 1e6,
-        b64.rate() / raw_copy.rate(),
-        raw.rate() / raw_copy.rate(),
-        b64.first_byte.as_secs_f64() * 1e3,
-        rss as f64 / 1_048_576.0
+        "{}",
+        BenchLine::new("hftp_download")
+            .field("bytes", size)
+            .num("base64_mb_s", mb(&b64), 0)
+            .num("raw_mb_s", mb(&raw), 0)
+            .num("baseline_mb_s", mb(&raw_copy), 0)
+            .num("stream_ceiling_mb_s", stream / 1e6, 0)
+            .num("base64_ratio", b64.rate() / raw_copy.rate(), 3)
+            .num("raw_ratio", raw.rate() / raw_copy.rate(), 3)
+            .num("first_byte_ms", ms(b64.first_byte), 3)
+            .num("server_peak_rss_mib", rss as f64 / 1_048_576.0, 1)
     );
     say!(
         out,
-        "BENCH hftp_ceiling clients=100 req_s={ceiling:.0} with_stat_req_s={ceiling_stat:.0} ratio={:.3} ratio_with_stat={:.3}",
-        hundred / ceiling,
-        hundred / ceiling_stat
+        "{}",
+        BenchLine::new("hftp_ceiling")
+            .field("clients", 100)
+            .num("req_s", ceiling, 0)
+            .num("with_stat_req_s", ceiling_stat, 0)
+            .num("ratio", hundred / ceiling, 3)
+            .num("ratio_with_stat", hundred / ceiling_stat, 3)
     );
     for r in &small {
         say!(
             out,
-            "BENCH hftp_small clients={} req_s={:.0} p50_ms={:.3} p99_ms={:.3} errors={}",
-            r.clients,
-            r.per_second,
-            r.p50.as_secs_f64() * 1e3,
-            r.p99.as_secs_f64() * 1e3,
-            r.errors
+            "{}",
+            BenchLine::new("hftp_small")
+                .field("clients", r.clients)
+                .num("req_s", r.per_second, 0)
+                .num("p50_ms", ms(r.p50), 3)
+                .num("p99_ms", ms(r.p99), 3)
+                .field("errors", r.errors)
         );
     }
     Ok(())

@@ -46,16 +46,15 @@ impl Row {
     }
 
     pub fn bench_line(&self) -> String {
-        format!(
-            "BENCH rdt_stop_and_wait format={} mss={} loss={} bytes_s={:.0} limit_bytes_s={:.0} ratio={:.3} retransmissions={}",
-            self.format,
-            self.mss,
-            self.loss,
-            self.bytes_per_sec(),
-            self.limit(),
-            self.ratio(),
-            self.stats.retransmissions
-        )
+        netkit::bench::BenchLine::new("rdt_stop_and_wait")
+            .field("format", self.format)
+            .field("mss", self.mss)
+            .field("loss", self.loss)
+            .num("bytes_s", self.bytes_per_sec(), 0)
+            .num("limit_bytes_s", self.limit(), 0)
+            .num("ratio", self.ratio(), 3)
+            .field("retransmissions", self.stats.retransmissions)
+            .to_string()
     }
 }
 

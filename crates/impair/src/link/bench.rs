@@ -110,15 +110,13 @@ impl fmt::Display for LinkBenchReport {
             "  added per packet at p99: {:.1} us",
             self.added_p99_us()
         )?;
-        writeln!(
-            f,
-            "BENCH impair_link link_mb_s={:.0} veth_mb_s={:.0} loopback_mb_s={:.0} ratio={:.3} added_p99_us={:.1}",
-            mb(self.link),
-            mb(self.veth),
-            mb(self.loopback),
-            self.ratio(),
-            self.added_p99_us()
-        )
+        let line = netkit::bench::BenchLine::new("impair_link")
+            .num("link_mb_s", mb(self.link), 0)
+            .num("veth_mb_s", mb(self.veth), 0)
+            .num("loopback_mb_s", mb(self.loopback), 0)
+            .num("ratio", self.ratio(), 3)
+            .num("added_p99_us", self.added_p99_us(), 1);
+        writeln!(f, "{line}")
     }
 }
 

@@ -199,13 +199,15 @@ pub async fn run(mut out: impl FnMut(&str)) -> Result<(), Error> {
             ratio(redis.as_ref()),
             relay.as_ref().map_or(0, |o| o.order_errors)
         ));
-        lines.push(format!(
-            "BENCH relay_fanout clients={clients} relay_deliveries_s={:.0} plain_deliveries_s={} redis_deliveries_s={} ratio_redis={}",
-            r,
-            fmt_rate(plain.as_ref()),
-            fmt_rate(redis.as_ref()),
-            ratio(redis.as_ref())
-        ));
+        lines.push(
+            netkit::bench::BenchLine::new("relay_fanout")
+                .field("clients", clients)
+                .num("relay_deliveries_s", r, 0)
+                .field("plain_deliveries_s", fmt_rate(plain.as_ref()))
+                .field("redis_deliveries_s", fmt_rate(redis.as_ref()))
+                .field("ratio_redis", ratio(redis.as_ref()))
+                .to_string(),
+        );
     }
     // Latency: 100 clients, 1,000 chats/s (10 senders, one every 10 ms) for 3 s.
     let paced = Plan {
@@ -231,12 +233,15 @@ pub async fn run(mut out: impl FnMut(&str)) -> Result<(), Error> {
             o.latency_ms(0.99),
             o.latency_ms(0.999)
         ));
-        lines.push(format!(
-            "BENCH relay_latency server={} clients=100 deliveries_s=100000 p50_ms={:.3} p99_ms={:.3}",
-            name.replace(' ', "_"),
-            o.latency_ms(0.5),
-            o.latency_ms(0.99)
-        ));
+        lines.push(
+            netkit::bench::BenchLine::new("relay_latency")
+                .field("server", name)
+                .field("clients", 100)
+                .field("deliveries_s", 100_000)
+                .num("p50_ms", o.latency_ms(0.5), 3)
+                .num("p99_ms", o.latency_ms(0.99), 3)
+                .to_string(),
+        );
     }
     for l in &lines {
         out(l);
