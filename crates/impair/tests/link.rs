@@ -473,3 +473,51 @@ fn drop_nth_drop_match_and_duplication_act_on_the_packets_of_their_direction() {
     assert_eq!(got, vec![1, 1, 2, 2, 4, 4, 6, 6], "{s}");
     assert_eq!((s.dirs.up.dropped_nth, s.dirs.up.dropped_match), (1, 1));
 }
+
+#[test]
+fn a_second_start_of_a_running_link_is_refused_and_harms_nothing() {
+    let n = name("tw");
+    let Some(first) = link::start_or_skip(LinkConfig::new(&n)) else {
+        return;
+    };
+    let e = Link::start(LinkConfig::new(&n)).unwrap_err().to_string();
+    assert!(e.contains("in use by process"), "{e}");
+    assert!(
+        link::cleanup(&n).is_err(),
+        "cleanup refuses a live link too"
+    );
+    // The first link still works: its namespaces are there and carry traffic.
+    assert!(link::namespace_exists(&first.namespace(Side::A)));
+    let data = random_bytes(100_000, 3);
+    assert!(tcp_transfer(&first, true, &data) == *data);
+    first.shutdown().unwrap();
+}
+
+#[test]
+fn a_namespace_impair_link_did_not_make_is_never_removed() {
+    let n = name("fo");
+    // Somebody else's namespace with the name our side a would have.
+    let foreign = format!("{n}-a");
+    let made = std::process::Command::new("ip")
+        .args(["netns", "add", &foreign])
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        assert!(
+            std::env::var_os(link::REQUIRE_ENV).is_none(),
+            "cannot make a namespace"
+        );
+        eprintln!("skipped: cannot make a namespace here");
+        return;
+    }
+    let started = Link::start(LinkConfig::new(&n));
+    let cleaned = link::cleanup(&n);
+    let still_there = link::namespace_exists(&foreign);
+    let _ = std::process::Command::new("ip")
+        .args(["netns", "del", &foreign])
+        .status();
+    let e = started.unwrap_err().to_string();
+    assert!(e.contains("no run of impair link made it"), "{e}");
+    assert!(cleaned.is_err());
+    assert!(still_there, "the foreign namespace was removed");
+    assert!(!link::namespace_exists(&format!("{n}-b")));
+}

@@ -52,6 +52,8 @@ pub struct Link {
     threads: Vec<JoinHandle<()>>,
     leftovers: Vec<String>,
     removed: bool,
+    /// The namespaces this link made (only these are removed).
+    made: Vec<String>,
 }
 
 impl Link {
@@ -72,6 +74,7 @@ impl Link {
             threads: Vec::new(),
             leftovers,
             removed: false,
+            made: Vec::new(),
             config,
         };
         // On any failure from here, dropping `link` removes what was made.
@@ -117,9 +120,10 @@ impl Link {
     }
 
     /// Namespace, device, addresses and loopback of one side.
-    fn make_side(&self, side: Side) -> Result<File, Error> {
+    fn make_side(&mut self, side: Side) -> Result<File, Error> {
         let ns = self.config.namespace(side);
         netns::add(&ns)?;
+        self.made.push(ns.clone());
         // The kernel picks a free name in our namespace; inside its own the
         // device is renamed to `link0`.
         let (file, name) = tun::open("plk%d").map_err(|e| match e.raw_os_error() {
@@ -242,8 +246,8 @@ impl Link {
         self.removed = true;
         self.stop_forwarding();
         let mut first_error = None;
-        for side in Side::BOTH {
-            if let Err(e) = netns::remove(&self.namespace(side)) {
+        for ns in std::mem::take(&mut self.made) {
+            if let Err(e) = netns::remove(&ns) {
                 first_error.get_or_insert(e);
             }
         }
@@ -295,17 +299,29 @@ pub fn command_in(ns: &str, program: impl AsRef<OsStr>) -> Command {
 
 /// Removes what a run of link `name` left (namespaces, the processes in them,
 /// its pid file) and returns the namespaces removed. Refuses while that run
-/// is still alive.
+/// is still alive, and refuses to touch a namespace of that name that no run
+/// of ours made (no pid file marks it): it is somebody else's.
 pub fn cleanup(name: &str) -> Result<Vec<String>, Error> {
     if let Some(pid) = live_owner(name) {
         return Err(Error::Link(format!(
             "link {name} is in use by process {pid} (stop it first)"
         )));
     }
+    let ours = pid_file(name).exists();
     let mut removed = Vec::new();
     for side in Side::BOTH {
         let ns = config::namespace(name, side);
-        if netns::remove(&ns)? {
+        if !ours && netns::exists(&ns) {
+            return Err(Error::Link(format!(
+                "namespace {ns} exists but no run of impair link made it (no {}): \
+                 remove it yourself (ip netns del {ns}) or choose another --name",
+                pid_file(name).display()
+            )));
+        }
+    }
+    for side in Side::BOTH {
+        let ns = config::namespace(name, side);
+        if ours && netns::remove(&ns)? {
             removed.push(ns);
         }
     }
@@ -322,15 +338,16 @@ fn pid_file(name: &str) -> std::path::PathBuf {
     std::path::Path::new(RUN_DIR).join(format!("link-{name}.pid"))
 }
 
-/// The process that holds link `name`, if it still runs (not us: one process
-/// may stop a link and start it again).
+/// The process that holds link `name`, if it still runs (this one included:
+/// a link it holds is removed on shutdown or drop, pid file and all).
 fn live_owner(name: &str) -> Option<u32> {
     let pid: u32 = std::fs::read_to_string(pid_file(name))
         .ok()?
         .trim()
         .parse()
         .ok()?;
-    (pid != std::process::id() && std::path::Path::new(&format!("/proc/{pid}")).exists())
+    std::path::Path::new(&format!("/proc/{pid}"))
+        .exists()
         .then_some(pid)
 }
 
@@ -365,13 +382,23 @@ fn check_capabilities() -> Result<(), Error> {
     )))
 }
 
-/// Writes our pid file for link `name`.
+/// Writes our pid file for link `name`, only if there is none: of two runs
+/// starting the same link at once, one gets it and the other is refused
+/// before it makes (or removes) anything.
 fn claim(name: &str) -> Result<(), Error> {
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(RUN_DIR)?;
-        std::fs::write(pid_file(name), std::process::id().to_string())
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(pid_file(name))?;
+        std::io::Write::write_all(&mut f, std::process::id().to_string().as_bytes())
     };
     write().map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => Error::Link(format!(
+            "link {name} is being started by another process ({} appeared)",
+            pid_file(name).display()
+        )),
         std::io::ErrorKind::PermissionDenied => {
             Error::NotPermitted(format!("cannot write {}: {e}", pid_file(name).display()))
         }
