@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use impair::units::Dur;
-use rdt::{Config, DialectChoice, Ending, Format, Options, RdtSocket, Stats, Trace};
+use rdt::{
+    CcKind, Config, CwndTrace, DialectChoice, Ending, Format, Mode, Options, RdtSocket, RtoChoice,
+    Stats, Trace,
+};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
@@ -18,6 +21,9 @@ use rdt::{Config, DialectChoice, Ending, Format, Options, RdtSocket, Stats, Trac
   protolab rdt send localhost 8000 --loss 0.2 --seed 7 --debug < archivo.txt
   protolab rdt send localhost 8000 --drop 2 --trace lost-ack.svg < archivo.txt
   protolab rdt send localhost 8000 --dialect own-isn,segments < archivo.txt
+  protolab rdt recv --port 8000 --format binary --mode sr -o big.bin
+  protolab rdt send localhost 8000 --format binary --mode sr --window 256 --mss 1400 --cc cubic --rto adaptive < big.bin
+  protolab rdt send localhost 8000 --format binary --mode sr --cc reno --loss 0.02 --trace-cwnd cwnd.svg < big.bin
   protolab rdt check --server-cmd 'python3 servidor.py {port}'
   protolab rdt bench")]
 pub struct RdtArgs {
@@ -56,13 +62,30 @@ enum Cmd {
     /// Grade another implementation (their server, their client or both),
     /// scenario by scenario.
     Check(crate::rdt_check_cmd::CheckArgs),
-    /// Stop & Wait throughput against one segment per measured round trip.
-    #[command(after_help = "Example:\n  cargo run --release -- rdt bench")]
+    /// Stop & Wait against one segment per measured round trip; go-back-n and
+    /// selective repeat against kernel TCP (over loopback, and over a lossy
+    /// `impair link` when the machine allows namespaces).
+    #[command(
+        after_help = "Examples:\n  cargo run --release -- rdt bench\n  cargo run --release -- rdt bench --only windowed --plot goodput.svg"
+    )]
     Bench {
         /// Print each BENCH line as a JSON object on stdout (the report on stderr).
         #[arg(long)]
         json: bool,
+        /// One table only: `stop-and-wait` or `windowed`.
+        #[arg(long)]
+        only: Option<BenchTable>,
+        /// Write goodput against loss (the windowed table) as an SVG chart.
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
+}
+
+/// `rdt bench --only`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum BenchTable {
+    StopAndWait,
+    Windowed,
 }
 
 /// Flags of both ends.
@@ -71,9 +94,21 @@ pub struct Common {
     /// Largest data field per segment (the seed tests with 16).
     #[arg(long, default_value_t = 16)]
     mss: usize,
-    /// Fixed retransmission timeout.
+    /// Retransmission timeout: fixed, or the adaptive one's first value.
     #[arg(long, default_value = "200ms", value_parser = crate::cli_values::timeout)]
     timeout: Dur,
+    /// stop-and-wait (the seed's), go-back-n or selective-repeat (short: sw, gbn, sr).
+    #[arg(long, default_value = "stop-and-wait")]
+    mode: Mode,
+    /// Windowed modes: segments in flight at most.
+    #[arg(long, default_value_t = 64)]
+    window: usize,
+    /// Windowed modes: congestion controller (none, tahoe, reno, cubic).
+    #[arg(long, default_value = "none")]
+    cc: CcKind,
+    /// Windowed modes: `fixed` timeout, or `adaptive` (RFC 6298, Karn's rule, backoff).
+    #[arg(long, default_value = "fixed")]
+    rto: RtoChoice,
     /// Wire format: `course` (SYN|||ACK|||FIN|||SEQ|||DATA) or `binary` (checksummed).
     #[arg(long, default_value = "course")]
     format: Format,
@@ -99,6 +134,9 @@ pub struct Common {
     /// Write a sequence diagram of the session (SVG) to this file.
     #[arg(long)]
     trace: Option<PathBuf>,
+    /// Windowed modes: write cwnd and goodput over time (SVG) to this file.
+    #[arg(long)]
+    trace_cwnd: Option<PathBuf>,
 }
 
 fn probability(s: &str) -> Result<f64, String> {
@@ -115,6 +153,10 @@ impl Common {
                 mss: self.mss,
                 timeout: self.timeout.0,
                 dialect: self.dialect,
+                mode: self.mode,
+                window: self.window,
+                cc: self.cc,
+                rto: self.rto,
                 ..Config::new(self.format)
             },
             loss: self.loss,
@@ -122,6 +164,7 @@ impl Common {
             drop_sent: self.drop.clone(),
             drop_kinds: Vec::new(),
             trace: self.trace.as_ref().map(|_| Trace::new()),
+            cwnd_trace: self.trace_cwnd.as_ref().map(|_| CwndTrace::new()),
         }
     }
 
@@ -131,6 +174,11 @@ impl Common {
             std::fs::write(path, trace.svg())
                 .with_context(|| format!("write trace {}", path.display()))?;
             eprintln!("trace written to {}", path.display());
+        }
+        if let (Some(path), Some(trace)) = (&self.trace_cwnd, &opts.cwnd_trace) {
+            std::fs::write(path, trace.svg())
+                .with_context(|| format!("write cwnd trace {}", path.display()))?;
+            eprintln!("cwnd trace written to {}", path.display());
         }
         Ok(())
     }
@@ -160,9 +208,19 @@ pub async fn run(args: RdtArgs) -> anyhow::Result<()> {
             output,
             common,
         } => recv(SocketAddr::new(address, port), output.as_ref(), &common),
-        Cmd::Bench { json } => {
+        Cmd::Bench { json, only, plot } => {
             let out = crate::bench_out::BenchOut::new(json);
-            rdt::bench::run(|line| out.line(line))?;
+            let tables = match only {
+                None => rdt::bench::Tables::All,
+                Some(BenchTable::StopAndWait) => rdt::bench::Tables::StopAndWait,
+                Some(BenchTable::Windowed) => rdt::bench::Tables::Windowed,
+            };
+            let report = rdt::bench::run(|line| out.line(line), tables)?;
+            if let Some(path) = plot {
+                std::fs::write(&path, rdt::bench::window::plot(&report.windowed))
+                    .with_context(|| format!("write {}", path.display()))?;
+                eprintln!("plot written to {}", path.display());
+            }
             Ok(())
         }
         Cmd::Check(args) => crate::rdt_check_cmd::run(args),

@@ -12,6 +12,9 @@ use crate::error::Error;
 use crate::link::{Incoming, Link};
 use crate::segment::{Kind, Segment};
 
+/// Datagrams taken in one turn before the core's answers go out.
+const BURST: usize = 64;
+
 /// A connected socket: its UDP link, the peer's address and the core.
 #[derive(Debug)]
 pub(crate) struct Endpoint {
@@ -55,6 +58,13 @@ impl Endpoint {
     ) -> Result<T, Error> {
         loop {
             self.flush()?;
+            if let Some(t) = self.link.cwnd_trace() {
+                t.record(
+                    Instant::now(),
+                    self.conn.cwnd(),
+                    self.conn.stats().bytes_acked,
+                );
+            }
             if let Some(done) = step(&mut self.conn)? {
                 self.flush()?;
                 return Ok(done);
@@ -75,11 +85,28 @@ impl Endpoint {
                 continue;
             }
             match self.link.receive(wait)? {
-                Incoming::Segment(seg, from) => self.take(seg, from),
+                Incoming::Segment(seg, from) => {
+                    self.take(seg, from);
+                    self.take_waiting()?;
+                }
                 Incoming::Nothing => {}
                 Incoming::TimedOut => self.conn.handle_timeout(Instant::now()),
             }
         }
+    }
+
+    /// Takes what else has arrived before answering (at most [`BURST`]
+    /// datagrams): a window's worth of data gets one coalesced ACK, a burst
+    /// of ACKs one refill of the window.
+    fn take_waiting(&mut self) -> Result<(), Error> {
+        for _ in 0..BURST {
+            match self.link.receive(Some(Duration::ZERO))? {
+                Incoming::Segment(seg, from) => self.take(seg, from),
+                Incoming::Nothing => {}
+                Incoming::TimedOut => break,
+            }
+        }
+        Ok(())
     }
 
     /// One turn that never blocks (the listener runs every half-open

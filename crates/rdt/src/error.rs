@@ -39,11 +39,14 @@ pub enum Error {
         max: usize,
         format: &'static str,
     },
+    /// A mode, window or format that cannot work together; says why.
+    #[error("{0}")]
+    Mode(String),
     /// An operation called on a socket in the wrong role (e.g. `send` before `connect`).
     #[error("socket is not {0}")]
     Usage(&'static str),
-    /// The checker's `impair udp` proxy would not start.
-    #[error("start the impair proxy: {0}")]
+    /// The checker's `impair udp` proxy or the bench's `impair link` would not start.
+    #[error("impair: {0}")]
     Proxy(#[from] impair::Error),
     #[error("{context}: {source}")]
     Io {

@@ -10,15 +10,20 @@
 //! - [`check`]: the conformance checker for other implementations.
 
 pub mod bench;
+pub mod cc;
 pub mod check;
 pub mod config;
 pub mod conn;
+pub mod cwnd_trace;
 pub mod dialect;
 mod endpoint;
 pub mod error;
 pub mod isn;
 mod link;
 mod listener;
+pub mod mode;
+pub mod plot;
+pub mod rto;
 pub mod segment;
 pub mod seq;
 pub mod sim;
@@ -29,10 +34,12 @@ pub mod wire;
 
 pub use config::Config;
 pub use conn::{Connection, Ending, Note, Output, Read, State, Stats};
+pub use cwnd_trace::CwndTrace;
 pub use dialect::{DialectChoice, Learned, Reading};
 pub use error::Error;
 pub use link::{DropKind, Options, Way};
-pub use segment::{Flags, Kind, Segment};
+pub use mode::{CcKind, Mode, RtoChoice};
+pub use segment::{Flags, Kind, Sack, Segment};
 pub use seq::Seq;
 pub use socket::RdtSocket;
 pub use trace::Trace;

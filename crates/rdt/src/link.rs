@@ -36,6 +36,8 @@ pub struct Options {
     /// exactly the peer's FIN, say, whatever its numbers or header spelling).
     pub drop_kinds: Vec<DropKind>,
     pub trace: Option<Trace>,
+    /// Records cwnd and goodput over time (`--trace-cwnd`).
+    pub cwnd_trace: Option<crate::cwnd_trace::CwndTrace>,
 }
 
 /// Which way a [`DropKind`] rule looks.
@@ -84,6 +86,9 @@ impl Options {
     }
 }
 
+/// Socket buffers asked for in the windowed modes.
+const WINDOWED_SOCKET_BUFFER: usize = 8 << 20;
+
 /// One UDP socket with codec, loss and observation around it.
 #[derive(Debug)]
 pub(crate) struct Link {
@@ -110,6 +115,14 @@ pub(crate) enum Incoming {
 
 impl Link {
     pub fn new(udp: UdpSocket, opts: Options, rng: ChaCha8Rng) -> Result<Link, Error> {
+        if opts.config.mode.windowed() {
+            // A window of datagrams arrives in a burst: the default socket
+            // buffers (about 200 KiB) would drop what the window sends.
+            // The kernel caps the size at net.core.[rw]mem_max; less is fine.
+            let sock = socket2::SockRef::from(&udp);
+            let _ = sock.set_recv_buffer_size(WINDOWED_SOCKET_BUFFER);
+            let _ = sock.set_send_buffer_size(WINDOWED_SOCKET_BUFFER);
+        }
         let waiter = Waiter::new(&udp).map_err(|e| Error::io("set up the socket's poller", e))?;
         let kind_seen = vec![0; opts.drop_kinds.len()];
         Ok(Link {
@@ -220,7 +233,9 @@ impl Link {
             Note::State { .. }
             | Note::ImplicitAck(_)
             | Note::GaveUp { .. }
-            | Note::Learned { .. } => TraceKind::Note,
+            | Note::Learned { .. }
+            | Note::Lost { .. }
+            | Note::Congestion(_) => TraceKind::Note,
             _ => return,
         };
         self.trace(kind, || match note {
@@ -236,6 +251,11 @@ impl Link {
         if let Some(trace) = &self.opts.trace {
             trace.record(kind, text());
         }
+    }
+
+    /// The cwnd recorder, if one is kept.
+    pub fn cwnd_trace(&self) -> Option<&crate::cwnd_trace::CwndTrace> {
+        self.opts.cwnd_trace.as_ref()
     }
 
     pub fn trace_hosts(&self, peer: SocketAddr) {

@@ -33,6 +33,44 @@ pub struct Segment {
     /// The datagram's length when it was decoded (0 for one we built): the
     /// unit of the course peers that count whole encoded segments.
     pub wire_len: usize,
+    /// Ranges held beyond the cumulative ACK (binary format, selective repeat).
+    pub sack: Sack,
+}
+
+/// Selective acknowledgment blocks: ranges `[start, end)` of the sender's
+/// numbers the receiver holds beyond its cumulative ACK, the block of the
+/// segment that arrived last first (RFC 2018's order), at most four.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sack {
+    blocks: [(Seq, Seq); Sack::MAX],
+    len: u8,
+}
+
+impl Sack {
+    pub const MAX: usize = 4;
+
+    /// Adds a block; false (and nothing added) when four are there already.
+    pub fn push(&mut self, start: Seq, end: Seq) -> bool {
+        let n = usize::from(self.len);
+        if n == Sack::MAX {
+            return false;
+        }
+        self.blocks[n] = (start, end);
+        self.len += 1;
+        true
+    }
+
+    pub fn blocks(&self) -> &[(Seq, Seq)] {
+        &self.blocks[..usize::from(self.len)]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
 }
 
 /// Equal when the same segment: how it came on the wire does not count.
@@ -44,6 +82,7 @@ impl PartialEq for Segment {
             && self.window == other.window
             && self.data == other.data
             && self.filler == other.filler
+            && self.sack == other.sack
     }
 }
 
@@ -189,7 +228,14 @@ impl fmt::Display for Segment {
         let kind = self.kind();
         match kind {
             Kind::Syn | Kind::Fin => write!(f, "{} seq={}", kind.name(), self.seq),
-            Kind::Ack => write!(f, "ACK {}", self.ack),
+            Kind::Ack if self.sack.is_empty() => write!(f, "ACK {}", self.ack),
+            Kind::Ack => {
+                write!(f, "ACK {} SACK", self.ack)?;
+                for (a, b) in self.sack.blocks() {
+                    write!(f, " {a}-{b}")?;
+                }
+                Ok(())
+            }
             Kind::SynAck | Kind::FinAck => {
                 write!(f, "{} seq={} ack={}", kind.name(), self.seq, self.ack)
             }

@@ -204,7 +204,8 @@ impl RdtSocket {
         let e = self.endpoint()?;
         let before = e.conn.stats().bytes_acked;
         let length_segment = message.len().to_string().len() as u64;
-        e.conn.write_message(Instant::now(), message)?;
+        let copy = bytes::Bytes::copy_from_slice(message);
+        e.conn.write_bytes(Instant::now(), copy)?;
         e.drive(|c| {
             progress((c.stats().bytes_acked - before).saturating_sub(length_segment));
             Ok(c.all_acked().then_some(()))

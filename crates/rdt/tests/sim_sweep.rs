@@ -9,49 +9,11 @@ use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rdt::sim::{Network, Report, Script, Sim};
+use rdt::sim::{Script, Sim};
 use rdt::{DialectChoice, Ending, Format, Reading};
-use support::{TIMEOUT, config, message};
+use support::{config, message};
 
 const SEEDS: u64 = 2_000;
-
-/// Time from the first note containing `from` to the first containing `to`.
-fn span(notes: &[(Duration, rdt::Note)], from: &str, to: &str) -> Option<Duration> {
-    let start = notes.iter().find(|(_, n)| n.to_string().contains(from))?.0;
-    let end = notes.iter().find(|(_, n)| n.to_string().contains(to))?.0;
-    end.checked_sub(start)
-}
-
-fn check(seed: u64, format: Format, report: &Report, script: &Script) {
-    let ctx = format!("{format} seed {seed}");
-    support::assert_delivered(report, script, &ctx);
-    match (&report.server_error, report.client_ending) {
-        (None, _) => {}
-        // The seed's close(): after 3 unanswered FINs the client assumes the
-        // server closed; a server that never saw a FIN ends at its idle limit.
-        (Some(e), Some(Ending::FinUnanswered)) if e.contains("peer silent") => {}
-        // Same rule, other direction: the client had all the server's data but
-        // its last ACKs were lost and it stopped answering after its timeouts.
-        (Some(e), Some(Ending::FinUnanswered)) if e.contains("no answer to DATA") => {}
-        (Some(e), ending) => panic!("{ctx}: server error {e} (client ending {ending:?})"),
-    }
-    // close(): ≤ 3 timeouts for the FIN-ACK (FIN-WAIT-1), ≤ 3 more after the
-    // last segment heard if a plain ACK came first (FIN-WAIT-2), then 2 between
-    // the final ACKs; one more for network delay. When the server still has
-    // data to send, FIN-WAIT-2 lasts while it does: the idle limit bounds it.
-    if let Some(d) = span(&report.client_notes, "=> FIN-WAIT-1", "=> CLOSED") {
-        let bound = if script.server_sends.is_empty() {
-            TIMEOUT * 9
-        } else {
-            config(format).idle_limit
-        };
-        assert!(d <= bound, "{ctx}: client close took {d:?}");
-    }
-    // recv_close(): ≤ 3 timeouts for the last ACK.
-    if let Some(d) = span(&report.server_notes, "=> LAST-ACK", "=> CLOSED") {
-        assert!(d <= TIMEOUT * 3, "{ctx}: server close took {d:?}");
-    }
-}
 
 fn sweep(format: Format) -> (u64, u64) {
     sweep_with(format, DialectChoice::Forced(Reading::SEED))
@@ -62,18 +24,7 @@ fn sweep_with(format: Format, dialect: DialectChoice) -> (u64, u64) {
     let mut gave_up_fin = 0;
     for seed in 0..SEEDS {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
-        let net = Network {
-            loss: rng.random_range(0.0..=0.30),
-            duplicate: rng.random_range(0.0..=0.10),
-            reorder: rng.random_range(0.0..=0.20),
-            reorder_delay: TIMEOUT * 2,
-            corrupt: if format == Format::Binary {
-                rng.random_range(0.0..=0.05)
-            } else {
-                0.0
-            },
-            delay: Duration::from_micros(rng.random_range(10..=2_000)),
-        };
+        let net = support::lossy_network(&mut rng, format == Format::Binary);
         let client_sends = (0..rng.random_range(1..=3))
             .map(|_| message(rng.random_range(0..=600)))
             .collect();
@@ -92,7 +43,12 @@ fn sweep_with(format: Format, dialect: DialectChoice) -> (u64, u64) {
         cfg.mss = rng.random_range(1..=64);
         cfg.dialect = dialect;
         let report = Sim::new(cfg, net, seed, script.clone()).run(Duration::from_secs(3_600));
-        check(seed, format, &report, &script);
+        support::check_lossy_run(
+            &format!("{format} seed {seed}"),
+            &report,
+            &script,
+            config(format).idle_limit,
+        );
         retransmissions +=
             report.client_stats.retransmissions + report.server_stats.retransmissions;
         gave_up_fin += u64::from(report.client_ending == Some(Ending::FinUnanswered));

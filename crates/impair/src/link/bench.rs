@@ -208,8 +208,8 @@ pub fn run(bytes: u64, runs: u32) -> Result<LinkBenchReport, Error> {
 }
 
 /// One transfer of `bytes` over kernel TCP: the time from connect to the
-/// receiver's end of stream.
-fn transfer(
+/// receiver's end of stream (other benchmarks compare against it too).
+pub fn transfer(
     listen: impl FnOnce() -> Result<TcpListener, Error>,
     connect: impl FnOnce(SocketAddr) -> Result<TcpStream, Error>,
     bytes: u64,
@@ -326,6 +326,7 @@ fn round_trips(
 }
 
 /// A socket made in a namespace: both failures as one.
-fn flat<T>(r: Result<io::Result<T>, Error>) -> Result<T, Error> {
+/// A namespace run's result with the I/O result inside flattened.
+pub fn flat<T>(r: Result<io::Result<T>, Error>) -> Result<T, Error> {
     r.and_then(|r| r.map_err(Error::Io))
 }

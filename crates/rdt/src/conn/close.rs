@@ -92,10 +92,10 @@ impl Connection {
         self.take_peer_fin(seg.seq);
         match self.state {
             State::Established | State::CloseWait => {
-                if self.shared() && self.flight.is_none() {
+                if self.shared() && self.sender_idle() {
                     self.tie(self.rcv_nxt);
                 }
-                if self.unsent.is_empty() && self.flight.is_none() {
+                if self.unsent.is_empty() && self.sender_idle() {
                     self.send_fin(now, true);
                 } else {
                     self.send_ack_of(self.rcv_nxt, false);

@@ -289,7 +289,7 @@ impl Connection {
         let Some(first) = starts.first() else { return };
         self.rcv_nxt = first.seq;
         self.rcv_alts = starts.iter().skip(1).map(|s| s.seq).collect();
-        if self.shared() && self.flight.is_none() {
+        if self.shared() && self.sender_idle() {
             self.snd_nxt = first.seq;
             self.snd_una = first.seq;
         }

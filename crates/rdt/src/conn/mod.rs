@@ -22,6 +22,7 @@ mod recv;
 mod send;
 mod state;
 mod timer;
+mod window;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -42,6 +43,7 @@ use crate::seq::Seq;
 use crate::wire::Format;
 use inbox::Inbox;
 use timer::Timers;
+use window::{Reassembly, Sender};
 
 /// The segment waiting for its acknowledgment (a window of one).
 #[derive(Debug)]
@@ -147,9 +149,16 @@ pub struct Connection {
     /// back by the network could pass for the ACK of a later segment, so an
     /// ACK with one of these numbers counts on its second copy.
     snd_stale: Vec<Seq>,
-    /// Payloads not yet sent, each at most one MSS.
-    unsent: VecDeque<Bytes>,
+    /// Payloads not yet sent: length segments (sent whole) and message
+    /// bodies (cut into MSS pieces as they go).
+    unsent: VecDeque<(Bytes, bool)>,
     flight: Option<Flight>,
+    /// Windowed modes: the data segments in flight (made at the first data).
+    sender: Option<Sender>,
+    /// Selective repeat: data held ahead of the next expected number.
+    reasm: Reassembly,
+    /// Windowed modes: data came that the next poll acknowledges.
+    ack_pending: bool,
     close_requested: bool,
     peer_fin: bool,
     /// Our SYN-ACK (server), answered again to duplicate SYNs.
@@ -196,6 +205,9 @@ impl Connection {
             snd_stale: Vec::new(),
             unsent: VecDeque::new(),
             flight: None,
+            sender: None,
+            reasm: Reassembly::default(),
+            ack_pending: false,
             close_requested: false,
             peer_fin: false,
             synack: None,
@@ -259,6 +271,7 @@ impl Connection {
     /// Everything written so far has been acknowledged.
     pub fn all_acked(&self) -> bool {
         self.unsent.is_empty()
+            && self.sender.as_ref().is_none_or(Sender::is_empty)
             && self
                 .flight
                 .as_ref()
@@ -268,7 +281,7 @@ impl Connection {
 
     /// The next segment to put on the wire, or note to show, in order.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        self.outputs.pop_front().or_else(|| self.take_pending_ack())
     }
 
     /// The earliest moment `handle_timeout` has work to do.
@@ -286,6 +299,13 @@ impl Connection {
     /// Queues one message: its length segment, then its data in MSS pieces
     /// (the seed's `send`).
     pub fn write_message(&mut self, now: Instant, message: &[u8]) -> Result<(), Error> {
+        self.write_bytes(now, Bytes::copy_from_slice(message))
+    }
+
+    /// [`Connection::write_message`] without the copy: a shell that copies a
+    /// large message first takes `now` after it, so the segments' send times
+    /// (and the timers from them) are when they really leave.
+    pub fn write_bytes(&mut self, now: Instant, message: Bytes) -> Result<(), Error> {
         if !matches!(
             self.state,
             State::SynSent | State::SynReceived | State::Established
@@ -293,17 +313,35 @@ impl Connection {
         {
             return Err(Error::Closed);
         }
+        // The length segment goes whole, whatever the MSS (the seed's).
         self.unsent
-            .push_back(Bytes::from(message.len().to_string()));
-        let whole = Bytes::copy_from_slice(message);
-        let mut at = 0;
-        while at < whole.len() {
-            let end = (at + self.cfg.mss).min(whole.len());
-            self.unsent.push_back(whole.slice(at..end));
-            at = end;
+            .push_back((Bytes::from(message.len().to_string()), true));
+        if !message.is_empty() {
+            self.unsent.push_back((message, false));
         }
         self.push_next(now);
         Ok(())
+    }
+
+    /// Length of the next segment's payload: at most MSS of what is queued.
+    fn next_piece_len(&self) -> Option<usize> {
+        self.unsent.front().map(|(b, whole)| {
+            if *whole {
+                b.len()
+            } else {
+                b.len().min(self.cfg.mss)
+            }
+        })
+    }
+
+    /// The next segment's payload, cut from the queue (messages are cut
+    /// into MSS pieces as they go, not when written).
+    fn next_piece(&mut self) -> Option<Bytes> {
+        let (front, whole) = self.unsent.front_mut()?;
+        if !*whole && front.len() > self.cfg.mss {
+            return Some(front.split_to(self.cfg.mss));
+        }
+        self.unsent.pop_front().map(|(b, _)| b)
     }
 
     /// Up to `max` bytes of the current message (the seed's `recv`).
@@ -323,6 +361,9 @@ impl Connection {
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(timer) = self.timers.pop_expired(now) {
             match timer {
+                Timer::Retransmit if self.flight.is_none() && self.windowed() => {
+                    self.on_window_timeout(now);
+                }
                 Timer::Retransmit => self.on_retransmit_timeout(now),
                 Timer::Linger => self.on_linger(now),
                 Timer::Idle => {
@@ -388,10 +429,18 @@ impl Connection {
             return;
         }
         if seg.flags.ack {
-            self.on_ack(now, &seg);
+            if self.sender.as_ref().is_some_and(|s| !s.is_empty()) {
+                self.on_window_ack(now, &seg);
+            } else {
+                self.on_ack(now, &seg);
+            }
         }
         if !seg.data.is_empty() {
-            self.on_data(&seg);
+            if self.windowed() {
+                self.on_window_data(&seg);
+            } else {
+                self.on_data(&seg);
+            }
         }
         if seg.flags.fin && self.state != State::Closed {
             self.on_fin(now, &seg);
@@ -429,11 +478,18 @@ impl Connection {
     }
 
     fn transmit(&mut self, seg: Segment) {
+        // A coalesced ACK waiting goes first, so segments leave in order.
+        if let Some(ack) = self.take_pending_ack() {
+            self.outputs.push_back(ack);
+        }
         self.stats.segments_sent += 1;
         self.outputs.push_back(Output::Transmit(seg));
     }
 
     fn transmit_to_listener(&mut self, seg: Segment) {
+        if let Some(ack) = self.take_pending_ack() {
+            self.outputs.push_back(ack);
+        }
         self.stats.segments_sent += 1;
         self.outputs.push_back(Output::TransmitToListener(seg));
     }

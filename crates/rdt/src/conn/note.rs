@@ -6,6 +6,7 @@ use std::fmt;
 
 use super::state::State;
 use super::timer::Timer;
+use crate::cc::CcState;
 use crate::dialect::Learned;
 use crate::segment::Segment;
 
@@ -42,6 +43,13 @@ pub enum Note {
         what: Learned,
         from: Segment,
     },
+    /// Windowed modes: a segment found lost before its timer, and how.
+    Lost {
+        seg: Segment,
+        how: &'static str,
+    },
+    /// The congestion controller after an event: cwnd, ssthresh, phase.
+    Congestion(CcState),
 }
 
 impl fmt::Display for Note {
@@ -58,6 +66,8 @@ impl fmt::Display for Note {
             Note::Ignored { got, why } => write!(f, "ignored {got}: {why}"),
             Note::GaveUp { what, outcome } => write!(f, "gave up on {what}: {outcome}"),
             Note::Learned { what, from } => write!(f, "learned: {what} (from {from})"),
+            Note::Lost { seg, how } => write!(f, "lost {seg}: {how}"),
+            Note::Congestion(state) => write!(f, "congestion {state}"),
         }
     }
 }

@@ -29,7 +29,10 @@ impl Connection {
         if self.flight.is_some() || !matches!(self.state, State::Established | State::CloseWait) {
             return;
         }
-        if let Some(payload) = self.unsent.pop_front() {
+        if self.windowed() && !self.push_windowed(now) {
+            return;
+        }
+        if let Some(payload) = self.next_piece() {
             let seg = Segment::data(self.snd_nxt, payload);
             self.send_reliable(now, seg);
         } else if self.state == State::CloseWait {
@@ -224,8 +227,10 @@ impl Connection {
         self.transmit(again);
     }
 
+    /// The advertised window: the free receive buffer in KiB (binary header).
     pub(super) fn window(&self) -> u16 {
-        (self.cfg.recv_buffer - self.inbox.buffered().min(self.cfg.recv_buffer))
+        let used = self.inbox.buffered() + self.reasm.held_bytes();
+        (self.cfg.recv_buffer.saturating_sub(used) / super::window::WINDOW_UNIT)
             .min(usize::from(u16::MAX)) as u16
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! 0      version (1)
-//! 1      flags: SYN 0x01, ACK 0x02, FIN 0x04 (other bits must be 0)
+//! 1      flags: SYN 0x01, ACK 0x02, FIN 0x04, SACK 0x08 (others must be 0)
 //! 2..4   window (u16)
 //! 4..8   seq (u32)
 //! 8..12  ack (u32)
@@ -10,13 +10,16 @@
 //! 14..16 reserved, 0
 //! 16..20 CRC-32 (IEEE) of the whole datagram with this field zeroed
 //! ```
+//! With SACK (an ACK of selective repeat), the data field holds 1 to 4
+//! blocks of 8 bytes, each the start and end (u32, u32) of a range held
+//! beyond the cumulative ACK; such a segment carries no data.
 //! A datagram that fails any check is reported with the field named and the
 //! caller drops it, so corruption costs a retransmission, never wrong data.
 
 use bytes::Bytes;
 
 use crate::error::Error;
-use crate::segment::{Flags, Segment};
+use crate::segment::{Flags, Sack, Segment};
 use crate::seq::Seq;
 
 pub const HEADER: usize = 20;
@@ -24,6 +27,7 @@ const VERSION: u8 = 1;
 const SYN: u8 = 0x01;
 const ACK: u8 = 0x02;
 const FIN: u8 = 0x04;
+const SACK: u8 = 0x08;
 
 /// Appends `segment` in the binary format. The data must fit a datagram
 /// (the connection never builds a longer one: MSS is checked at configuration).
@@ -32,15 +36,28 @@ pub fn encode(segment: &Segment, out: &mut Vec<u8>) {
     let f = segment.flags;
     let flags = (if f.syn { SYN } else { 0 })
         | (if f.ack { ACK } else { 0 })
-        | (if f.fin { FIN } else { 0 });
+        | (if f.fin { FIN } else { 0 })
+        | (if segment.sack.is_empty() { 0 } else { SACK });
+    let len = if segment.sack.is_empty() {
+        segment.data.len()
+    } else {
+        8 * segment.sack.len()
+    };
     out.push(VERSION);
     out.push(flags);
     out.extend_from_slice(&segment.window.to_be_bytes());
     out.extend_from_slice(&segment.seq.0.to_be_bytes());
     out.extend_from_slice(&segment.ack.0.to_be_bytes());
-    out.extend_from_slice(&(segment.data.len() as u16).to_be_bytes());
+    out.extend_from_slice(&(len as u16).to_be_bytes());
     out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
-    out.extend_from_slice(&segment.data);
+    if segment.sack.is_empty() {
+        out.extend_from_slice(&segment.data);
+    } else {
+        for (a, b) in segment.sack.blocks() {
+            out.extend_from_slice(&a.0.to_be_bytes());
+            out.extend_from_slice(&b.0.to_be_bytes());
+        }
+    }
     let crc = crc32fast::hash(&out[start..]);
     out[start + 16..start + 20].copy_from_slice(&crc.to_be_bytes());
 }
@@ -54,7 +71,7 @@ pub fn decode(datagram: &[u8]) -> Result<Segment, Error> {
         return Err(malformed("version", "is not 1"));
     }
     let flags = header[1];
-    if flags & !(SYN | ACK | FIN) != 0 {
+    if flags & !(SYN | ACK | FIN | SACK) != 0 {
         return Err(malformed("flags", "has unknown bits set"));
     }
     if usize::from(u16::from_be_bytes([header[12], header[13]])) != data.len() {
@@ -75,6 +92,22 @@ pub fn decode(datagram: &[u8]) -> Result<Segment, Error> {
     let word = |at: usize| {
         u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
     };
+    let mut sack = Sack::default();
+    let data = if flags & SACK != 0 {
+        if data.is_empty() || data.len() % 8 != 0 || data.len() > 8 * Sack::MAX {
+            return Err(malformed("sack", "is not 1 to 4 blocks of 8 bytes"));
+        }
+        if flags & ACK == 0 {
+            return Err(malformed("sack", "is set without ACK"));
+        }
+        for b in data.chunks_exact(8) {
+            let at = |i: usize| Seq(u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]));
+            sack.push(at(0), at(4));
+        }
+        &[][..]
+    } else {
+        data
+    };
     Ok(Segment {
         flags: Flags {
             syn: flags & SYN != 0,
@@ -87,6 +120,7 @@ pub fn decode(datagram: &[u8]) -> Result<Segment, Error> {
         data: Bytes::copy_from_slice(data),
         filler: Bytes::new(),
         wire_len: datagram.len(),
+        sack,
     })
 }
 
@@ -145,6 +179,28 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn sack_blocks_round_trip_in_place_of_data() {
+        let mut ack = Segment::ack(Seq(1), Seq(100));
+        ack.sack.push(Seq(200), Seq(300));
+        ack.sack.push(Seq(u32::MAX - 9), Seq(5));
+        let mut out = Vec::new();
+        encode(&ack, &mut out);
+        assert_eq!(out.len(), HEADER + 16);
+        assert_eq!(out[1], 0x0A);
+        let back = decode(&out).unwrap();
+        assert_eq!(back, ack);
+        assert_eq!(back.to_string(), "ACK 100 SACK 200-300 4294967286-5");
+        // Five blocks, a ragged block, SACK without ACK: refused.
+        let mut bad = out.clone();
+        bad[12..14].copy_from_slice(&12u16.to_be_bytes());
+        bad.truncate(HEADER + 12);
+        bad[16..20].fill(0);
+        let crc = crc32fast::hash(&bad);
+        bad[16..20].copy_from_slice(&crc.to_be_bytes());
+        assert!(decode(&bad).unwrap_err().to_string().contains("sack"));
     }
 
     #[test]

@@ -95,6 +95,7 @@ pub fn decode(datagram: &[u8]) -> Result<Segment, Error> {
         data,
         filler,
         wire_len: datagram.len(),
+        sack: crate::segment::Sack::default(),
     })
 }
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use rdt::sim::{Dir, Fate, Network, Report, Script, Sim};
-use rdt::{Config, DialectChoice, Format, Kind, Reading};
+use rdt::{Config, DialectChoice, Ending, Format, Kind, Note, Reading, State};
 
 pub const TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -70,15 +70,15 @@ pub fn assert_delivered(report: &Report, script: &Script, ctx: &str) {
         "{ctx}: did not finish (livelock or stuck): {} steps, {:?}",
         report.steps, report.elapsed
     );
-    assert_eq!(
-        report.server_received,
-        script.client_sends.concat(),
-        "{ctx}: server data"
+    same_bytes(
+        &report.server_received,
+        &script.client_sends.concat(),
+        &format!("{ctx}: server data"),
     );
-    assert_eq!(
-        report.client_received,
-        script.server_sends.concat(),
-        "{ctx}: client data"
+    same_bytes(
+        &report.client_received,
+        &script.server_sends.concat(),
+        &format!("{ctx}: client data"),
     );
     assert_eq!(report.client_error, None, "{ctx}");
 }
@@ -95,4 +95,82 @@ pub fn client_noted(report: &Report, text: &str) -> bool {
         .client_notes
         .iter()
         .any(|(_, n)| n.to_string().contains(text))
+}
+
+/// Time from the first change into state `from` to the first into `to`.
+pub fn span(notes: &[(Duration, Note)], from: State, to: State) -> Option<Duration> {
+    let entered = |state: State| {
+        notes
+            .iter()
+            .find(|(_, n)| matches!(n, Note::State { to, .. } if *to == state))
+            .map(|(at, _)| *at)
+    };
+    entered(to)?.checked_sub(entered(from)?)
+}
+
+/// A run of a lossy sweep: delivered both ways, the client without error,
+/// the server's error (if any) one the seed's close rules allow, and each
+/// close within its bound (`idle_limit` bounds FIN-WAIT-2 while the server
+/// still sends).
+pub fn check_lossy_run(ctx: &str, report: &Report, script: &Script, idle_limit: Duration) {
+    assert_delivered(report, script, ctx);
+    match (&report.server_error, report.client_ending) {
+        (None, _) => {}
+        // The seed's close(): after 3 unanswered FINs the client assumes the
+        // server closed; a server that never saw a FIN ends at its idle limit.
+        (Some(e), Some(Ending::FinUnanswered)) if e.contains("peer silent") => {}
+        // Same rule, other direction: the client had all the server's data but
+        // its last ACKs were lost and it stopped answering after its timeouts.
+        (Some(e), Some(Ending::FinUnanswered)) if e.contains("no answer to DATA") => {}
+        (Some(e), ending) => panic!("{ctx}: server error {e} (client ending {ending:?})"),
+    }
+    // close(): ≤ 3 timeouts for the FIN-ACK (FIN-WAIT-1), ≤ 3 more after the
+    // last segment heard if a plain ACK came first (FIN-WAIT-2), then 2 between
+    // the final ACKs; one more for network delay.
+    if let Some(d) = span(&report.client_notes, State::FinWait1, State::Closed) {
+        let bound = if script.server_sends.is_empty() {
+            TIMEOUT * 9
+        } else {
+            idle_limit
+        };
+        assert!(d <= bound, "{ctx}: client close took {d:?}");
+    }
+    // recv_close(): ≤ 3 timeouts for the last ACK.
+    if let Some(d) = span(&report.server_notes, State::LastAck, State::Closed) {
+        assert!(d <= TIMEOUT * 3, "{ctx}: server close took {d:?}");
+    }
+}
+
+/// Equal byte strings; on a difference, says where (not the whole strings).
+pub fn same_bytes(got: &[u8], want: &[u8], ctx: &str) {
+    if got != want {
+        let at = got
+            .iter()
+            .zip(want)
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.len().min(want.len()));
+        panic!(
+            "{ctx}: {} bytes received, {} sent, first difference at {at}",
+            got.len(),
+            want.len()
+        );
+    }
+}
+
+/// A random bad network of the sweeps: up to 30% loss both ways, 10%
+/// duplication, 20% reordering (by up to two timeouts), corruption up to 5%
+/// when the format can detect it, one-way delay 10 µs to 2 ms.
+pub fn lossy_network(rng: &mut impl rand::Rng, corrupt: bool) -> Network {
+    Network {
+        loss: rng.random_range(0.0..=0.30),
+        duplicate: rng.random_range(0.0..=0.10),
+        reorder: rng.random_range(0.0..=0.20),
+        reorder_delay: TIMEOUT * 2,
+        corrupt: if corrupt {
+            rng.random_range(0.0..=0.05)
+        } else {
+            0.0
+        },
+        delay: Duration::from_micros(rng.random_range(10..=2_000)),
+    }
 }

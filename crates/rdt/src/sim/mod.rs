@@ -8,6 +8,8 @@
 //! and closes; the server accepts, reads everything with `recv(read_size)` and
 //! answers the close. The server may send messages back.
 
+pub mod bottleneck;
+
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
@@ -221,6 +223,19 @@ impl Sim {
             },
             client_closing: false,
         }
+    }
+
+    /// Starts the client at `client` and the server at `server` (the wrap
+    /// point of the sequence space, say) instead of the seeded numbers.
+    pub fn isns(mut self, client: Seq, server: Seq) -> Sim {
+        self.client = Connection::connect(self.cfg.clone(), self.start, client);
+        for message in &self.script.client_sends {
+            self.client
+                .write_message(self.start, message)
+                .expect("a new connection takes messages");
+        }
+        self.server_isn = server;
+        self
     }
 
     /// Loses the `nth` (1-based) segment of `kind` sent in direction `dir`.

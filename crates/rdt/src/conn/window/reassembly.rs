@@ -1,0 +1,169 @@
+//! The receiving side of selective repeat (spec "Modes"): segments that
+//! arrive ahead of the next expected number are kept, inside the receive
+//! window, until the gap before them fills; each arrival is acknowledged with
+//! the cumulative number and SACK blocks (RFC 2018: the block holding the
+//! segment that just came first, then the others in order, four at most).
+//!
+//! Keys are 64-bit stream offsets (the wrapping 32-bit number unrolled from
+//! the next expected one), so ordering never depends on the wrap. Memory is
+//! bounded by the window: a segment beyond it is dropped unacknowledged.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use crate::segment::Sack;
+use crate::seq::Seq;
+
+#[derive(Debug, Default)]
+pub(crate) struct Reassembly {
+    /// Offset (from the stream's start) → data, every key past `next`.
+    held: BTreeMap<u64, Bytes>,
+    held_bytes: usize,
+    /// Offset of the next expected byte.
+    next: u64,
+    /// Offset of the segment that arrived last (its block goes first).
+    latest: Option<u64>,
+}
+
+/// What became of one data segment.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Arrival {
+    /// In order: these pieces are ready, in order (the segment, then any held ones it joined).
+    Ready(Vec<Bytes>),
+    /// Kept for later.
+    Held,
+    /// Already received.
+    Duplicate,
+    /// Past the window: dropped.
+    Beyond,
+}
+
+impl Reassembly {
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.held_bytes
+    }
+
+    /// A segment at `seq` when `rcv_nxt` is next; `room` bytes may be held
+    /// beyond `rcv_nxt`.
+    pub(crate) fn arrive(&mut self, rcv_nxt: Seq, seq: Seq, data: Bytes, room: usize) -> Arrival {
+        let ahead = seq.since(rcv_nxt);
+        if ahead < 0 {
+            return Arrival::Duplicate;
+        }
+        let at = self.next + ahead as u64;
+        if ahead == 0 {
+            let mut ready = vec![data];
+            let mut end = at + ready[0].len() as u64;
+            // Held pieces now joined (and any copy now covered).
+            while let Some((&k, _)) = self.held.first_key_value() {
+                if k > end {
+                    break;
+                }
+                let Some((k, piece)) = self.held.pop_first() else {
+                    break;
+                };
+                self.held_bytes -= piece.len();
+                let piece_end = k + piece.len() as u64;
+                if piece_end > end {
+                    ready.push(piece.slice((end - k) as usize..));
+                    end = piece_end;
+                }
+            }
+            self.next = end;
+            self.latest = None;
+            return Arrival::Ready(ready);
+        }
+        if ahead as usize + data.len() > room {
+            return Arrival::Beyond;
+        }
+        if self.held.contains_key(&at) {
+            self.latest = Some(at);
+            return Arrival::Duplicate;
+        }
+        self.held_bytes += data.len();
+        self.held.insert(at, data);
+        self.latest = Some(at);
+        Arrival::Held
+    }
+
+    /// The SACK blocks to send with the cumulative ACK `rcv_nxt`.
+    pub(crate) fn sack(&self, rcv_nxt: Seq) -> Sack {
+        let mut sack = Sack::default();
+        let to_seq = |off: u64| rcv_nxt.plus((off - self.next) as usize);
+        let mut blocks: Vec<(u64, u64)> = Vec::new();
+        let mut latest_block = None;
+        for (&k, piece) in &self.held {
+            let end = k + piece.len() as u64;
+            match blocks.last_mut() {
+                Some(last) if last.1 >= k => last.1 = last.1.max(end),
+                _ => {
+                    if latest_block.is_some() && blocks.len() >= Sack::MAX {
+                        break;
+                    }
+                    blocks.push((k, end));
+                }
+            }
+            if self.latest == Some(k) {
+                latest_block = Some(blocks.len() - 1);
+            }
+        }
+        if let Some(i) = latest_block {
+            let (a, b) = blocks[i];
+            sack.push(to_seq(a), to_seq(b));
+        }
+        for (i, &(a, b)) in blocks.iter().enumerate() {
+            if Some(i) != latest_block {
+                sack.push(to_seq(a), to_seq(b));
+            }
+        }
+        sack
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(n: usize) -> Bytes {
+        Bytes::from(vec![7u8; n])
+    }
+
+    #[test]
+    fn holds_out_of_order_data_until_the_gap_fills() {
+        let mut r = Reassembly::default();
+        let base = Seq(u32::MAX - 15);
+        assert_eq!(r.arrive(base, base.plus(20), b(10), 1_000), Arrival::Held);
+        assert_eq!(r.arrive(base, base.plus(10), b(10), 1_000), Arrival::Held);
+        assert_eq!(r.held_bytes(), 20);
+        let sack = r.sack(base);
+        assert_eq!(sack.blocks(), &[(base.plus(10), base.plus(30))]);
+        assert_eq!(
+            r.arrive(base, base.plus(10), b(10), 1_000),
+            Arrival::Duplicate
+        );
+        let Arrival::Ready(pieces) = r.arrive(base, base, b(10), 1_000) else {
+            panic!("in order")
+        };
+        assert_eq!(pieces.iter().map(Bytes::len).sum::<usize>(), 30);
+        assert_eq!(r.held_bytes(), 0);
+        assert!(r.sack(base.plus(30)).is_empty());
+        assert_eq!(
+            r.arrive(base.plus(30), base.plus(5), b(5), 1_000),
+            Arrival::Duplicate
+        );
+    }
+
+    #[test]
+    fn the_latest_block_comes_first_and_at_most_four_are_sent() {
+        let mut r = Reassembly::default();
+        let n = Seq(0);
+        for k in [10, 30, 50, 70, 90, 110] {
+            assert_eq!(r.arrive(n, Seq(k), b(5), 1_000), Arrival::Held);
+        }
+        r.arrive(n, Seq(50), b(5), 1_000);
+        let blocks: Vec<u32> = r.sack(n).blocks().iter().map(|(a, _)| a.0).collect();
+        assert_eq!(blocks, [50, 10, 30, 70]);
+        assert_eq!(r.arrive(n, Seq(995), b(10), 1_000), Arrival::Beyond);
+    }
+}

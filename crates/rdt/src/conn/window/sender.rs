@@ -1,0 +1,639 @@
+//! The sending side of go-back-n and selective repeat (spec "Modes", issue
+//! #15): the segments in flight, their acknowledgments, the timers, loss
+//! detection and the congestion controller's events. Pure bookkeeping: the
+//! connection hands it segments and ACKs and sends what it says.
+//!
+//! - **Go-back-n**: one timer, for the oldest unacknowledged segment,
+//!   restarted when an ACK acknowledges new data. The receiver keeps only
+//!   in-order data, so a loss (the timer, or `dup_thresh` duplicate ACKs)
+//!   means every segment from the oldest on is sent again: they are marked
+//!   to resend and go out as the window allows.
+//! - **Selective repeat**: a timer per segment (deadlines in one heap, the
+//!   earliest is the connection's retransmit timer); ACKs are cumulative
+//!   plus SACK blocks; a segment with `dup_thresh` segments after it
+//!   acknowledged selectively is lost (RFC 6675's rule) and sent again at
+//!   once; a timer resends only its own segment.
+//! - Both: flight size ≤ min(window × MSS, cwnd, the peer's window) (one
+//!   segment always, so a closed window is probed); RTT samples only from
+//!   segments sent once (Karn); a recovery point (`recover`, RFC 6582) so one
+//!   loss event reduces the window once.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::cc::{CcState, Controller};
+use crate::config::Config;
+use crate::mode::Mode;
+use crate::rto::Rto;
+use crate::segment::Segment;
+use crate::seq::Seq;
+
+/// One data segment not yet acknowledged.
+#[derive(Debug)]
+struct Unacked {
+    seq: Seq,
+    data: Bytes,
+    last_sent: Instant,
+    deadline: Instant,
+    sends: u32,
+    timeouts: u32,
+    /// Acknowledged by a SACK block (selective repeat).
+    sacked: bool,
+    /// Found lost or timed out, waiting for room to go again.
+    needs_send: bool,
+}
+
+impl Unacked {
+    fn end(&self) -> Seq {
+        self.seq.plus(self.data.len())
+    }
+}
+
+/// What the sender wants the connection to do or record.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// Send this segment; `again` when it is a retransmission.
+    Transmit {
+        seg: Segment,
+        again: bool,
+    },
+    /// A segment found lost before its timer, and how.
+    Lost {
+        seg: Segment,
+        how: &'static str,
+    },
+    Timeout {
+        count: u32,
+    },
+    Congestion(CcState),
+    /// A segment reached its retry bound: the connection fails.
+    GaveUp {
+        tries: u32,
+        elapsed: Duration,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct Sender {
+    mode: Mode,
+    window: usize,
+    queue: VecDeque<Unacked>,
+    /// The id of `queue[0]` (ids count segments, never wrap).
+    first_id: u64,
+    /// Selective repeat: (deadline, id) of every timer set; stale ones are
+    /// skipped when they come up.
+    heap: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// Go-back-n: the timer of the oldest segment.
+    gbn_deadline: Option<Instant>,
+    /// Bytes neither acknowledged (selectively too) nor waiting to resend.
+    in_flight: usize,
+    to_resend: usize,
+    pub(crate) rto: Rto,
+    pub(crate) cc: Controller,
+    peer_window: usize,
+    dup_acks: u32,
+    recover: Option<Seq>,
+    /// The highest id acknowledged selectively.
+    highest_sacked: Option<u64>,
+    /// The latest send time among segments that arrived (RACK, RFC 8985):
+    /// a segment sent well before it and still missing is lost, whether a
+    /// first copy or a retransmission.
+    delivered_sent_at: Option<Instant>,
+    /// What loss detection last looked at.
+    scanned: Option<(u64, Instant)>,
+    /// The least round trip sampled.
+    min_rtt: Option<Duration>,
+    dup_thresh: u32,
+    max_retries: u32,
+    /// When an ACK last acknowledged new data (selective repeat's timers
+    /// count from it, as RFC 6298 §5.3 restarts the one timer).
+    last_progress: Option<Instant>,
+    /// Go-back-n: the oldest number when the window last went back.
+    rewound_at: Option<Seq>,
+    pub(crate) events: VecDeque<Event>,
+}
+
+/// Units of the binary header's window field.
+pub(crate) const WINDOW_UNIT: usize = 1024;
+
+impl Sender {
+    pub(crate) fn new(cfg: &Config) -> Sender {
+        Sender {
+            mode: cfg.mode,
+            window: cfg.window.max(1),
+            queue: VecDeque::new(),
+            first_id: 0,
+            heap: BinaryHeap::new(),
+            gbn_deadline: None,
+            in_flight: 0,
+            to_resend: 0,
+            rto: Rto::new(cfg.rto, cfg.timeout, cfg.min_rto, cfg.max_rto),
+            cc: Controller::new(cfg.cc, cfg.mss),
+            peer_window: cfg.recv_buffer,
+            dup_acks: 0,
+            recover: None,
+            highest_sacked: None,
+            delivered_sent_at: None,
+            scanned: None,
+            min_rtt: None,
+            dup_thresh: cfg.dup_thresh.max(1),
+            max_retries: cfg.max_retries,
+            last_progress: None,
+            rewound_at: None,
+            events: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Bytes in flight (for `--debug` and tests).
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// The oldest unacknowledged number, if any.
+    pub(crate) fn una(&self) -> Option<Seq> {
+        self.queue.front().map(|s| s.seq)
+    }
+
+    /// Whether `len` more bytes may go now.
+    fn room(&self, len: usize) -> bool {
+        if self.in_flight == 0 {
+            return true;
+        }
+        let allowed = self.cc.cwnd().min(self.peer_window);
+        self.in_flight + len <= allowed
+    }
+
+    /// A new segment fits: the window of segments has a place and the flight room.
+    pub(crate) fn room_for_new(&self, len: usize) -> bool {
+        self.to_resend == 0 && self.queue.len() < self.window && self.room(len)
+    }
+
+    /// Sends a new data segment (its number is the connection's next).
+    pub(crate) fn send_new(&mut self, now: Instant, seg: Segment) {
+        let deadline = now + self.rto.current();
+        let id = self.first_id + self.queue.len() as u64;
+        self.queue.push_back(Unacked {
+            seq: seg.seq,
+            data: seg.data.clone(),
+            last_sent: now,
+            deadline,
+            sends: 1,
+            timeouts: 0,
+            sacked: false,
+            needs_send: false,
+        });
+        self.in_flight += seg.data.len();
+        self.arm(id, deadline);
+        self.events.push_back(Event::Transmit { seg, again: false });
+    }
+
+    fn arm(&mut self, id: u64, deadline: Instant) {
+        match self.mode {
+            Mode::SelectiveRepeat => self.heap.push(Reverse((deadline, id))),
+            _ => {
+                if self.gbn_deadline.is_none() {
+                    self.gbn_deadline = Some(deadline);
+                }
+            }
+        }
+    }
+
+    /// Sends segments waiting to go again, in order, while there is room.
+    pub(crate) fn resend_waiting(&mut self, now: Instant, window: u16) {
+        let mut i = 0;
+        while self.to_resend > 0 && i < self.queue.len() {
+            if self.queue[i].needs_send {
+                let len = self.queue[i].data.len();
+                if !self.room(len) {
+                    return;
+                }
+                self.resend(now, i, window);
+            }
+            i += 1;
+        }
+    }
+
+    /// Sends `queue[i]` again now.
+    fn resend(&mut self, now: Instant, i: usize, window: u16) {
+        let deadline = now + self.rto.current();
+        let s = &mut self.queue[i];
+        if s.needs_send {
+            s.needs_send = false;
+            self.to_resend -= 1;
+            self.in_flight += s.data.len();
+        }
+        s.sends += 1;
+        s.last_sent = now;
+        s.deadline = deadline;
+        let mut seg = Segment::data(s.seq, s.data.clone());
+        seg.window = window;
+        self.arm(self.first_id + i as u64, deadline);
+        self.events.push_back(Event::Transmit { seg, again: true });
+    }
+
+    /// An ACK (with SACK blocks perhaps); `snd_nxt` bounds what it may acknowledge.
+    pub(crate) fn on_ack(&mut self, now: Instant, seg: &Segment, snd_nxt: Seq, window: u16) {
+        let Some(una) = self.una() else { return };
+        let ack = seg.ack;
+        if ack.after(snd_nxt) {
+            return;
+        }
+        self.peer_window = usize::from(seg.window) * WINDOW_UNIT;
+        let mut newly = 0;
+        let mut sample = None;
+        if ack.after(una) {
+            while self.queue.front().is_some_and(|s| !s.end().after(ack)) {
+                let Some(s) = self.queue.pop_front() else {
+                    break;
+                };
+                self.first_id += 1;
+                if s.needs_send {
+                    self.to_resend -= 1;
+                } else if !s.sacked {
+                    self.in_flight -= s.data.len();
+                }
+                if !s.sacked {
+                    newly += s.data.len();
+                    self.delivered(s.last_sent);
+                }
+                // Karn, strictly: only the segment this ACK names the end
+                // of, sent once and never given up for lost, times a round
+                // trip (an ACK the resend of an earlier segment released
+                // would time the wait, not the path).
+                sample = (s.end() == ack && s.sends == 1 && !s.needs_send && !s.sacked)
+                    .then(|| now.saturating_duration_since(s.last_sent));
+            }
+            self.dup_acks = 0;
+            if self.queue.is_empty() {
+                self.gbn_deadline = None;
+            } else if self.mode == Mode::GoBackN {
+                self.gbn_deadline = Some(now + self.rto.current());
+            }
+        } else if ack == una && seg.data.is_empty() && !seg.flags.fin && !seg.flags.syn {
+            self.dup_acks += 1;
+        }
+        if self.mode == Mode::SelectiveRepeat && !seg.sack.is_empty() {
+            let (n, s) = self.take_sack(now, seg);
+            newly += n;
+            sample = s.or(sample);
+        }
+        if let Some(r) = sample {
+            self.rto.sample(r);
+            self.min_rtt = Some(self.min_rtt.map_or(r, |m| m.min(r)));
+        }
+        if newly > 0 {
+            self.last_progress = Some(now);
+        }
+        if newly > 0 && !self.cc.in_recovery() {
+            let srtt = self.rto.srtt();
+            if let Some(change) = self.cc.on_ack(now, newly, srtt) {
+                self.events.push_back(Event::Congestion(change));
+            }
+        }
+        if let Some(r) = self.recover
+            && !ack.before(r)
+        {
+            self.recover = None;
+            if let Some(change) = self.cc.on_recovery_end() {
+                self.events.push_back(Event::Congestion(change));
+            }
+        }
+        match self.mode {
+            Mode::SelectiveRepeat => self.detect_sacked_losses(now, snd_nxt, window),
+            _ => self.detect_gbn_loss(now, snd_nxt),
+        }
+    }
+
+    /// Marks segments inside the SACK blocks; returns the bytes newly
+    /// acknowledged and an RTT sample.
+    fn take_sack(&mut self, now: Instant, seg: &Segment) -> (usize, Option<Duration>) {
+        let Some(una) = self.una() else {
+            return (0, None);
+        };
+        let mut newly = 0;
+        let mut sample = None;
+        for (nth, &(a, b)) in seg.sack.blocks().iter().enumerate() {
+            if !a.after(una) || !b.after(a) {
+                continue;
+            }
+            let from = self.queue.partition_point(|s| s.seq.before(a));
+            for i in from..self.queue.len() {
+                let s = &mut self.queue[i];
+                if s.end().after(b) {
+                    break;
+                }
+                if s.sacked {
+                    continue;
+                }
+                s.sacked = true;
+                if s.needs_send {
+                    s.needs_send = false;
+                    self.to_resend -= 1;
+                } else {
+                    self.in_flight -= s.data.len();
+                }
+                newly += s.data.len();
+                // The first block holds the segment whose arrival sent this ACK.
+                if nth == 0 && s.sends == 1 && s.end() == b {
+                    sample = Some(now.saturating_duration_since(s.last_sent));
+                }
+                let sent_at = s.last_sent;
+                self.delivered(sent_at);
+                let id = self.first_id + i as u64;
+                self.highest_sacked = Some(self.highest_sacked.map_or(id, |h| h.max(id)));
+            }
+        }
+        (newly, sample)
+    }
+
+    /// A segment last sent at `sent_at` arrived.
+    fn delivered(&mut self, sent_at: Instant) {
+        if self.delivered_sent_at.is_none_or(|d| sent_at > d) {
+            self.delivered_sent_at = Some(sent_at);
+        }
+    }
+
+    /// Selective repeat: a segment with `dup_thresh` later segments
+    /// acknowledged selectively is lost; it goes again now, once.
+    fn detect_sacked_losses(&mut self, now: Instant, snd_nxt: Seq, window: u16) {
+        let (Some(high), Some(newest)) = (self.highest_sacked, self.delivered_sent_at) else {
+            return;
+        };
+        if self.scanned == Some((high, newest)) || high < self.first_id {
+            return;
+        }
+        self.scanned = Some((high, newest));
+        // A segment sent before one that arrived, by more than this, is lost
+        // (RACK's reordering window: a quarter of the least RTT seen; the
+        // smoothed one grows with the queue a window builds).
+        let reordering = self.min_rtt.unwrap_or_default() / 4;
+        let top = (high - self.first_id) as usize;
+        let mut later = 0;
+        let mut lost = Vec::new();
+        for i in (0..=top.min(self.queue.len().saturating_sub(1))).rev() {
+            let s = &self.queue[i];
+            if s.sacked {
+                later += 1;
+            } else if later >= self.dup_thresh && !s.needs_send && s.last_sent + reordering < newest
+            {
+                lost.push(i);
+            }
+        }
+        for &i in lost.iter().rev() {
+            let again = self.queue[i].sends > 1;
+            let seg = Segment::data(self.queue[i].seq, self.queue[i].data.clone());
+            self.events.push_back(Event::Lost {
+                seg,
+                how: if again {
+                    "its retransmission was lost too: segments sent after it arrived"
+                } else {
+                    "later segments acknowledged selectively (the duplicate threshold)"
+                },
+            });
+            self.loss_event(now, snd_nxt);
+            self.resend(now, i, window);
+        }
+    }
+
+    /// Go-back-n: `dup_thresh` duplicate ACKs: every segment from the
+    /// oldest goes again (the receiver dropped them all).
+    fn detect_gbn_loss(&mut self, now: Instant, snd_nxt: Seq) {
+        if self.dup_acks < self.dup_thresh || self.queue.is_empty() {
+            return;
+        }
+        if self.dup_acks > self.dup_thresh {
+            self.cc.on_dup_ack();
+            return;
+        }
+        // In recovery, duplicates of the ACK the last rewind answered are
+        // the old copies' echo; at a later number they mean a new loss (the
+        // receiver dropped everything after it again): go back again.
+        if self.recover.is_some() && self.una() == self.rewound_at {
+            return;
+        }
+        if let Some(front) = self.queue.front() {
+            let seg = Segment::data(front.seq, front.data.clone());
+            self.events.push_back(Event::Lost {
+                seg,
+                how: "duplicate ACKs reached the threshold: the window goes again",
+            });
+        }
+        self.loss_event(now, snd_nxt);
+        self.rewind();
+    }
+
+    /// One loss event per window: the controller reduces once until
+    /// everything sent before it is acknowledged.
+    fn loss_event(&mut self, now: Instant, snd_nxt: Seq) {
+        if self.recover.is_some() {
+            return;
+        }
+        self.recover = Some(snd_nxt);
+        if let Some(change) = self.cc.on_loss(now) {
+            self.events.push_back(Event::Congestion(change));
+        }
+    }
+
+    /// Every unacknowledged segment waits to go again (go-back-n).
+    fn rewind(&mut self) {
+        self.rewound_at = self.una();
+        for s in &mut self.queue {
+            if !s.needs_send && !s.sacked {
+                s.needs_send = true;
+                self.to_resend += 1;
+            }
+        }
+        self.in_flight = 0;
+        self.gbn_deadline = None;
+    }
+
+    /// The earliest retransmission deadline.
+    pub(crate) fn deadline(&mut self) -> Option<Instant> {
+        match self.mode {
+            Mode::SelectiveRepeat => {
+                while let Some(&Reverse((at, id))) = self.heap.peek() {
+                    if self.live(at, id) {
+                        return Some(at);
+                    }
+                    self.heap.pop();
+                }
+                None
+            }
+            _ => self.gbn_deadline,
+        }
+    }
+
+    /// The heap entry is the current timer of a segment still waiting for its ACK.
+    fn live(&self, at: Instant, id: u64) -> bool {
+        id >= self.first_id
+            && self
+                .queue
+                .get((id - self.first_id) as usize)
+                .is_some_and(|s| !s.sacked && !s.needs_send && s.deadline == at)
+    }
+
+    /// The retransmission timer expired at `now`.
+    pub(crate) fn on_timeout(&mut self, now: Instant, snd_nxt: Seq) {
+        let mut expired = Vec::new();
+        match self.mode {
+            Mode::SelectiveRepeat => {
+                while let Some(&Reverse((at, id))) = self.heap.peek() {
+                    if at > now {
+                        break;
+                    }
+                    self.heap.pop();
+                    if !self.live(at, id) {
+                        continue;
+                    }
+                    let i = (id - self.first_id) as usize;
+                    // ACKs of new data came within an RTO: the segment is
+                    // waiting behind a burst, not lost (yet). Its timer runs
+                    // from that ACK, as the one timer restarts on new data.
+                    let rearm = self.last_progress.map(|p| p + self.rto.current());
+                    if let Some(later) = rearm.filter(|&t| t > now && t > at) {
+                        self.queue[i].deadline = later;
+                        self.heap.push(Reverse((later, id)));
+                    } else {
+                        expired.push(i);
+                    }
+                }
+            }
+            _ => {
+                if self.gbn_deadline.is_some_and(|at| at <= now) && !self.queue.is_empty() {
+                    expired.push(0);
+                }
+            }
+        }
+        if expired.is_empty() {
+            return;
+        }
+        // A segment sent twice in one instant has two equal heap entries.
+        expired.sort_unstable();
+        expired.dedup();
+        let mut worst = 0;
+        for &i in &expired {
+            let s = &mut self.queue[i];
+            s.timeouts += 1;
+            worst = worst.max(s.timeouts);
+            if s.timeouts >= self.max_retries {
+                let elapsed = now.saturating_duration_since(s.last_sent);
+                self.events.push_back(Event::GaveUp {
+                    tries: s.timeouts,
+                    elapsed,
+                });
+                return;
+            }
+        }
+        self.events.push_back(Event::Timeout { count: worst });
+        self.rto.back_off();
+        if let Some(change) = self.cc.on_timeout(now) {
+            self.events.push_back(Event::Congestion(change));
+        }
+        // Duplicate ACKs of what was in flight must not start a second recovery.
+        self.recover = Some(snd_nxt);
+        self.dup_acks = 0;
+        if self.mode == Mode::SelectiveRepeat {
+            for i in expired {
+                let s = &mut self.queue[i];
+                s.needs_send = true;
+                self.to_resend += 1;
+                self.in_flight -= s.data.len();
+            }
+        } else {
+            self.rewind();
+            self.gbn_deadline = Some(now + self.rto.current());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mode::CcKind;
+
+    const MSS: usize = 100;
+
+    fn sender(mode: Mode) -> Sender {
+        let cfg = Config {
+            mode,
+            cc: CcKind::Tahoe,
+            mss: MSS,
+            window: 64,
+            ..Config::new(crate::wire::Format::Binary)
+        };
+        Sender::new(&cfg)
+    }
+
+    fn ack(n: Seq) -> Segment {
+        let mut a = Segment::ack(Seq(0), n);
+        a.window = u16::MAX;
+        a
+    }
+
+    /// Sends new segments while the window allows; returns the next number.
+    fn fill(s: &mut Sender, now: Instant, mut next: Seq) -> Seq {
+        while s.room_for_new(MSS) {
+            s.send_new(now, Segment::data(next, Bytes::from(vec![0; MSS])));
+            next = next.plus(MSS);
+        }
+        next
+    }
+
+    /// cwnd grows to 8 MSS, 8 segments go, the timer shrinks cwnd to 1 MSS;
+    /// then the ACK of all 8 (their first copies arrived) comes: taken whole.
+    #[test]
+    fn an_ack_beyond_a_window_that_just_shrank_is_taken() {
+        for mode in [Mode::GoBackN, Mode::SelectiveRepeat] {
+            let t0 = Instant::now();
+            let mut s = sender(mode);
+            let mut una = Seq(u32::MAX - 250);
+            let mut next = una;
+            for _ in 0..3 {
+                next = fill(&mut s, t0, next);
+                s.on_ack(t0, &ack(next), next, 100);
+                una = next;
+            }
+            assert_eq!(s.cc.cwnd(), 8 * MSS, "{mode:?}");
+            next = fill(&mut s, t0, una);
+            assert_eq!(next.since(una), 8 * MSS as i32, "{mode:?}: 8 in flight");
+            let late = t0 + Duration::from_secs(1);
+            s.on_timeout(late, next);
+            assert_eq!(s.cc.cwnd(), MSS, "{mode:?}");
+            assert_eq!(s.cc.ssthresh(), 4 * MSS, "{mode:?}");
+            s.resend_waiting(late, 100);
+            s.on_ack(late, &ack(next), next, 100);
+            assert!(s.is_empty(), "{mode:?}");
+            assert_eq!((s.in_flight(), s.to_resend), (0, 0), "{mode:?}");
+            // Slow start from 1 MSS took the 8 segments' bytes: past ssthresh.
+            assert_eq!(s.cc.cwnd(), 4 * MSS, "{mode:?}");
+            assert_eq!(
+                s.deadline(),
+                None,
+                "{mode:?}: no timer with nothing in flight"
+            );
+            let again = fill(&mut s, late, next);
+            assert_eq!(
+                again.since(next),
+                4 * MSS as i32,
+                "{mode:?}: the window recomputed"
+            );
+        }
+    }
+
+    #[test]
+    fn an_ack_of_numbers_never_sent_is_ignored() {
+        let t0 = Instant::now();
+        let mut s = sender(Mode::SelectiveRepeat);
+        let next = fill(&mut s, t0, Seq(0));
+        s.on_ack(t0, &ack(next.plus(1)), next, 100);
+        assert!(!s.is_empty());
+        assert_eq!(s.in_flight(), MSS);
+    }
+}
