@@ -631,9 +631,15 @@ fn demo_runs_and_shows_impairs_effects() {
         ),
         "{text}"
     );
+    assert!(
+        out.contains(
+            "selective repeat (binary format, window 8, MSS 100), --loss 0.2: received identical"
+        ),
+        "{text}"
+    );
     assert!(out.contains("demo finished"), "{text}");
     // A story: each section's verdict, and none of the servers' log lines.
-    assert_eq!(out.matches(": held\n").count(), 9, "{text}");
+    assert_eq!(out.matches(": held\n").count(), 10, "{text}");
     let log_text = std::fs::read_to_string(log.path()).unwrap();
     assert!(!log_text.contains(" INFO "), "{text}");
     assert!(!out.contains(" INFO "), "{text}");

@@ -87,7 +87,11 @@ impl Endpoint {
             match self.link.receive(wait)? {
                 Incoming::Segment(seg, from) => {
                     self.take(seg, from);
-                    self.take_waiting()?;
+                    // Stop & Wait has one segment in flight: looking for a
+                    // second would cost a system call per segment for nothing.
+                    if self.conn.config().mode.windowed() {
+                        self.take_waiting()?;
+                    }
                 }
                 Incoming::Nothing => {}
                 Incoming::TimedOut => self.conn.handle_timeout(Instant::now()),
