@@ -165,8 +165,9 @@ impl Connection {
             self.ignore(seg.clone(), "data after the peer's FIN");
             return;
         }
-        let used = self.inbox.buffered() + self.reasm.held_bytes();
-        let room = self.cfg.recv_buffer.saturating_sub(used);
+        // Room beyond the next expected number: the receive buffer less what
+        // the application has not read (held pieces count inside `arrive`).
+        let room = self.cfg.recv_buffer.saturating_sub(self.inbox.buffered());
         let ready = match self.cfg.mode {
             Mode::SelectiveRepeat => {
                 match self

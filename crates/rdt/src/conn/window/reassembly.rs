@@ -6,7 +6,9 @@
 //!
 //! Keys are 64-bit stream offsets (the wrapping 32-bit number unrolled from
 //! the next expected one), so ordering never depends on the wrap. Memory is
-//! bounded by the window: a segment beyond it is dropped unacknowledged.
+//! bounded by the window: a segment beyond it is dropped unacknowledged, and
+//! each held piece counts its bookkeeping too ([`PIECE_COST`]), so a hostile
+//! peer's one-byte segments cannot make the map cost many times the window.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +16,10 @@ use bytes::Bytes;
 
 use crate::segment::Sack;
 use crate::seq::Seq;
+
+/// What one held piece costs beyond its data (map node, `Bytes` handle),
+/// counted against the receive buffer.
+pub(crate) const PIECE_COST: usize = 64;
 
 #[derive(Debug, Default)]
 pub(crate) struct Reassembly {
@@ -52,6 +58,11 @@ impl Reassembly {
             return Arrival::Duplicate;
         }
         let at = self.next + ahead as u64;
+        if ahead == 0 && data.len() + self.held_bytes > room {
+            // In order, but the application has not read enough (a peer
+            // past our advertised window): dropped, as beyond it.
+            return Arrival::Beyond;
+        }
         if ahead == 0 {
             let mut ready = vec![data];
             let mut end = at + ready[0].len() as u64;
@@ -63,7 +74,7 @@ impl Reassembly {
                 let Some((k, piece)) = self.held.pop_first() else {
                     break;
                 };
-                self.held_bytes -= piece.len();
+                self.held_bytes -= piece.len() + PIECE_COST;
                 let piece_end = k + piece.len() as u64;
                 if piece_end > end {
                     ready.push(piece.slice((end - k) as usize..));
@@ -74,14 +85,14 @@ impl Reassembly {
             self.latest = None;
             return Arrival::Ready(ready);
         }
-        if ahead as usize + data.len() > room {
+        if ahead as usize + data.len() > room || self.held_bytes + data.len() + PIECE_COST > room {
             return Arrival::Beyond;
         }
         if self.held.contains_key(&at) {
             self.latest = Some(at);
             return Arrival::Duplicate;
         }
-        self.held_bytes += data.len();
+        self.held_bytes += data.len() + PIECE_COST;
         self.held.insert(at, data);
         self.latest = Some(at);
         Arrival::Held
@@ -135,7 +146,7 @@ mod tests {
         let base = Seq(u32::MAX - 15);
         assert_eq!(r.arrive(base, base.plus(20), b(10), 1_000), Arrival::Held);
         assert_eq!(r.arrive(base, base.plus(10), b(10), 1_000), Arrival::Held);
-        assert_eq!(r.held_bytes(), 20);
+        assert_eq!(r.held_bytes(), 20 + 2 * PIECE_COST);
         let sack = r.sack(base);
         assert_eq!(sack.blocks(), &[(base.plus(10), base.plus(30))]);
         assert_eq!(
@@ -152,6 +163,21 @@ mod tests {
             r.arrive(base.plus(30), base.plus(5), b(5), 1_000),
             Arrival::Duplicate
         );
+    }
+
+    /// A hostile peer's one-byte segments at every other number: held
+    /// pieces stop at the room, bookkeeping included.
+    #[test]
+    fn tiny_pieces_cannot_cost_more_than_the_room() {
+        let mut r = Reassembly::default();
+        let room = 64 * 1024;
+        let held = (1..100_000u32)
+            .filter(|k| r.arrive(Seq(0), Seq(2 * k), b(1), room) == Arrival::Held)
+            .count();
+        assert!(held <= room / (PIECE_COST + 1), "{held} pieces held");
+        assert!(r.held_bytes() <= room);
+        // In order but past what the application left room for: dropped too.
+        assert_eq!(r.arrive(Seq(0), Seq(0), b(room), room), Arrival::Beyond);
     }
 
     #[test]
