@@ -92,8 +92,9 @@ impl Connection {
     /// The retransmission timer of the window.
     pub(super) fn on_window_timeout(&mut self, now: Instant) {
         let snd_nxt = self.snd_nxt;
+        let window = self.window();
         if let Some(sender) = self.sender.as_mut() {
-            sender.on_timeout(now, snd_nxt);
+            sender.on_timeout(now, snd_nxt, window);
         }
         self.drain_sender();
         if !self.is_closed() {

@@ -55,7 +55,7 @@ impl Sender {
                 },
             });
             self.loss_event(now, snd_nxt);
-            self.resend(now, i, window);
+            self.resend_lost(now, i, window);
         }
     }
 

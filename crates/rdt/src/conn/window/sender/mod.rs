@@ -47,6 +47,10 @@ struct Unacked {
     sacked: bool,
     /// Found lost or timed out, waiting for room to go again.
     needs_send: bool,
+    /// Sent again by loss detection and watched by a short timer (two round
+    /// trips): if this copy is lost too and nothing sent later arrives to
+    /// show it, the probe finds it instead of a full RTO.
+    probe: bool,
 }
 
 impl Unacked {
@@ -118,6 +122,9 @@ pub(crate) struct Sender {
     rewound_at: Option<Seq>,
     pub(crate) events: VecDeque<Event>,
 }
+
+/// The shortest probe timer of a segment sent again by loss detection.
+const MIN_PROBE: Duration = Duration::from_millis(1);
 
 /// Units of the binary header's window field.
 pub(crate) const WINDOW_UNIT: usize = 1024;
@@ -191,6 +198,7 @@ impl Sender {
             timeouts: 0,
             sacked: false,
             needs_send: false,
+            probe: false,
         });
         self.in_flight += seg.data.len();
         self.arm(id, deadline);
@@ -223,10 +231,39 @@ impl Sender {
         }
     }
 
-    /// Sends `queue[i]` again now.
+    /// Sends `queue[i]` again now, its timer a full RTO.
     fn resend(&mut self, now: Instant, i: usize, window: u16) {
         let deadline = now + self.rto.current();
+        self.resend_until(now, i, window, deadline, false);
+    }
+
+    /// Sends `queue[i]` again now, found lost by ACKs: its timer is two
+    /// round trips (at least [`MIN_PROBE`], at most the RTO).
+    fn resend_lost(&mut self, now: Instant, i: usize, window: u16) {
+        let rto = self.rto.current();
+        let probe = self
+            .rto
+            .srtt()
+            .map_or(rto, |s| (s * 2).max(MIN_PROBE).min(rto));
+        self.resend_until(
+            now,
+            i,
+            window,
+            now + probe,
+            self.mode == Mode::SelectiveRepeat,
+        );
+    }
+
+    fn resend_until(
+        &mut self,
+        now: Instant,
+        i: usize,
+        window: u16,
+        deadline: Instant,
+        probe: bool,
+    ) {
         let s = &mut self.queue[i];
+        s.probe = probe;
         if s.needs_send {
             s.needs_send = false;
             self.to_resend -= 1;
@@ -408,7 +445,7 @@ mod tests {
             next = fill(&mut s, t0, una);
             assert_eq!(next.since(una), 8 * MSS as i32, "{mode:?}: 8 in flight");
             let late = t0 + Duration::from_secs(1);
-            s.on_timeout(late, next);
+            s.on_timeout(late, next, 100);
             assert_eq!(s.cc.cwnd(), MSS, "{mode:?}");
             assert_eq!(s.cc.ssthresh(), 4 * MSS, "{mode:?}");
             s.resend_waiting(late, 100);
@@ -429,6 +466,62 @@ mod tests {
                 "{mode:?}: the window recomputed"
             );
         }
+    }
+
+    /// A fast retransmission that is lost too, with nothing sent after it
+    /// to show it: found by its two-round-trip probe, not a full RTO, and
+    /// without the timeout's backoff.
+    #[test]
+    fn a_lost_fast_retransmission_is_found_by_its_probe() {
+        let t0 = Instant::now();
+        let cfg = Config {
+            mode: Mode::SelectiveRepeat,
+            mss: MSS,
+            window: 5,
+            rto: crate::mode::RtoChoice::Adaptive,
+            timeout: Duration::from_millis(200),
+            min_rto: Duration::from_millis(100),
+            ..Config::new(crate::wire::Format::Binary)
+        };
+        let mut s = Sender::new(&cfg);
+        let mut next = Seq(0);
+        for i in 0..5 {
+            let at = t0 + Duration::from_micros(300 * i);
+            s.send_new(at, Segment::data(next, Bytes::from(vec![0; MSS])));
+            next = next.plus(MSS);
+        }
+        // Segments 2..=5 arrive (1 ms round trip; sent 300 µs apart, more
+        // than RACK's reordering window of a quarter RTT): 1 is lost.
+        let t1 = t0 + Duration::from_millis(2);
+        let mut a = ack(Seq(0));
+        a.sack.push(Seq(MSS as u32), next);
+        s.on_ack(t1, &a, next, 100);
+        let lost = s
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Lost { .. }))
+            .count();
+        assert_eq!(lost, 1);
+        let rto = s.rto.current();
+        let probe_at = s.deadline().unwrap();
+        assert!(probe_at < t1 + rto, "a probe, not a full RTO");
+        s.events.clear();
+        s.on_timeout(probe_at, next, 100);
+        assert!(
+            s.events
+                .iter()
+                .any(|e| matches!(e, Event::Lost { how, .. } if how.contains("unanswered")))
+        );
+        assert!(!s.events.iter().any(|e| matches!(e, Event::Timeout { .. })));
+        assert_eq!(s.rto.current(), rto, "no backoff");
+        let again = s
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Transmit { again: true, .. }))
+            .count();
+        assert_eq!(again, 1);
+        // Sent again on a full RTO this time.
+        assert!(s.deadline().unwrap() >= probe_at + rto);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use super::{Event, Sender};
 use crate::mode::Mode;
+use crate::segment::Segment;
 use crate::seq::Seq;
 
 impl Sender {
@@ -36,8 +37,9 @@ impl Sender {
     }
 
     /// The retransmission timer expired at `now`.
-    pub(crate) fn on_timeout(&mut self, now: Instant, snd_nxt: Seq) {
+    pub(crate) fn on_timeout(&mut self, now: Instant, snd_nxt: Seq, window: u16) {
         let mut expired = Vec::new();
+        let mut probes = Vec::new();
         match self.mode {
             Mode::SelectiveRepeat => {
                 while let Some(&Reverse((at, id))) = self.heap.peek() {
@@ -49,6 +51,10 @@ impl Sender {
                         continue;
                     }
                     let i = (id - self.first_id) as usize;
+                    if self.queue[i].probe {
+                        probes.push(i);
+                        continue;
+                    }
                     // ACKs of new data came within an RTO: the segment is
                     // waiting behind a burst, not lost (yet). Its timer runs
                     // from that ACK, as the one timer restarts on new data.
@@ -66,6 +72,19 @@ impl Sender {
                     expired.push(0);
                 }
             }
+        }
+        probes.sort_unstable();
+        probes.dedup();
+        for i in probes {
+            // A fast retransmission unanswered for two round trips: lost
+            // too. Sent again, on a full RTO now; not a timeout (no backoff).
+            let seg = Segment::data(self.queue[i].seq, self.queue[i].data.clone());
+            self.events.push_back(Event::Lost {
+                seg,
+                how: "its retransmission went unanswered for two round trips",
+            });
+            self.loss_event(now, snd_nxt);
+            self.resend(now, i, window);
         }
         if expired.is_empty() {
             return;
