@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use rdt::sim::{Dir, Network, Script, Sim};
-use rdt::{Ending, Format, Kind};
+use rdt::{Answer, Ending, Format, Kind, Note};
 use support::*;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -82,7 +82,7 @@ fn lost_syn_is_sent_again() {
         .run(LIMIT);
     assert_clean(&report, &script);
     assert_eq!(sent(&report, Dir::ToServer, Kind::Syn), 2);
-    assert!(client_noted(&report, "retransmit SYN"));
+    assert!(retransmitted(&report.client_notes, Kind::Syn));
 }
 
 #[test]
@@ -103,7 +103,7 @@ fn lost_syn_ack_a_duplicate_syn_gets_the_same_syn_ack() {
         synacks.iter().all(|b| *b == synacks[0]),
         "identical SYN-ACKs"
     );
-    assert!(server_noted(&report, "same SYN-ACK sent again"));
+    assert!(answered(&report.server_notes, Answer::SameSynAck));
 }
 
 #[test]
@@ -115,7 +115,10 @@ fn lost_handshake_ack_first_data_is_the_implicit_ack_and_is_kept() {
             .run(LIMIT);
         assert_clean(&report, &script);
         assert!(
-            server_noted(&report, "taken as the implicit ACK"),
+            report
+                .server_notes
+                .iter()
+                .any(|(_, n)| matches!(n, Note::ImplicitAck(_))),
             "{format}"
         );
         // The first data segment was kept, not asked for again.
@@ -138,7 +141,7 @@ fn lost_handshake_ack_a_stale_syn_ack_makes_the_client_send_it_again() {
             .run(LIMIT);
         assert_clean(&report, &script);
         assert!(
-            client_noted(&report, "handshake ACK sent again"),
+            answered(&report.client_notes, Answer::HandshakeAck),
             "{format}"
         );
         assert_eq!(sent(&report, Dir::ToClient, Kind::SynAck), 2, "{format}");
@@ -154,7 +157,7 @@ fn lost_data_is_retransmitted_and_delivered_once() {
             .run(LIMIT);
         assert_clean(&report, &script);
         assert_eq!(report.client_stats.retransmissions, 1, "{format}");
-        assert!(client_noted(&report, "retransmit DATA"));
+        assert!(retransmitted(&report.client_notes, Kind::Data));
     }
 }
 
@@ -167,7 +170,7 @@ fn lost_ack_duplicate_data_is_acknowledged_again_and_not_delivered_twice() {
             .run(LIMIT);
         assert_clean(&report, &script);
         assert!(
-            server_noted(&report, "cumulative ACK sent again"),
+            answered(&report.server_notes, Answer::CumulativeAck),
             "{format}"
         );
         assert_eq!(
@@ -198,7 +201,8 @@ fn lost_fin_ack_a_duplicate_fin_gets_it_again() {
         .run(LIMIT);
     assert_clean(&report, &script);
     assert!(
-        server_noted(&report, "FIN-ACK sent again") || server_noted(&report, "retransmit FIN-ACK")
+        answered(&report.server_notes, Answer::FinAck)
+            || retransmitted(&report.server_notes, Kind::FinAck)
     );
     assert_eq!(report.client_ending, Some(Ending::Graceful));
     assert_eq!(report.server_ending, Some(Ending::Graceful));
@@ -269,7 +273,12 @@ fn close_gives_up_after_three_timeouts_without_a_fin_ack() {
         "FIN sent, then resent on 2 of 3 timeouts"
     );
     assert_eq!(report.client_ending, Some(Ending::FinUnanswered));
-    assert!(client_noted(&report, "peer assumed closed"));
+    assert!(
+        report
+            .client_notes
+            .iter()
+            .any(|(_, n)| matches!(n, Note::GaveUp { what: "FIN", .. }))
+    );
     // The server never saw a FIN: it waits until its idle limit and says so.
     assert!(report.server_error.unwrap().contains("peer silent"));
 }
@@ -297,23 +306,23 @@ fn duplicates_in_every_state_are_answered_and_never_delivered_twice() {
         assert_clean(&report, &script);
         assert!(report.server_stats.duplicates > 0 && report.client_stats.duplicates > 0);
         assert!(
-            server_noted(&report, "same SYN-ACK sent again"),
+            answered(&report.server_notes, Answer::SameSynAck),
             "{format}: duplicate SYN"
         );
         assert!(
-            server_noted(&report, "cumulative ACK sent again"),
+            answered(&report.server_notes, Answer::CumulativeAck),
             "{format}: duplicate data"
         );
         assert!(
-            server_noted(&report, "FIN-ACK sent again"),
+            answered(&report.server_notes, Answer::FinAck),
             "{format}: duplicate FIN"
         );
         assert!(
-            client_noted(&report, "handshake ACK sent again"),
+            answered(&report.client_notes, Answer::HandshakeAck),
             "{format}: duplicate SYN-ACK"
         );
         assert!(
-            client_noted(&report, "duplicate FIN-ACK"),
+            duplicate_of(&report.client_notes, Kind::FinAck),
             "{format}: duplicate FIN-ACK"
         );
     }

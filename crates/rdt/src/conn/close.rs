@@ -14,7 +14,7 @@
 use std::time::Instant;
 
 use super::{Connection, Ending, State, Timer};
-use crate::conn::note::Note;
+use crate::conn::note::{Answer, Note};
 use crate::segment::Segment;
 
 impl Connection {
@@ -117,7 +117,7 @@ impl Connection {
             self.stats.duplicates += 1;
             self.note(Note::Duplicate {
                 got: seg,
-                answer: "cumulative ACK sent again",
+                answer: Answer::CumulativeAck,
             });
             self.send_cumulative_acks();
             return;
@@ -128,7 +128,7 @@ impl Connection {
                 self.stats.duplicates += 1;
                 self.note(Note::Duplicate {
                     got: seg,
-                    answer: "final ACK sent again",
+                    answer: Answer::FinalAck,
                 });
                 let nth = self.cfg.close_timeouts - self.final_acks_left;
                 self.send_ack_of(self.final_ack, self.dialect.fin_on_final_ack(nth));
@@ -169,10 +169,10 @@ impl Connection {
                 self.send_ack_of(self.rcv_nxt, false);
                 self.transmit(again);
             }
-            "FIN-ACK sent again"
+            Answer::FinAck
         } else {
             self.send_ack_of(self.rcv_nxt, false);
-            "ACK sent again"
+            Answer::Ack
         };
         self.note(Note::Duplicate { got: seg, answer });
     }

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use super::{Connection, Start, State};
 use crate::config::Config;
-use crate::conn::note::Note;
+use crate::conn::note::{Answer, Note};
 use crate::dialect::Counter;
 use crate::segment::{Kind, Segment};
 use crate::seq::Seq;
@@ -187,7 +187,7 @@ impl Connection {
         }
         self.note(Note::Duplicate {
             got: seg,
-            answer: "handshake ACK sent again",
+            answer: Answer::HandshakeAck,
         });
         self.send_handshake_acks(true);
     }
@@ -332,7 +332,7 @@ impl Connection {
         self.stats.duplicates += 1;
         self.note(Note::Duplicate {
             got: seg,
-            answer: "same SYN-ACK sent again",
+            answer: Answer::SameSynAck,
         });
         if let Some(synack) = self.synack.clone() {
             self.transmit(synack);

@@ -31,7 +31,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 pub use inbox::Read;
-pub use note::Note;
+pub use note::{Answer, Note};
 pub use state::State;
 pub use timer::Timer;
 

@@ -10,6 +10,46 @@ use crate::cc::CcState;
 use crate::dialect::Learned;
 use crate::segment::Segment;
 
+/// What a duplicate was answered with (every duplicate is answered, in
+/// every state: spec "Loss handling").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// A duplicate SYN: the SYN-ACK we sent before.
+    SameSynAck,
+    /// A duplicate SYN-ACK: our handshake ACK again.
+    HandshakeAck,
+    /// Old or future data: the cumulative ACK.
+    CumulativeAck,
+    /// Data taken before, whose ACK the peer did not take: the next reading's number.
+    NextReadingsAck,
+    /// A duplicate FIN in LAST-ACK: our FIN-ACK again.
+    FinAck,
+    /// A duplicate after the close began: the ACK again.
+    Ack,
+    /// A duplicate FIN-ACK in TIME-WAIT: the final ACK again.
+    FinalAck,
+}
+
+impl Answer {
+    pub fn text(self) -> &'static str {
+        match self {
+            Answer::SameSynAck => "same SYN-ACK sent again",
+            Answer::HandshakeAck => "handshake ACK sent again",
+            Answer::CumulativeAck => "cumulative ACK sent again",
+            Answer::NextReadingsAck => "ACK sent again, with the next reading's number",
+            Answer::FinAck => "FIN-ACK sent again",
+            Answer::Ack => "ACK sent again",
+            Answer::FinalAck => "final ACK sent again",
+        }
+    }
+}
+
+impl fmt::Display for Answer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.text())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Note {
     State {
@@ -24,7 +64,7 @@ pub enum Note {
     /// A segment we had already seen, and what we answered.
     Duplicate {
         got: Segment,
-        answer: &'static str,
+        answer: Answer,
     },
     /// The seed's edge case: data (or FIN) in SYN-RECEIVED stood for the lost ACK.
     ImplicitAck(Segment),

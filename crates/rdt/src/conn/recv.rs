@@ -16,7 +16,7 @@
 //! for the ACK of a segment we never received.
 
 use super::Connection;
-use crate::conn::note::Note;
+use crate::conn::note::{Answer, Note};
 use crate::segment::Segment;
 use crate::seq::Seq;
 use crate::wire::Format;
@@ -57,9 +57,9 @@ impl Connection {
             let again = self.rcv_last.is_some_and(|(s, _, _)| s == seg.seq);
             let answer = if again && self.rcv_last_acks.len() > 1 {
                 self.rcv_last_ack = (self.rcv_last_ack + 1) % self.rcv_last_acks.len();
-                "ACK sent again, with the next reading's number"
+                Answer::NextReadingsAck
             } else {
-                "cumulative ACK sent again"
+                Answer::CumulativeAck
             };
             self.note(Note::Duplicate {
                 got: seg.clone(),

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use rdt::sim::{Dir, Fate, Network, Report, Script, Sim};
-use rdt::{Config, DialectChoice, Ending, Format, Kind, Note, Reading, State};
+use rdt::{Answer, Config, DialectChoice, Ending, Format, Kind, Note, Reading, State};
 
 pub const TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -83,18 +83,25 @@ pub fn assert_delivered(report: &Report, script: &Script, ctx: &str) {
     assert_eq!(report.client_error, None, "{ctx}");
 }
 
-pub fn server_noted(report: &Report, text: &str) -> bool {
-    report
-        .server_notes
+/// A duplicate was answered with `answer`.
+pub fn answered(notes: &[(Duration, Note)], answer: Answer) -> bool {
+    notes
         .iter()
-        .any(|(_, n)| n.to_string().contains(text))
+        .any(|(_, n)| matches!(n, Note::Duplicate { answer: a, .. } if *a == answer))
 }
 
-pub fn client_noted(report: &Report, text: &str) -> bool {
-    report
-        .client_notes
+/// A duplicate of a `kind` segment arrived (and was answered).
+pub fn duplicate_of(notes: &[(Duration, Note)], kind: Kind) -> bool {
+    notes
         .iter()
-        .any(|(_, n)| n.to_string().contains(text))
+        .any(|(_, n)| matches!(n, Note::Duplicate { got, .. } if got.kind() == kind))
+}
+
+/// A `kind` segment was sent again.
+pub fn retransmitted(notes: &[(Duration, Note)], kind: Kind) -> bool {
+    notes
+        .iter()
+        .any(|(_, n)| matches!(n, Note::Retransmit(s) if s.kind() == kind))
 }
 
 /// Time from the first change into state `from` to the first into `to`.
