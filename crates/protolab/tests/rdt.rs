@@ -161,3 +161,73 @@ fn bad_flags_are_refused_with_a_reason() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("MSS 70000 out of range"));
 }
+
+#[test]
+fn selective_repeat_with_reno_moves_a_file_through_loss_and_draws_its_window() {
+    let data = file(60_000);
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("cwnd.svg");
+    let (child, err, addr) = receiver(&["--format", "binary", "--mode", "sr", "--timeout", "20ms"]);
+    let (ok, send_err) = send(
+        addr,
+        &data,
+        &[
+            "--format",
+            "binary",
+            "--mode",
+            "sr",
+            "--window",
+            "16",
+            "--mss",
+            "500",
+            "--cc",
+            "reno",
+            "--rto",
+            "adaptive",
+            "--loss",
+            "0.1",
+            "--seed",
+            "3",
+            "--timeout",
+            "20ms",
+            "--debug",
+            "--trace-cwnd",
+            svg.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{send_err}");
+    assert!(
+        send_err.contains("congestion"),
+        "--debug shows cwnd changes: {send_err}"
+    );
+    assert!(
+        send_err.contains("SACK"),
+        "SACK blocks came back: {send_err}"
+    );
+    let (ok, out, recv_err) = finish(child, err);
+    assert!(ok, "{recv_err}");
+    assert_eq!(out, data);
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        drawn.starts_with("<svg") && drawn.contains("cwnd (KiB)"),
+        "{drawn}"
+    );
+    assert_eq!(drawn.matches("<polyline").count(), 2);
+}
+
+#[test]
+fn windowed_modes_say_why_the_course_format_cannot_carry_them() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (ok, err) = send(silent.local_addr().unwrap(), b"x", &["--mode", "sr"]);
+    assert!(!ok);
+    assert!(err.contains("use --format binary"), "{err}");
+    let (ok, err) = send(silent.local_addr().unwrap(), b"x", &["--mode", "gbn"]);
+    assert!(!ok);
+    assert!(err.contains("--dialect seed"), "{err}");
+    let out = protolab()
+        .args(["rdt", "send", "localhost", "1", "--cc", "vegas"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("none, tahoe, reno, cubic"));
+}

@@ -159,6 +159,26 @@ fn a_loss_is_repaired_before_its_timer_by_later_acknowledgments() {
     }
 }
 
+/// Selective repeat sending to a peer that never sends SACK blocks (a
+/// go-back-n receiver here; a Stop & Wait course program would do the
+/// same): duplicate ACKs still find the loss before the timer.
+#[test]
+fn selective_repeat_finds_losses_by_duplicate_acks_when_the_peer_sends_no_sack() {
+    let client = windowed(Mode::SelectiveRepeat, CcKind::None);
+    let server = windowed(Mode::GoBackN, CcKind::None);
+    let script = support::one_way(1_500);
+    let report = Sim::with_configs(client, server, Network::perfect(), 3, script.clone())
+        .drop_nth(Dir::ToServer, Kind::Data, 4)
+        .run(Duration::from_secs(60));
+    support::assert_clean(&report, &script);
+    assert_eq!(report.client_stats.timeouts, 0);
+    assert!(report.client_notes.iter().any(|(_, n)| matches!(
+        n,
+        Note::Lost { how, .. } if how.contains("no SACK")
+    )));
+    assert!(all_acked(&report) < TIMEOUT / 2, "{:?}", report.elapsed);
+}
+
 #[test]
 fn the_wrap_point_of_the_sequence_space_is_crossed_in_every_mode() {
     for mode in [Mode::GoBackN, Mode::SelectiveRepeat] {

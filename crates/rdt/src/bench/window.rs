@@ -58,9 +58,13 @@ impl Path<'_> {
                 Path::Loopback => server(tx),
                 Path::Link(l) => l.in_namespace(Side::B, || server(tx))?,
             });
-            let addr = rx
-                .recv()
-                .map_err(|_| Error::Usage("a bench server that starts"))?;
+            let Ok(addr) = rx.recv() else {
+                // The server ended before it listened: its own error says why.
+                return match served.join() {
+                    Ok(Err(e)) => Err(e),
+                    _ => Err(Error::Usage("a bench server that starts")),
+                };
+            };
             let timed = match self {
                 Path::Loopback => client(addr),
                 Path::Link(l) => l.in_namespace(Side::A, || client(addr))?,

@@ -169,33 +169,29 @@ impl Connection {
         // Room beyond the next expected number: the receive buffer less what
         // the application has not read (held pieces count inside `arrive`).
         let room = self.cfg.recv_buffer.saturating_sub(self.inbox.buffered());
+        let (seq, data) = reassembly::trim_old(self.rcv_nxt, seg.seq, &seg.data);
         let ready = match self.cfg.mode {
-            Mode::SelectiveRepeat => {
-                match self
-                    .reasm
-                    .arrive(self.rcv_nxt, seg.seq, seg.data.clone(), room)
-                {
-                    Arrival::Ready(pieces) => pieces,
-                    Arrival::Held => return,
-                    Arrival::Duplicate => {
-                        self.stats.duplicates += 1;
-                        return;
-                    }
-                    Arrival::Beyond => {
-                        self.ignore(seg.clone(), "beyond the receive window");
-                        return;
-                    }
+            Mode::SelectiveRepeat => match self.reasm.arrive(self.rcv_nxt, seq, data, room) {
+                Arrival::Ready(pieces) => pieces,
+                Arrival::Held => return,
+                Arrival::Duplicate => {
+                    self.stats.duplicates += 1;
+                    return;
                 }
-            }
-            _ if seg.seq != self.rcv_nxt => {
+                Arrival::Beyond => {
+                    self.ignore(seg.clone(), "beyond the receive window");
+                    return;
+                }
+            },
+            _ if seq != self.rcv_nxt => {
                 self.stats.duplicates += 1;
                 return;
             }
-            _ if seg.data.len() > room => {
+            _ if data.len() > room => {
                 self.ignore(seg.clone(), "receive buffer full; left unacknowledged");
                 return;
             }
-            _ => vec![seg.data.clone()],
+            _ => vec![data],
         };
         self.stats.largest_received = self.stats.largest_received.max(seg.data.len());
         for piece in ready {
@@ -236,17 +232,5 @@ impl Connection {
     /// The congestion window in bytes, if a windowed sender exists.
     pub fn cwnd(&self) -> Option<usize> {
         self.sender.as_ref().map(|s| s.cc.cwnd())
-    }
-
-    /// Bytes in flight (windowed modes).
-    pub fn in_flight(&self) -> usize {
-        self.sender.as_ref().map_or(0, Sender::in_flight)
-    }
-
-    /// The retransmission timeout now in use (windowed modes: adaptive or fixed).
-    pub fn rto(&self) -> std::time::Duration {
-        self.sender
-            .as_ref()
-            .map_or(self.cfg.timeout, |s| s.rto.current())
     }
 }

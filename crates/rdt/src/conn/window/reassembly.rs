@@ -21,6 +21,18 @@ use crate::seq::Seq;
 /// counted against the receive buffer.
 pub(crate) const PIECE_COST: usize = 64;
 
+/// A segment that starts before `rcv_nxt` and ends after it (a peer that
+/// sent again with other segment boundaries, or a larger MSS) keeps its new
+/// part: the numbers it carries from `rcv_nxt` on. Others are unchanged.
+pub(crate) fn trim_old(rcv_nxt: Seq, seq: Seq, data: &Bytes) -> (Seq, Bytes) {
+    let behind = rcv_nxt.since(seq);
+    if behind > 0 && (behind as usize) < data.len() {
+        (rcv_nxt, data.slice(behind as usize..))
+    } else {
+        (seq, data.clone())
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Reassembly {
     /// Offset (from the stream's start) → data, every key past `next`.
@@ -178,6 +190,20 @@ mod tests {
         assert!(r.held_bytes() <= room);
         // In order but past what the application left room for: dropped too.
         assert_eq!(r.arrive(Seq(0), Seq(0), b(room), room), Arrival::Beyond);
+    }
+
+    #[test]
+    fn a_segment_straddling_the_next_number_keeps_its_new_part() {
+        let data = Bytes::from_static(b"0123456789");
+        let (seq, rest) = trim_old(Seq(104), Seq(100), &data);
+        assert_eq!((seq, &rest[..]), (Seq(104), &b"456789"[..]));
+        // Wholly old, wholly new: unchanged.
+        assert_eq!(trim_old(Seq(110), Seq(100), &data).0, Seq(100));
+        assert_eq!(trim_old(Seq(100), Seq(100), &data).1.len(), 10);
+        assert_eq!(trim_old(Seq(90), Seq(100), &data).0, Seq(100));
+        // Across the wrap.
+        let (seq, rest) = trim_old(Seq(2), Seq(u32::MAX - 2), &data);
+        assert_eq!((seq, rest.len()), (Seq(2), 5));
     }
 
     #[test]

@@ -59,6 +59,41 @@ impl Sender {
         }
     }
 
+    /// Selective repeat with a peer that sends no SACK blocks (a go-back-n
+    /// or Stop & Wait receiver, a course program): `dup_thresh` duplicate
+    /// ACKs mark the oldest segment lost, and in the recovery that follows
+    /// each partial ACK marks the next one lost (RFC 6582's NewReno: such a
+    /// receiver may have dropped everything after the hole).
+    pub(super) fn detect_unsacked_loss(
+        &mut self,
+        now: Instant,
+        snd_nxt: Seq,
+        window: u16,
+        advanced: bool,
+    ) {
+        if self.highest_sacked.is_some() {
+            return;
+        }
+        let Some(front) = self.queue.front() else {
+            return;
+        };
+        let partial = advanced && self.recover.is_some_and(|r| front.seq.before(r));
+        if !(self.dup_acks == self.dup_thresh || partial) || front.needs_send || front.sends > 1 {
+            return;
+        }
+        let seg = Segment::data(front.seq, front.data.clone());
+        self.events.push_back(Event::Lost {
+            seg,
+            how: if partial {
+                "a partial ACK in recovery (the peer sends no SACK blocks)"
+            } else {
+                "duplicate ACKs reached the threshold (the peer sends no SACK blocks)"
+            },
+        });
+        self.loss_event(now, snd_nxt);
+        self.resend_lost(now, 0, window);
+    }
+
     /// Go-back-n: `dup_thresh` duplicate ACKs: every segment from the
     /// oldest goes again (the receiver dropped them all).
     pub(super) fn detect_gbn_loss(&mut self, now: Instant, snd_nxt: Seq) {

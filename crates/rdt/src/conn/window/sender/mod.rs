@@ -39,6 +39,7 @@ use crate::seq::Seq;
 struct Unacked {
     seq: Seq,
     data: Bytes,
+    first_sent: Instant,
     last_sent: Instant,
     deadline: Instant,
     sends: u32,
@@ -161,11 +162,6 @@ impl Sender {
         self.queue.is_empty()
     }
 
-    /// Bytes in flight (for `--debug` and tests).
-    pub(crate) fn in_flight(&self) -> usize {
-        self.in_flight
-    }
-
     /// The oldest unacknowledged number, if any.
     pub(crate) fn una(&self) -> Option<Seq> {
         self.queue.front().map(|s| s.seq)
@@ -192,6 +188,7 @@ impl Sender {
         self.queue.push_back(Unacked {
             seq: seg.seq,
             data: seg.data.clone(),
+            first_sent: now,
             last_sent: now,
             deadline,
             sends: 1,
@@ -285,10 +282,14 @@ impl Sender {
         if ack.after(snd_nxt) {
             return;
         }
-        self.peer_window = usize::from(seg.window) * WINDOW_UNIT;
+        if !ack.before(una) {
+            // An older ACK the network held back says an older window.
+            self.peer_window = usize::from(seg.window) * WINDOW_UNIT;
+        }
         let mut newly = 0;
         let mut sample = None;
-        if ack.after(una) {
+        let advanced = ack.after(una);
+        if advanced {
             while self.queue.front().is_some_and(|s| !s.end().after(ack)) {
                 let Some(s) = self.queue.pop_front() else {
                     break;
@@ -311,6 +312,7 @@ impl Sender {
                     .then(|| now.saturating_duration_since(s.last_sent));
             }
             self.dup_acks = 0;
+            self.reneged();
             if self.queue.is_empty() {
                 self.gbn_deadline = None;
             } else if self.mode == Mode::GoBackN {
@@ -346,8 +348,24 @@ impl Sender {
             }
         }
         match self.mode {
-            Mode::SelectiveRepeat => self.detect_sacked_losses(now, snd_nxt, window),
+            Mode::SelectiveRepeat => {
+                self.detect_sacked_losses(now, snd_nxt, window);
+                self.detect_unsacked_loss(now, snd_nxt, window, advanced);
+            }
             _ => self.detect_gbn_loss(now, snd_nxt),
+        }
+    }
+
+    /// The cumulative ACK stopped at a segment the peer had said it held (a
+    /// SACK block): it dropped it after all (reneged, RFC 2018 §8) or never
+    /// had it. Its SACK no longer counts: it goes again, as lost.
+    fn reneged(&mut self) {
+        if let Some(front) = self.queue.front_mut()
+            && front.sacked
+        {
+            front.sacked = false;
+            front.needs_send = true;
+            self.to_resend += 1;
         }
     }
 
@@ -451,7 +469,7 @@ mod tests {
             s.resend_waiting(late, 100);
             s.on_ack(late, &ack(next), next, 100);
             assert!(s.is_empty(), "{mode:?}");
-            assert_eq!((s.in_flight(), s.to_resend), (0, 0), "{mode:?}");
+            assert_eq!((s.in_flight, s.to_resend), (0, 0), "{mode:?}");
             // Slow start from 1 MSS took the 8 segments' bytes: past ssthresh.
             assert_eq!(s.cc.cwnd(), 4 * MSS, "{mode:?}");
             assert_eq!(
@@ -524,6 +542,53 @@ mod tests {
         assert!(s.deadline().unwrap() >= probe_at + rto);
     }
 
+    /// The peer SACKs segment 2, then its cumulative ACK stops at 2: it
+    /// dropped it (or lied). Segment 2 goes again instead of waiting for a
+    /// SACK that made it look delivered.
+    #[test]
+    fn a_sacked_segment_the_peer_drops_is_sent_again() {
+        let t0 = Instant::now();
+        let mut s = sender(Mode::SelectiveRepeat);
+        let mut next = Seq(0);
+        for _ in 0..3 {
+            s.send_new(t0, Segment::data(next, Bytes::from(vec![0; MSS])));
+            next = next.plus(MSS);
+        }
+        let mut a = ack(Seq(0));
+        a.sack.push(Seq(MSS as u32), Seq(2 * MSS as u32));
+        s.on_ack(t0, &a, next, 100);
+        assert_eq!(s.in_flight, 2 * MSS, "segment 2 counted as arrived");
+        s.events.clear();
+        s.on_ack(t0, &ack(Seq(MSS as u32)), next, 100);
+        assert_eq!(s.to_resend, 1);
+        s.resend_waiting(t0, 100);
+        let again: Vec<Seq> = s
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Transmit { seg, again: true } => Some(seg.seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(again, [Seq(MSS as u32)]);
+        assert!(s.deadline().is_some(), "and it has a timer again");
+    }
+
+    /// An older ACK the network held back does not shrink the window.
+    #[test]
+    fn a_stale_ack_does_not_set_the_peer_window() {
+        let t0 = Instant::now();
+        let mut s = sender(Mode::SelectiveRepeat);
+        let next = fill(&mut s, t0, Seq(0));
+        s.on_ack(t0, &ack(next), next, 100);
+        let before = s.peer_window;
+        let mut old = ack(Seq(0));
+        old.window = 0;
+        s.send_new(t0, Segment::data(next, Bytes::from(vec![0; MSS])));
+        s.on_ack(t0, &old, next.plus(MSS), 100);
+        assert_eq!(s.peer_window, before);
+    }
+
     #[test]
     fn an_ack_of_numbers_never_sent_is_ignored() {
         let t0 = Instant::now();
@@ -531,6 +596,6 @@ mod tests {
         let next = fill(&mut s, t0, Seq(0));
         s.on_ack(t0, &ack(next.plus(1)), next, 100);
         assert!(!s.is_empty());
-        assert_eq!(s.in_flight(), MSS);
+        assert_eq!(s.in_flight, MSS);
     }
 }

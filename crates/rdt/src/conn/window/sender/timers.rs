@@ -98,7 +98,7 @@ impl Sender {
             s.timeouts += 1;
             worst = worst.max(s.timeouts);
             if s.timeouts >= self.max_retries {
-                let elapsed = now.saturating_duration_since(s.last_sent);
+                let elapsed = now.saturating_duration_since(s.first_sent);
                 self.events.push_back(Event::GaveUp {
                     tries: s.timeouts,
                     elapsed,
