@@ -10,9 +10,15 @@
 //! retry by place and content, and counts a batch as sent only when its
 //! `BET_PROCESSED` arrives. So a client that restarts, with any batch size,
 //! sends exactly what is missing. If the server is not up yet, the connection
-//! drops, or another connection still holds the agency, it reconnects with
-//! exponential backoff. Then it asks for its winners, again and again while the
-//! server answers `NOT_YET`, and logs `consulta_ganadores`.
+//! drops, the server cannot store now (`UNAVAILABLE`), or another connection
+//! still holds the agency, it reconnects with exponential backoff. Given
+//! several servers (of one lottery on a shared database), it fails over: each
+//! failure moves it to the next server at once, and it backs off only after a
+//! whole round of them failed; `RESUME` on the new server says what the
+//! database holds, so what was not acknowledged is sent again (and what was
+//! stored without its acknowledgement arriving is not stored twice). Then it
+//! asks for its winners, again and again while the server answers `NOT_YET`,
+//! and logs `consulta_ganadores`.
 //!
 //! `--legacy` speaks only the seed's codes 1 and 2 to the seed author's server:
 //! one batch at a time, no resend of an unacknowledged batch (that server
@@ -37,8 +43,9 @@ use crate::proto::{ClientCodec, Request, Response};
 pub struct AgencyConfig {
     /// Agency id, 1..=255 (`CLI_ID`).
     pub agency: u8,
-    /// Server `host:port` (`CLI_SERVER_ADDRESS`).
-    pub server: String,
+    /// Servers `host:port` of one lottery, tried in turn (`CLI_SERVER_ADDRESS`,
+    /// comma-separated).
+    pub servers: Vec<String>,
     /// Most bets per batch (`CLI_BATCH_MAXAMOUNT`).
     pub max_amount: usize,
     /// Batches sent before waiting for the first ack.
@@ -46,7 +53,7 @@ pub struct AgencyConfig {
     /// Speak only the seed's codes (1, 2): one batch at a time, no retry of an
     /// unacknowledged batch (the seed's server cannot deduplicate it).
     pub legacy: bool,
-    /// Connection attempts without progress before giving up.
+    /// Connection attempts without progress before giving up (per server).
     pub attempts: u32,
     /// First backoff delay; it doubles up to `max_backoff`.
     pub backoff: Duration,
@@ -64,10 +71,11 @@ pub const WINNERS_ASK: Duration = Duration::from_secs(10);
 
 impl AgencyConfig {
     /// Defaults: batches of 100, window 32, 10 attempts from 50 ms to 2 s.
-    pub fn new(agency: u8, server: impl Into<String>) -> Self {
+    /// `servers` is one `host:port` or several, comma-separated.
+    pub fn new(agency: u8, servers: &str) -> Self {
         Self {
             agency,
-            server: server.into(),
+            servers: split_servers(servers),
             max_amount: 100,
             window: 32,
             legacy: false,
@@ -108,11 +116,24 @@ struct Progress {
     resumed_from: Option<usize>,
 }
 
+/// The servers of a comma-separated list, blanks ignored.
+pub fn split_servers(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 /// Sends every bet of the agency and returns its winners.
 pub async fn run_agency(cfg: &AgencyConfig, bets: &[Bet]) -> Result<AgencyReport, Error> {
     // A bet too long for one message is an error before anything is sent.
     batch::plan(bets, cfg.max_amount, !cfg.legacy)?;
+    if cfg.servers.is_empty() {
+        return Err(Error::Refused("no server address given".into()));
+    }
     let mut p = Progress::default();
+    let mut server = 0;
     let mut failures = 0u32;
     let mut delay = cfg.backoff;
     let mut first = true;
@@ -122,7 +143,8 @@ pub async fn run_agency(cfg: &AgencyConfig, bets: &[Bet]) -> Result<AgencyReport
         }
         first = false;
         let before = p.acked;
-        match session(cfg, bets, &mut p).await {
+        let addr = &cfg.servers[server % cfg.servers.len()];
+        match session(cfg, addr, bets, &mut p).await {
             Ok(winners) => {
                 if !cfg.legacy {
                     log_action!(
@@ -149,23 +171,35 @@ pub async fn run_agency(cfg: &AgencyConfig, bets: &[Bet]) -> Result<AgencyReport
                     delay = cfg.backoff;
                 }
                 failures += 1;
-                if failures >= cfg.attempts {
+                let servers = cfg.servers.len() as u32;
+                if failures >= cfg.attempts.saturating_mul(servers) {
                     return Err(Error::GaveUp {
                         attempts: failures,
                         last: e.to_string(),
                     });
                 }
+                server += 1;
+                // The next server at once; a pause after a whole round failed.
+                let pause = if failures % servers == 0 {
+                    delay
+                } else {
+                    Duration::ZERO
+                };
                 log_action!(
                     warn,
                     "conexion",
                     Fail,
                     agency = cfg.agency,
+                    server = addr,
                     error = &e,
-                    retry_in_ms = delay.as_millis(),
+                    next_server = cfg.servers[server % cfg.servers.len()],
+                    retry_in_ms = pause.as_millis(),
                     bets_acked = p.acked
                 );
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(cfg.max_backoff);
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                    delay = (delay * 2).min(cfg.max_backoff);
+                }
             }
             Err(e) => return Err(e),
         }
@@ -173,10 +207,10 @@ pub async fn run_agency(cfg: &AgencyConfig, bets: &[Bet]) -> Result<AgencyReport
 }
 
 /// Errors worth a new connection: the server is not up, the connection broke,
-/// or another connection still holds the agency.
+/// the server cannot store now, or another connection still holds the agency.
 fn retryable(e: &Error) -> bool {
     match e {
-        Error::Io(_) | Error::AgencyTaken(_) => true,
+        Error::Io(_) | Error::AgencyTaken(_) | Error::Unavailable(_) => true,
         Error::Net(n) => {
             n.is_disconnect() || matches!(n, netkit::Error::Io(_) | netkit::Error::Connect { .. })
         }
@@ -192,8 +226,13 @@ fn sent_unacked(e: &Error) -> bool {
 
 type Conn = Framed<TcpStream, ClientCodec>;
 
-async fn session(cfg: &AgencyConfig, bets: &[Bet], p: &mut Progress) -> Result<Vec<String>, Error> {
-    let stream = netkit::connect::connect(&cfg.server, cfg.io_timeout).await?;
+async fn session(
+    cfg: &AgencyConfig,
+    addr: &str,
+    bets: &[Bet],
+    p: &mut Progress,
+) -> Result<Vec<String>, Error> {
+    let stream = netkit::connect::connect(addr, cfg.io_timeout).await?;
     let mut framed = Framed::new(stream, ClientCodec);
     if cfg.legacy {
         send_rest(cfg, bets, p, &mut framed, false).await?;
@@ -341,6 +380,7 @@ fn unexpected(r: Response, expected: &str) -> Error {
     match r {
         Response::Error(text) => Error::Refused(text),
         Response::AgencyTaken(text) => Error::AgencyTaken(text),
+        Response::Unavailable(text) => Error::Unavailable(text),
         other => Error::Malformed {
             what: "response",
             why: format!("expected {expected}, got {other:?}"),

@@ -90,6 +90,59 @@ pub enum Error {
         max: usize,
     },
 
+    /// A store URL that cannot be used.
+    #[error("bad store URL {url}: {why} (expected postgres://USER@HOST:PORT/DB)")]
+    StoreUrl {
+        /// The URL, its password hidden.
+        url: String,
+        /// What is wrong.
+        why: String,
+    },
+
+    /// The database cannot be reached.
+    #[error("cannot reach PostgreSQL at {target}: {why}")]
+    Unreachable {
+        /// Where it was looked for (no password).
+        target: String,
+        /// The driver's reason.
+        why: String,
+    },
+
+    /// PostgreSQL refused or failed a statement.
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
+
+    /// The database's schema is newer than this program.
+    #[error(
+        "the database's lottery schema is version {found}, newer than this program knows ({known}); upgrade protolab or use another database"
+    )]
+    SchemaNewer {
+        /// The version found.
+        found: i32,
+        /// The newest this program knows.
+        known: i32,
+    },
+
+    /// The shared lottery waits for another number of agencies.
+    #[error(
+        "the lottery in this database waits for {stored} agencies, this server for {ours}; start it with --agencies {stored} or use another database"
+    )]
+    ExpectedMismatch {
+        /// The lottery's count.
+        stored: usize,
+        /// This server's.
+        ours: usize,
+    },
+
+    /// The server could not store a batch now (its database is unreachable);
+    /// nothing of it was acknowledged, and it may be sent again.
+    #[error("the server could not store the batch: {0}")]
+    Unavailable(String),
+
+    /// A throwaway PostgreSQL cluster could not be made or run.
+    #[error("throwaway PostgreSQL: {0}")]
+    Sandbox(String),
+
     /// Gave up after retrying.
     #[error("gave up after {attempts} attempts: {last}")]
     GaveUp {

@@ -9,7 +9,9 @@
 //! - [`batch`]: packing an agency's bets into messages under 8 KiB;
 //! - [`digest`]: what a batch holds, in 64 bits (its identity with its place);
 //! - [`agencies`]: one live connection per agency;
-//! - [`store`]: the SQLite store with group commit and exactly-once batches;
+//! - [`store`]: the durable store (SQLite, or PostgreSQL shared by several
+//!   servers) with group commit and exactly-once batches;
+//! - [`pg_sandbox`]: a throwaway PostgreSQL cluster (tests, trying it out);
 //! - [`draw`]: who wins, and when the draw may happen;
 //! - [`server`] and [`client`]: the two programs' cores;
 //! - [`dataset`], [`generate`], [`export`]: reading, making and writing bets;
@@ -26,6 +28,7 @@ pub mod draw;
 pub mod error;
 pub mod export;
 pub mod generate;
+pub mod pg_sandbox;
 pub mod proto;
 pub mod server;
 pub mod simulate;

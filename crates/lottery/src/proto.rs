@@ -70,6 +70,10 @@ pub mod resp {
     pub const PROGRESS: u8 = 6;
     /// UTF-8 text: another live connection speaks for this agency.
     pub const AGENCY_TAKEN: u8 = 7;
+    /// UTF-8 text: the batch could not be stored now (the server's database
+    /// is unreachable); nothing of it is acknowledged; send it again, here
+    /// later or to another server.
+    pub const UNAVAILABLE: u8 = 8;
 }
 
 /// A decoded request.
@@ -159,6 +163,8 @@ pub enum Response {
     },
     /// Another live connection speaks for this agency.
     AgencyTaken(String),
+    /// The batch could not be stored now; resend it (here or elsewhere).
+    Unavailable(String),
 }
 
 /// Splits a bets payload at NUL bytes and validates every bet; the first bad bet
@@ -322,6 +328,7 @@ pub fn encode_response(r: &Response, out: &mut BytesMut) {
         ),
         Response::Error(text) => (resp::ERROR, fitted(text)),
         Response::AgencyTaken(text) => (resp::AGENCY_TAKEN, fitted(text)),
+        Response::Unavailable(text) => (resp::UNAVAILABLE, fitted(text)),
         Response::NotYet { done, expected } => {
             let mut p = done.to_be_bytes().to_vec();
             p.extend_from_slice(&expected.to_be_bytes());
@@ -404,6 +411,7 @@ pub fn decode_response(code: u8, payload: &[u8]) -> Result<Response, Error> {
         }
         resp::ERROR => Ok(Response::Error(text("ERROR")?.to_string())),
         resp::AGENCY_TAKEN => Ok(Response::AgencyTaken(text("AGENCY_TAKEN")?.to_string())),
+        resp::UNAVAILABLE => Ok(Response::Unavailable(text("UNAVAILABLE")?.to_string())),
         resp::NOT_YET => match payload {
             [a, b, c, d] => Ok(Response::NotYet {
                 done: u16::from_be_bytes([*a, *b]),

@@ -34,7 +34,7 @@ use crate::Error;
 use crate::agencies::{Agencies, Claim};
 use crate::draw::Draw;
 use crate::proto::{Incoming, Request, Response, ServerCodec, winners_parts};
-use crate::store::{Backend, BatchJob, Store, Stored};
+use crate::store::{Backend, BatchJob, Committed, Store, Stored};
 
 /// Requests one connection may have in flight (queued, not yet answered).
 const PIPELINE: usize = 64;
@@ -110,22 +110,27 @@ pub struct Server {
 impl Server {
     /// Opens the store (recovering what a previous run stored) and binds.
     pub async fn bind(config: ServerConfig) -> Result<Server, Error> {
-        let (store, writer, recovered) = Store::open(&config.backend)?;
+        let (store, writer, recovered) = Store::open(&config.backend, config.agencies).await?;
         let draw = Arc::new(Draw::new(config.agencies));
         let mut due = false;
         for agency in &recovered.done {
             due |= draw.agency_done(*agency);
         }
+        // A shared store says whether the draw happened (on whichever server).
+        if store.shared() {
+            due = recovered.drawn;
+        }
         log_action!(
             info,
             "store_open",
             Success,
+            store = config.backend.describe(),
             bets = recovered.bets,
             agencies_done = recovered.done.len(),
             agencies_expected = draw.expected()
         );
         if due {
-            run_draw(&store, &draw).await?;
+            run_draw(&store, &draw, "recovered").await?;
         }
         let listener = bind(config.listen, config.backlog)?;
         Ok(Server {
@@ -163,12 +168,20 @@ impl Server {
         rt.max_connections = config.max_connections;
         rt.shutdown_grace = Duration::from_secs(5);
         rt.evict_idle_after = config.evict_idle_after;
+        let shared_stop = tokio_util::sync::CancellationToken::new();
         let shared = Arc::new(Shared {
             store: store.clone(),
             draw,
             agencies: Arc::new(Agencies::default()),
             idle_timeout: config.idle_timeout,
             winners_wait: config.winners_wait,
+        });
+        let watcher = store.shared().then(|| {
+            tokio::spawn(watch_draw(
+                store.clone(),
+                Arc::clone(&shared.draw),
+                shared_stop.clone(),
+            ))
         });
         let report = serve(
             listener,
@@ -179,21 +192,55 @@ impl Server {
         )
         .await;
         log_action!(info, "listener_close", Success, address = addr);
+        shared_stop.cancel();
+        if let Some(w) = watcher {
+            let _ = w.await;
+        }
         drop(store);
         // The writer finishes what was queued, then closes the database.
-        tokio::task::spawn_blocking(move || writer.join())
-            .await
-            .ok();
+        writer.finish().await;
         Ok(report)
     }
 }
 
 /// Runs the draw: reads the winners from the store and publishes them.
-async fn run_draw(store: &Store, draw: &Draw) -> Result<(), Error> {
+/// `how` says where this server learnt that it is due (`here`: its own
+/// commit completed the set; `recovered`: at start; `shared`: another
+/// server's commit, seen in the database).
+async fn run_draw(store: &Store, draw: &Draw, how: &str) -> Result<(), Error> {
     let winners = store.winners().await?;
-    log_action!(info, "sorteo", Success);
+    log_action!(info, "sorteo", Success, how = how);
     draw.publish(winners);
     Ok(())
+}
+
+/// How often a server on a shared store looks at the lottery's state until
+/// the draw (agencies finishing on other servers, the draw they record).
+const WATCH_EVERY: Duration = Duration::from_millis(100);
+
+/// On a shared store: keeps this server's view of who is done current and
+/// publishes the draw once any server has recorded it.
+async fn watch_draw(store: Store, draw: Arc<Draw>, stop: tokio_util::sync::CancellationToken) {
+    while draw.winners().is_none() {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(WATCH_EVERY) => {}
+        }
+        match store.state().await {
+            Ok(state) => {
+                for agency in state.done {
+                    draw.agency_done(agency);
+                }
+                if state.drawn
+                    && draw.winners().is_none()
+                    && let Err(e) = run_draw(&store, &draw, "shared").await
+                {
+                    log_action!(warn, "sorteo", Fail, error = e);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot read the lottery's state; trying again"),
+        }
+    }
 }
 
 /// What every connection shares.
@@ -213,7 +260,7 @@ enum Pending {
         last: bool,
         count: usize,
         bets_for_log: Option<Vec<(String, u16)>>,
-        outcome: std::pin::Pin<Box<dyn Future<Output = Result<Stored, Error>> + Send>>,
+        outcome: std::pin::Pin<Box<dyn Future<Output = Result<Committed, Error>> + Send>>,
     },
     Winners(u8, Duration),
     Progress(u8),
@@ -424,7 +471,10 @@ async fn answer(p: Pending, shared: &Shared, conn: &Conn) -> (Vec<Response>, boo
             bets_for_log,
             outcome,
         } => match outcome.await {
-            Ok(Stored::Conflict(why)) => {
+            Ok(Committed {
+                stored: Stored::Conflict(why),
+                ..
+            }) => {
                 log_action!(
                     warn,
                     "lote_en_conflicto",
@@ -436,13 +486,20 @@ async fn answer(p: Pending, shared: &Shared, conn: &Conn) -> (Vec<Response>, boo
                 );
                 (vec![Response::Error(why)], false)
             }
-            Ok(stored) => {
+            Ok(Committed { stored, drew }) => {
                 log_stored(agency, first, count, &stored, bets_for_log.as_deref());
-                if last
-                    && shared.draw.agency_done(agency)
-                    && let Err(e) = run_draw(&shared.store, &shared.draw).await
-                {
-                    log_action!(error, "sorteo", Fail, error = e);
+                if last {
+                    // Alone on its store, the server counts; on a shared
+                    // store the database said whether this commit drew.
+                    let due_here = shared.draw.agency_done(agency);
+                    let due = if shared.store.shared() {
+                        drew
+                    } else {
+                        due_here
+                    };
+                    if due && let Err(e) = run_draw(&shared.store, &shared.draw, "here").await {
+                        log_action!(error, "sorteo", Fail, error = e);
+                    }
                 }
                 (vec![Response::BetProcessed], false)
             }
@@ -454,7 +511,12 @@ async fn answer(p: Pending, shared: &Shared, conn: &Conn) -> (Vec<Response>, boo
                     cantidad = count,
                     error = &e
                 );
-                (vec![Response::Error(format!("not stored: {e}"))], true)
+                // Nothing of it is acknowledged; the agency sends it again
+                // (to this server later or to another one).
+                (
+                    vec![Response::Unavailable(format!("not stored: {e}"))],
+                    true,
+                )
             }
         },
         Pending::Winners(agency, wait) => {

@@ -54,7 +54,7 @@ pub async fn simulate(data: BTreeMap<u8, Vec<Bet>>, opts: &SimOptions) -> Result
     let tasks: Vec<_> = data
         .into_iter()
         .map(|(agency, bets)| {
-            let mut a = AgencyConfig::new(agency, addr.to_string());
+            let mut a = AgencyConfig::new(agency, &addr.to_string());
             a.max_amount = opts.max_amount;
             a.window = opts.window;
             tokio::spawn(async move { run_agency(&a, &bets).await })

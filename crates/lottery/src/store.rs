@@ -1,40 +1,44 @@
 //! The durable store (spec: lottery.md, "Storage", "Durability and exactly-once").
 //!
-//! SQLite (bundled) in WAL mode with `synchronous=FULL`: a batch is acknowledged
-//! only after the transaction holding it has committed and the WAL has been
-//! synced, so a server killed at any moment loses no acknowledged bet.
+//! Two backends behind one handle, chosen at start ([`Backend`]):
+//! - **SQLite** ([`sqlite`], the embedded default): one server owns one file;
+//! - **PostgreSQL** ([`postgres`]): several servers share one database, which
+//!   decides exactly-once and the draw for all of them.
 //!
-//! One writer thread owns the connection and does **group commit**: it takes
-//! every batch waiting in its queue, writes them all in one transaction, syncs
-//! once, then answers each. Many agencies sending at once share one fsync.
+//! Both do **group commit**: one writer takes every batch waiting in its
+//! queue, writes them all in one transaction, commits once (the commit is
+//! durable: SQLite `synchronous=FULL`, PostgreSQL `synchronous_commit=on`),
+//! then answers each. Many agencies sending at once share one sync. A batch is
+//! acknowledged only after the commit holding it; a failed commit answers
+//! every batch of its group with an error, never with an acknowledgement.
 //!
-//! Exactly-once: a `SEND_BATCH` says where its bets sit in the agency's list
-//! (`first`); the server computes the batch's digest ([`crate::digest`]) and
-//! records `(agency, first, count, digest)` in `ranges`, in the same
-//! transaction as the bets. A batch is a retry only if it is the same batch:
-//! same place, same count, same digest; then it is acknowledged without being
-//! stored again. A batch that overlaps a stored one in any other way (another
-//! batch size after a restart, another client claiming the agency's places) is
-//! a conflict: refused, never acknowledged, nothing stored, and the answer names
-//! the stored batch it clashes with. `progress` keeps, per agency, how many
-//! bets are stored from place 0 without a gap and their digest: what `RESUME`
-//! answers, so a restarted client (whatever its batch size) sends only the rest.
-//! The seed's codes carry no place and cannot be deduplicated.
-//!
-//! One server per database file: the store takes an exclusive lock (`flock`)
-//! on the file for its whole life, and a second server refuses to start.
+//! Exactly-once (the same rule in both): a `SEND_BATCH` says where its bets
+//! sit in the agency's list (`first`); the server computes the batch's digest
+//! ([`crate::digest`]) and records `(agency, first, count, digest)` in
+//! `ranges`, in the same transaction as the bets. A batch is a retry only if it
+//! is the same batch: same place, same count, same digest; then it is
+//! acknowledged without being stored again. A batch that overlaps a stored one
+//! in any other way (another batch size after a restart, another client
+//! claiming the agency's places) is a conflict: refused, never acknowledged,
+//! nothing stored, and the answer names the stored batch it clashes with.
+//! `progress` keeps, per agency, how many bets are stored from place 0 without
+//! a gap and their digest: what `RESUME` answers, so a restarted client
+//! (whatever its batch size) sends only the rest. The seed's codes carry no
+//! place and cannot be deduplicated.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
+use std::path::PathBuf;
 
-use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::Error;
-use crate::bet::{Bet, WINNING_NUMBER};
-use crate::draw::{Winners, group_winners};
+use crate::bet::Bet;
+use crate::draw::Winners;
+
+pub mod postgres;
+mod sqlite;
+
+pub use postgres::PgTarget;
+pub use sqlite::{batch_recorded, read_all};
 
 /// Most bets written in one transaction before committing.
 const GROUP_BETS: usize = 200_000;
@@ -89,6 +93,16 @@ pub enum Stored {
     Conflict(String),
 }
 
+/// A batch's outcome, and whether its commit ran the draw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// What storing it did.
+    pub stored: Stored,
+    /// The commit holding it recorded the draw (a shared store decides the
+    /// draw in the database: exactly one commit of the lottery does this).
+    pub drew: bool,
+}
+
 /// Where an agency's bets stand.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
@@ -107,29 +121,33 @@ pub struct Recovered {
     pub bets: u64,
     /// Agencies that had already sent their last batch.
     pub done: Vec<u8>,
+    /// The draw has already happened (a shared store says; SQLite leaves it
+    /// to the server, which counts `done`).
+    pub drawn: bool,
 }
 
+/// The lottery as a shared store sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LotteryState {
+    /// Agencies the draw waits for.
+    pub expected: usize,
+    /// Agencies that sent their last batch, on any server.
+    pub done: Vec<u8>,
+    /// The draw has happened.
+    pub drawn: bool,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, String>>;
+
+/// What the writer is asked to do.
 enum Job {
-    Batch(BatchJob, oneshot::Sender<Result<Stored, String>>),
-    Winners(oneshot::Sender<Result<Winners, String>>),
-    Count(oneshot::Sender<Result<u64, String>>),
-    Progress(u8, oneshot::Sender<Result<Progress, String>>),
-}
-
-/// Where bets go.
-#[derive(Debug, Clone)]
-pub enum Backend {
-    /// SQLite at this path (created on first run).
-    Sqlite(PathBuf),
-    /// Acknowledge without storing: the benchmark's baseline.
-    Discard,
-}
-
-/// Handle to the writer thread. Cheap to clone; the thread ends when every
-/// handle is dropped (after finishing what was queued).
-#[derive(Debug, Clone)]
-pub struct Store {
-    jobs: mpsc::Sender<Job>,
+    Batch(BatchJob, Reply<Committed>),
+    Winners(Reply<Winners>),
+    Count(Reply<u64>),
+    Progress(u8, Reply<Progress>),
+    State(Reply<LotteryState>),
+    All(Reply<Vec<(u8, Bet)>>),
+    Recorded(u8, u32, Reply<bool>),
 }
 
 impl std::fmt::Debug for Job {
@@ -139,108 +157,102 @@ impl std::fmt::Debug for Job {
             Job::Winners(_) => "Winners",
             Job::Count(_) => "Count",
             Job::Progress(..) => "Progress",
+            Job::State(_) => "State",
+            Job::All(_) => "All",
+            Job::Recorded(..) => "Recorded",
         })
     }
 }
 
-/// The writer thread, to join at shutdown.
+/// Where bets go.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// SQLite at this path (created on first run), for this server alone.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database that several servers may share.
+    Postgres(PgTarget),
+    /// Acknowledge without storing: the benchmark's baseline.
+    Discard,
+}
+
+impl Backend {
+    /// Where the bets go, for logs: a path, a URL without its password, or
+    /// `discard`.
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Sqlite(p) => p.display().to_string(),
+            Backend::Postgres(t) => t.to_string(),
+            Backend::Discard => "discard".to_string(),
+        }
+    }
+}
+
+/// Handle to the writer. Cheap to clone; the writer ends when every handle is
+/// dropped (after finishing what was queued).
+#[derive(Debug, Clone)]
+pub struct Store {
+    jobs: mpsc::UnboundedSender<Job>,
+    shared: bool,
+}
+
+/// The writer, to wait for at shutdown.
 #[derive(Debug)]
-pub struct Writer {
-    thread: JoinHandle<()>,
+pub enum Writer {
+    /// SQLite's (and the discarding baseline's) writer thread.
+    Thread(std::thread::JoinHandle<()>),
+    /// PostgreSQL's writer task.
+    Task(tokio::task::JoinHandle<()>),
 }
 
 impl Writer {
     /// Waits until the writer has finished its queue and closed the database.
-    pub fn join(self) {
-        let _ = self.thread.join();
+    pub async fn finish(self) {
+        match self {
+            Writer::Thread(t) => {
+                let _ = tokio::task::spawn_blocking(move || t.join()).await;
+            }
+            Writer::Task(t) => {
+                let _ = t.await;
+            }
+        }
     }
-}
-
-/// Takes the database file for this process alone: a second server on the
-/// same file would split the agencies between two draws that never happen.
-fn lock_file(path: &Path) -> Result<File, Error> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(path.display().to_string())),
-        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
-    }
-}
-
-fn open_sqlite(path: &Path) -> Result<Connection, Error> {
-    let conn = Connection::open(path)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS bets (
-             id INTEGER PRIMARY KEY,
-             agency INTEGER NOT NULL,
-             nombre TEXT NOT NULL,
-             apellido TEXT NOT NULL,
-             documento TEXT NOT NULL,
-             nacimiento TEXT NOT NULL,
-             numero INTEGER NOT NULL
-         );
-         CREATE TABLE IF NOT EXISTS ranges (
-             agency INTEGER NOT NULL,
-             first INTEGER NOT NULL,
-             count INTEGER NOT NULL,
-             digest INTEGER NOT NULL,
-             PRIMARY KEY (agency, first)
-         ) WITHOUT ROWID;
-         CREATE TABLE IF NOT EXISTS progress (
-             agency INTEGER PRIMARY KEY,
-             next INTEGER NOT NULL,
-             digest INTEGER NOT NULL
-         );
-         CREATE TABLE IF NOT EXISTS agencies_done (agency INTEGER PRIMARY KEY);",
-    )?;
-    Ok(conn)
 }
 
 impl Store {
-    /// Opens (creating if needed) the store and starts its writer thread.
-    pub fn open(backend: &Backend) -> Result<(Store, Writer, Recovered), Error> {
-        let (conn, lock) = match backend {
+    /// Opens (creating or migrating if needed) the store and starts its
+    /// writer. `expected` is the agencies the draw waits for: a shared store
+    /// records it on first start and refuses a server that says otherwise.
+    pub async fn open(
+        backend: &Backend,
+        expected: usize,
+    ) -> Result<(Store, Writer, Recovered), Error> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (writer, recovered, shared) = match backend {
             Backend::Sqlite(path) => {
-                let lock = lock_file(path)?;
-                (Some(open_sqlite(path)?), Some(lock))
+                let (w, r) = sqlite::start(Some(path), rx)?;
+                (w, r, false)
             }
-            Backend::Discard => (None, None),
+            Backend::Discard => {
+                let (w, r) = sqlite::start(None, rx)?;
+                (w, r, false)
+            }
+            Backend::Postgres(target) => {
+                let (w, r) = postgres::start(target, expected, rx).await?;
+                (w, r, true)
+            }
         };
-        let recovered = match &conn {
-            Some(c) => Recovered {
-                bets: c.query_row("SELECT COUNT(*) FROM bets", [], |r| r.get::<_, i64>(0))? as u64,
-                done: c
-                    .prepare("SELECT agency FROM agencies_done ORDER BY agency")?
-                    .query_map([], |r| r.get::<_, u8>(0))?
-                    .collect::<Result<_, _>>()?,
-            },
-            None => Recovered::default(),
-        };
-        let (tx, rx) = mpsc::channel();
-        let name = match backend {
-            Backend::Sqlite(p) => p.display().to_string(),
-            Backend::Discard => "discard".to_string(),
-        };
-        let thread = std::thread::Builder::new()
-            .name("lottery-store".into())
-            .spawn(move || {
-                writer_loop(conn, &rx, &name);
-                // Released only once the database is closed.
-                drop(lock);
-            })?;
-        Ok((Store { jobs: tx }, Writer { thread }, recovered))
+        Ok((Store { jobs: tx, shared }, writer, recovered))
+    }
+
+    /// The draw is decided in the database, shared by every server
+    /// ([`Committed::drew`], [`Store::state`]), not by this server's memory.
+    pub fn shared(&self) -> bool {
+        self.shared
     }
 
     /// Stores a batch; resolves once it is durable (or known to be a retry).
     pub async fn store(&self, job: BatchJob) -> Result<Stored, Error> {
-        self.submit(job)?.await
+        Ok(self.submit(job)?.await?.stored)
     }
 
     /// Queues a batch and returns the receiver of its outcome, so a connection
@@ -248,7 +260,7 @@ impl Store {
     pub fn submit(
         &self,
         job: BatchJob,
-    ) -> Result<impl Future<Output = Result<Stored, Error>> + Send + use<>, Error> {
+    ) -> Result<impl Future<Output = Result<Committed, Error>> + Send + use<>, Error> {
         let (tx, rx) = oneshot::channel();
         self.jobs
             .send(Job::Batch(job, tx))
@@ -261,125 +273,67 @@ impl Store {
         })
     }
 
-    /// Every winning bet's documento, per agency.
-    pub async fn winners(&self) -> Result<Winners, Error> {
+    async fn ask<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
-        self.jobs
-            .send(Job::Winners(tx))
-            .map_err(|_| Error::StoreClosed)?;
+        self.jobs.send(job(tx)).map_err(|_| Error::StoreClosed)?;
         rx.await
             .map_err(|_| Error::StoreClosed)?
             .map_err(Error::Commit)
+    }
+
+    /// Every winning bet's documento, per agency.
+    pub async fn winners(&self) -> Result<Winners, Error> {
+        self.ask(Job::Winners).await
     }
 
     /// Where `agency`'s bets stand.
     pub async fn progress(&self, agency: u8) -> Result<Progress, Error> {
-        let (tx, rx) = oneshot::channel();
-        self.jobs
-            .send(Job::Progress(agency, tx))
-            .map_err(|_| Error::StoreClosed)?;
-        rx.await
-            .map_err(|_| Error::StoreClosed)?
-            .map_err(Error::Commit)
+        self.ask(|r| Job::Progress(agency, r)).await
     }
 
     /// Bets stored so far.
     pub async fn count(&self) -> Result<u64, Error> {
-        let (tx, rx) = oneshot::channel();
-        self.jobs
-            .send(Job::Count(tx))
-            .map_err(|_| Error::StoreClosed)?;
-        rx.await
-            .map_err(|_| Error::StoreClosed)?
-            .map_err(Error::Commit)
+        self.ask(Job::Count).await
+    }
+
+    /// Who is done and whether the draw happened, on any server.
+    pub async fn state(&self) -> Result<LotteryState, Error> {
+        self.ask(Job::State).await
+    }
+
+    /// Every stored bet, in storage order, as `(agency, bet)` (export, tests).
+    pub async fn all_bets(&self) -> Result<Vec<(u8, Bet)>, Error> {
+        self.ask(Job::All).await
+    }
+
+    /// Whether a batch of `agency` starting at place `first` is recorded.
+    pub async fn recorded(&self, agency: u8, first: u32) -> Result<bool, Error> {
+        self.ask(|r| Job::Recorded(agency, first, r)).await
     }
 }
 
-fn writer_loop(mut conn: Option<Connection>, rx: &mpsc::Receiver<Job>, name: &str) {
-    while let Ok(first) = rx.recv() {
-        let mut group = vec![first];
-        let mut bets = 0;
-        while bets < GROUP_BETS {
-            match rx.try_recv() {
-                Ok(job) => {
-                    if let Job::Batch(b, _) = &job {
-                        bets += b.bets.len();
-                    }
-                    group.push(job);
+/// Takes the next group from the queue: the first job (already received) and
+/// whatever else is waiting, up to [`GROUP_BETS`] bets; split into batches
+/// (committed together) and queries (answered after the commit).
+fn take_group(first: Job, rx: &mut mpsc::UnboundedReceiver<Job>) -> (Vec<Job>, Vec<Job>) {
+    let mut group = vec![first];
+    let mut bets = 0;
+    while bets < GROUP_BETS {
+        match rx.try_recv() {
+            Ok(job) => {
+                if let Job::Batch(b, _) = &job {
+                    bets += b.bets.len();
                 }
-                Err(_) => break,
+                group.push(job);
             }
-        }
-        let (batches, queries): (Vec<Job>, Vec<Job>) =
-            group.into_iter().partition(|j| matches!(j, Job::Batch(..)));
-        if !batches.is_empty() {
-            commit_group(conn.as_mut(), batches);
-        }
-        for q in queries {
-            answer_query(conn.as_ref(), q);
+            Err(_) => break,
         }
     }
-    if let Some(c) = conn {
-        match c.close() {
-            Ok(()) => netkit::log_action!(info, "store_close", Success, db = name),
-            Err((_, e)) => netkit::log_action!(warn, "store_close", Fail, db = name, error = e),
-        }
-    }
+    group.into_iter().partition(|j| matches!(j, Job::Batch(..)))
 }
 
-/// Writes a group of batches in one transaction and answers each.
-fn commit_group(conn: Option<&mut Connection>, jobs: Vec<Job>) {
-    let Some(conn) = conn else {
-        for job in jobs {
-            if let Job::Batch(b, reply) = job {
-                let _ = reply.send(Ok(Stored::New(b.bets.len())));
-            }
-        }
-        return;
-    };
-    let outcome = (|| -> rusqlite::Result<Vec<Stored>> {
-        let tx = conn.transaction()?;
-        let mut results = Vec::with_capacity(jobs.len());
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO bets (agency, nombre, apellido, documento, nacimiento, numero) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            let mut done =
-                tx.prepare_cached("INSERT OR IGNORE INTO agencies_done (agency) VALUES (?1)")?;
-            for job in &jobs {
-                let Job::Batch(b, _) = job else { continue };
-                if let Some(placed) = b.placed {
-                    match ranges::admit(&tx, b.agency, placed, b.bets.len())? {
-                        ranges::Admit::New => {}
-                        ranges::Admit::Same => {
-                            results.push(Stored::Duplicate);
-                            continue;
-                        }
-                        ranges::Admit::Clash(why) => {
-                            results.push(Stored::Conflict(why));
-                            continue;
-                        }
-                    }
-                }
-                for bet in &b.bets {
-                    insert.execute(params![
-                        b.agency,
-                        bet.nombre,
-                        bet.apellido,
-                        bet.documento,
-                        bet.nacimiento,
-                        bet.numero
-                    ])?;
-                }
-                if b.last {
-                    done.execute(params![b.agency])?;
-                }
-                results.push(Stored::New(b.bets.len()));
-            }
-        }
-        tx.commit()?;
-        Ok(results)
-    })();
+/// Answers every batch of a group with its outcome, or all with the error.
+fn answer_batches(jobs: Vec<Job>, outcome: Result<Vec<Committed>, String>) {
     match outcome {
         Ok(results) => {
             for (job, r) in jobs.into_iter().zip(results) {
@@ -392,77 +346,12 @@ fn commit_group(conn: Option<&mut Connection>, jobs: Vec<Job>) {
             netkit::log_action!(error, "store_commit", Fail, error = e);
             for job in jobs {
                 if let Job::Batch(_, reply) = job {
-                    let _ = reply.send(Err(e.to_string()));
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }
     }
 }
 
-fn answer_query(conn: Option<&Connection>, job: Job) {
-    match job {
-        Job::Winners(reply) => {
-            let r = conn.map_or(Ok(Winners::new()), |c| {
-                let mut stmt =
-                    c.prepare("SELECT agency, documento FROM bets WHERE numero = ?1 ORDER BY id")?;
-                let rows = stmt.query_map([WINNING_NUMBER], |r| {
-                    Ok((r.get::<_, u8>(0)?, r.get::<_, String>(1)?))
-                })?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
-                    .map(group_winners)
-            });
-            let _ = reply.send(r.map_err(|e: rusqlite::Error| e.to_string()));
-        }
-        Job::Progress(agency, reply) => {
-            let r = conn.map_or(Ok(Progress::default()), |c| ranges::progress(c, agency));
-            let _ = reply.send(r.map_err(|e| e.to_string()));
-        }
-        Job::Count(reply) => {
-            let r = conn.map_or(Ok(0), |c| {
-                c.query_row("SELECT COUNT(*) FROM bets", [], |r| r.get::<_, i64>(0))
-                    .map(|n| n as u64)
-            });
-            let _ = reply.send(r.map_err(|e| e.to_string()));
-        }
-        Job::Batch(..) => {}
-    }
-}
-
-/// Reads every stored bet, in storage order, as `(agency, bet)`; for export and
-/// tests. Opens its own read connection (WAL lets it run beside the writer).
-pub fn read_all(path: &Path) -> Result<Vec<(u8, Bet)>, Error> {
-    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let mut stmt = conn.prepare(
-        "SELECT agency, nombre, apellido, documento, nacimiento, numero FROM bets ORDER BY id",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, u8>(0)?,
-            Bet {
-                nombre: r.get(1)?,
-                apellido: r.get(2)?,
-                documento: r.get(3)?,
-                nacimiento: r.get(4)?,
-                numero: r.get(5)?,
-            },
-        ))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// Whether a batch of `agency` starting at place `first` is recorded, for tests.
-pub fn batch_recorded(path: &Path, agency: u8, first: u32) -> Result<bool, Error> {
-    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    Ok(conn
-        .query_row(
-            "SELECT 1 FROM ranges WHERE agency = ?1 AND first = ?2",
-            params![agency, first],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
-}
-
-mod ranges;
 #[cfg(test)]
 mod tests;

@@ -32,7 +32,7 @@ async fn ask(s: &mut TcpStream, frame: &[u8]) -> (u8, Vec<u8>) {
 }
 
 fn quick(agency: u8, addr: std::net::SocketAddr) -> AgencyConfig {
-    let mut a = AgencyConfig::new(agency, addr.to_string());
+    let mut a = AgencyConfig::new(agency, &addr.to_string());
     a.backoff = Duration::from_millis(5);
     a.max_backoff = Duration::from_millis(20);
     a
@@ -292,7 +292,7 @@ async fn legacy_client_against_the_seed_authors_server_ends_with_success() {
             return;
         }
     };
-    let mut a = AgencyConfig::new(5, peer.addr.clone());
+    let mut a = AgencyConfig::new(5, &peer.addr);
     a.legacy = true;
     let report = timeout(BOUND, run_agency(&a, &[Bet::parse(SEED_BET).unwrap()]))
         .await

@@ -210,7 +210,7 @@ async fn agencies_whose_connections_keep_breaking_store_every_bet_exactly_once()
         let bets: Vec<Bet> = (0..500)
             .map(|i| bet(&format!("{agency}{i:07}"), 100 + (i % 50) as u16))
             .collect();
-        let mut a = AgencyConfig::new(agency, proxy.local_addr().to_string());
+        let mut a = AgencyConfig::new(agency, &proxy.local_addr().to_string());
         a.max_amount = 5;
         a.window = 16;
         a.backoff = Duration::from_millis(1);
@@ -244,7 +244,7 @@ async fn agencies_whose_connections_keep_breaking_store_every_bet_exactly_once()
 async fn the_draw_waits_for_the_last_agency() {
     let srv = start(3).await;
     let agency = |id: u8, bets: Vec<Bet>| {
-        let a = AgencyConfig::new(id, srv.addr.to_string());
+        let a = AgencyConfig::new(id, &srv.addr.to_string());
         tokio::spawn(async move { run_agency(&a, &bets).await.unwrap() })
     };
     let first = agency(1, vec![bet("10000001", 7574), bet("10000002", 1)]);
@@ -287,7 +287,7 @@ async fn winners_are_per_agency_even_for_a_shared_documento() {
     let tasks: Vec<_> = plan
         .into_iter()
         .map(|(id, bets)| {
-            let a = AgencyConfig::new(id, srv.addr.to_string());
+            let a = AgencyConfig::new(id, &srv.addr.to_string());
             tokio::spawn(async move { run_agency(&a, &bets).await.unwrap() })
         })
         .collect();
@@ -304,7 +304,7 @@ async fn winners_are_per_agency_even_for_a_shared_documento() {
 #[tokio::test]
 async fn the_server_keeps_serving_after_the_draw() {
     let srv = start(1).await;
-    let a = AgencyConfig::new(1, srv.addr.to_string());
+    let a = AgencyConfig::new(1, &srv.addr.to_string());
     let r = timeout(BOUND, run_agency(&a, &[bet("1", 7574)]))
         .await
         .unwrap()
@@ -349,7 +349,7 @@ async fn a_client_started_before_the_server_retries_until_it_is_up() {
         .unwrap()
         .port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut a = AgencyConfig::new(1, addr.to_string());
+    let mut a = AgencyConfig::new(1, &addr.to_string());
     a.backoff = Duration::from_millis(20);
     let client = tokio::spawn(async move { run_agency(&a, &[bet("5", 7574)]).await });
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -270,7 +270,7 @@ pub async fn run(args: LotteryArgs) -> anyhow::Result<()> {
                 Some(p) => lottery::dataset::load_agency(p, a.id)?,
                 None => vec![single_bet(&a.single)?],
             };
-            let mut cfg = AgencyConfig::new(a.id, a.server);
+            let mut cfg = AgencyConfig::new(a.id, &a.server);
             cfg.max_amount = a.batch_max_amount;
             cfg.window = a.window;
             cfg.legacy = a.legacy;

@@ -254,6 +254,7 @@ proptest::proptest! {
             Response::NotYet { done, expected },
             Response::Progress { next, digest, done: fin },
             Response::AgencyTaken(format!("agency {done} is already connected")),
+            Response::Unavailable(format!("cannot reach PostgreSQL ({done})")),
         ] {
             let mut b = BytesMut::new();
             encode_response(&r, &mut b);

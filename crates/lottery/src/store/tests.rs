@@ -21,11 +21,73 @@ fn bets(from: usize, n: usize) -> Vec<Bet> {
         .collect()
 }
 
-#[tokio::test]
-async fn stores_durably_and_recovers_on_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bets.db");
-    let (store, writer, rec) = Store::open(&Backend::Sqlite(path.clone())).unwrap();
+/// A fresh, empty store of one backend, to open (and open again).
+struct Fixture {
+    backend: Backend,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Fixture {
+    fn sqlite() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        Fixture {
+            backend: Backend::Sqlite(dir.path().join("bets.db")),
+            _dir: Some(dir),
+        }
+    }
+
+    /// A fresh database of the process's throwaway cluster; `None` where
+    /// PostgreSQL cannot run (and is not required).
+    async fn postgres() -> Option<Fixture> {
+        let sandbox = crate::pg_sandbox::Sandbox::for_tests()?;
+        let target = sandbox.fresh_database("store").await.unwrap();
+        Some(Fixture {
+            backend: Backend::Postgres(target),
+            _dir: None,
+        })
+    }
+
+    async fn open(&self) -> (Store, Writer, Recovered) {
+        Store::open(&self.backend, 5).await.unwrap()
+    }
+}
+
+/// Runs each named case against SQLite and against PostgreSQL.
+macro_rules! both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(super::Fixture::sqlite()).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    if let Some(f) = super::Fixture::postgres().await {
+                        super::$case(f).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    stores_durably_and_recovers_on_reopen,
+    a_retried_batch_is_stored_once,
+    duplicates_inside_one_group_are_caught_too,
+    winners_are_grouped_by_agency_never_by_documento,
+    many_concurrent_batches_share_commits_and_all_land,
+    a_resend_with_another_batch_size_is_a_conflict_never_an_ack,
+    progress_waits_at_a_gap_and_moves_on_when_it_is_filled
+);
+
+async fn stores_durably_and_recovers_on_reopen(f: Fixture) {
+    let (store, writer, rec) = f.open().await;
     assert_eq!(rec, Recovered::default());
     let r = store
         .store(job(1, Some(0), false, vec![bet("01", 1), bet("02", 7574)]))
@@ -39,16 +101,17 @@ async fn stores_durably_and_recovers_on_reopen() {
     assert_eq!(r, Stored::New(1));
     assert_eq!(store.count().await.unwrap(), 3);
     drop(store);
-    writer.join();
-    let (_s, _w, rec) = Store::open(&Backend::Sqlite(path.clone())).unwrap();
+    writer.finish().await;
+    let (store, _w, rec) = f.open().await;
     assert_eq!(
         rec,
         Recovered {
             bets: 3,
-            done: vec![1]
+            done: vec![1],
+            drawn: false,
         }
     );
-    let all = read_all(&path).unwrap();
+    let all = store.all_bets().await.unwrap();
     assert_eq!(
         all.iter()
             .map(|(_, b)| b.documento.as_str())
@@ -62,11 +125,8 @@ async fn stores_durably_and_recovers_on_reopen() {
     );
 }
 
-#[tokio::test]
-async fn a_retried_batch_is_stored_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bets.db");
-    let (store, _w, _) = Store::open(&Backend::Sqlite(path.clone())).unwrap();
+async fn a_retried_batch_is_stored_once(f: Fixture) {
+    let (store, _w, _) = f.open().await;
     let b = job(4, Some(7), false, vec![bet("1", 1), bet("2", 2)]);
     assert_eq!(store.store(b.clone()).await.unwrap(), Stored::New(2));
     assert_eq!(store.store(b.clone()).await.unwrap(), Stored::Duplicate);
@@ -87,30 +147,26 @@ async fn a_retried_batch_is_stored_once() {
         Stored::New(1)
     );
     assert_eq!(store.count().await.unwrap(), 4);
-    assert!(batch_recorded(&path, 4, 7).unwrap());
-    assert!(!batch_recorded(&path, 4, 8).unwrap());
+    assert!(store.recorded(4, 7).await.unwrap());
+    assert!(!store.recorded(4, 8).await.unwrap());
 }
 
-#[tokio::test]
-async fn duplicates_inside_one_group_are_caught_too() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _w, _) = Store::open(&Backend::Sqlite(dir.path().join("b.db"))).unwrap();
+async fn duplicates_inside_one_group_are_caught_too(f: Fixture) {
+    let (store, _w, _) = f.open().await;
     let b = job(2, Some(0), false, vec![bet("1", 1)]);
     // Queue both before either commits: they land in the same transaction.
     let first = store.submit(b.clone()).unwrap();
     let second = store.submit(b).unwrap();
     let (a, c) = tokio::join!(first, second);
     assert_eq!(
-        (a.unwrap(), c.unwrap()),
+        (a.unwrap().stored, c.unwrap().stored),
         (Stored::New(1), Stored::Duplicate)
     );
     assert_eq!(store.count().await.unwrap(), 1);
 }
 
-#[tokio::test]
-async fn winners_are_grouped_by_agency_never_by_documento() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _w, _) = Store::open(&Backend::Sqlite(dir.path().join("b.db"))).unwrap();
+async fn winners_are_grouped_by_agency_never_by_documento(f: Fixture) {
+    let (store, _w, _) = f.open().await;
     store
         .store(job(
             1,
@@ -135,10 +191,8 @@ async fn winners_are_grouped_by_agency_never_by_documento() {
     assert_eq!(w.len(), 2);
 }
 
-#[tokio::test]
-async fn many_concurrent_batches_share_commits_and_all_land() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _w, _) = Store::open(&Backend::Sqlite(dir.path().join("b.db"))).unwrap();
+async fn many_concurrent_batches_share_commits_and_all_land(f: Fixture) {
+    let (store, _w, _) = f.open().await;
     let mut pending = Vec::new();
     for agency in 1..=10u8 {
         for seq in 0..20u32 {
@@ -153,30 +207,13 @@ async fn many_concurrent_batches_share_commits_and_all_land() {
         }
     }
     for p in pending {
-        assert_eq!(p.await.unwrap(), Stored::New(50));
+        assert_eq!(p.await.unwrap().stored, Stored::New(50));
     }
     assert_eq!(store.count().await.unwrap(), 10 * 20 * 50);
 }
 
-#[tokio::test]
-async fn discard_backend_acknowledges_without_storing() {
-    let (store, _w, rec) = Store::open(&Backend::Discard).unwrap();
-    assert_eq!(rec, Recovered::default());
-    assert_eq!(
-        store
-            .store(job(1, Some(0), true, vec![bet("1", 1)]))
-            .await
-            .unwrap(),
-        Stored::New(1)
-    );
-    assert_eq!(store.count().await.unwrap(), 0);
-}
-
-#[tokio::test]
-async fn a_resend_with_another_batch_size_is_a_conflict_never_an_ack() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bets.db");
-    let (store, _w, _) = Store::open(&Backend::Sqlite(path.clone())).unwrap();
+async fn a_resend_with_another_batch_size_is_a_conflict_never_an_ack(f: Fixture) {
+    let (store, _w, _) = f.open().await;
     let all = bets(0, 200);
     // Batches of 50: places 0..50 and 50..100.
     assert_eq!(
@@ -247,7 +284,9 @@ async fn a_resend_with_another_batch_size_is_a_conflict_never_an_ack() {
     let p = store.progress(1).await.unwrap();
     assert_eq!((p.next, p.done), (200, true));
     assert_eq!(p.digest, crate::digest::range_digest(0, &all));
-    let stored: Vec<_> = read_all(&path)
+    let stored: Vec<_> = store
+        .all_bets()
+        .await
         .unwrap()
         .into_iter()
         .map(|(_, b)| b)
@@ -255,10 +294,8 @@ async fn a_resend_with_another_batch_size_is_a_conflict_never_an_ack() {
     assert_eq!(stored, all, "every bet once, in order");
 }
 
-#[tokio::test]
-async fn progress_waits_at_a_gap_and_moves_on_when_it_is_filled() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _w, _) = Store::open(&Backend::Sqlite(dir.path().join("b.db"))).unwrap();
+async fn progress_waits_at_a_gap_and_moves_on_when_it_is_filled(f: Fixture) {
+    let (store, _w, _) = f.open().await;
     let all = bets(0, 30);
     assert_eq!(store.progress(3).await.unwrap(), Progress::default());
     store
@@ -284,12 +321,30 @@ async fn progress_waits_at_a_gap_and_moves_on_when_it_is_filled() {
     );
 }
 
-#[test]
-fn a_second_server_on_the_same_file_is_refused() {
+#[tokio::test]
+async fn discard_backend_acknowledges_without_storing() {
+    let (store, _w, rec) = Store::open(&Backend::Discard, 5).await.unwrap();
+    assert_eq!(rec, Recovered::default());
+    assert_eq!(
+        store
+            .store(job(1, Some(0), true, vec![bet("1", 1)]))
+            .await
+            .unwrap(),
+        Stored::New(1)
+    );
+    assert_eq!(store.count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bets.db");
-    let (store, writer, _) = Store::open(&Backend::Sqlite(path.clone())).unwrap();
-    let err = Store::open(&Backend::Sqlite(path.clone())).unwrap_err();
+    let (store, writer, _) = Store::open(&Backend::Sqlite(path.clone()), 5)
+        .await
+        .unwrap();
+    let err = Store::open(&Backend::Sqlite(path.clone()), 5)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Locked(_)), "{err}");
     assert!(
         err.to_string().contains("in use by another lottery server"),
@@ -297,6 +352,6 @@ fn a_second_server_on_the_same_file_is_refused() {
     );
     // Once the first has closed, the file is free again.
     drop(store);
-    writer.join();
-    assert!(Store::open(&Backend::Sqlite(path)).is_ok());
+    writer.finish().await;
+    assert!(Store::open(&Backend::Sqlite(path), 5).await.is_ok());
 }

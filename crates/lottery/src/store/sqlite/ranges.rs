@@ -9,7 +9,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Placed, Progress};
+use crate::store::{Placed, Progress};
 
 /// What to do with a placed batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
