@@ -180,7 +180,7 @@ pub async fn run_agency(cfg: &AgencyConfig, bets: &[Bet]) -> Result<AgencyReport
                 }
                 server += 1;
                 // The next server at once; a pause after a whole round failed.
-                let pause = if failures % servers == 0 {
+                let pause = if failures.is_multiple_of(servers) {
                     delay
                 } else {
                     Duration::ZERO

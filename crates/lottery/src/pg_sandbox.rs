@@ -94,8 +94,13 @@ fn free_port() -> Result<u16, Error> {
 }
 
 impl Sandbox {
-    /// Makes and starts a cluster.
+    /// Makes and starts a cluster on a free port.
     pub fn start() -> Result<Sandbox, Error> {
+        Self::start_on(0)
+    }
+
+    /// Makes and starts a cluster on `port` of 127.0.0.1 (0: a free one).
+    pub fn start_on(port: u16) -> Result<Sandbox, Error> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let bin = bin_dir().ok_or_else(|| {
             fail(format!(
@@ -138,7 +143,7 @@ impl Sandbox {
         )?;
         let mut last = None;
         for _ in 0..5 {
-            sandbox.port = free_port()?;
+            sandbox.port = if port == 0 { free_port()? } else { port };
             match sandbox.start_server() {
                 Ok(()) => return Ok(sandbox),
                 Err(e) => last = Some(e),
@@ -268,30 +273,11 @@ impl Sandbox {
         format!("postgres://{USER}@127.0.0.1:{}/{db}", self.port)
     }
 
-    /// Creates database `name` (letters, digits, `_`) and returns its target.
+    /// Creates database `name` (lowercase letters, digits, `_`) and returns
+    /// its target.
     pub async fn create_database(&self, name: &str) -> Result<PgTarget, Error> {
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        {
-            return Err(fail(format!("bad database name {name:?}")));
-        }
         let admin: PgTarget = self.url("postgres").parse()?;
-        let (client, connection) = admin
-            .config()
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| fail(crate::store::postgres::describe(&e)))?;
-        let driver = tokio::spawn(connection);
-        let created = client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .map_err(|e| fail(crate::store::postgres::describe(&e)));
-        drop(client);
-        let _ = driver.await;
-        created?;
-        self.url(name).parse()
+        admin.create_database(name).await
     }
 
     /// A fresh database named after `prefix` and a process-wide counter.

@@ -545,7 +545,7 @@ async fn answer(p: Pending, shared: &Shared, conn: &Conn) -> (Vec<Response>, boo
                 false,
             ),
             Err(e) => (
-                vec![Response::Error(format!("cannot read progress: {e}"))],
+                vec![Response::Unavailable(format!("cannot read progress: {e}"))],
                 true,
             ),
         },

@@ -16,6 +16,7 @@ fn opts(db: &Path) -> SimOptions {
         backend: Backend::Sqlite(db.to_path_buf()),
         max_amount: 100,
         window: 16,
+        servers: 1,
     }
 }
 

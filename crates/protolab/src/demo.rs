@@ -228,6 +228,7 @@ async fn lottery_run() -> anyhow::Result<()> {
         backend: Backend::Sqlite(db.clone()),
         max_amount: 100,
         window: 32,
+        servers: 1,
     };
     let report = simulate(data, &opts).await?;
     crate::lottery_cmd::print_winners(&report);

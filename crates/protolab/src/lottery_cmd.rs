@@ -11,7 +11,7 @@ use lottery::Bet;
 use lottery::client::{AgencyConfig, run_agency};
 use lottery::generate::{GenConfig, generate, write_dir, write_zip};
 use lottery::server::{Server, ServerConfig};
-use lottery::simulate::{SimOptions, SimReport, simulate};
+use lottery::simulate::SimReport;
 use lottery::store::Backend;
 
 #[derive(Debug, Args)]
@@ -21,6 +21,8 @@ use lottery::store::Backend;
       NACIMIENTO=2000-05-10 NUMERO=9325 protolab lottery client
   protolab lottery client --id 1 --dataset dataset.zip
   protolab lottery simulate --agencies 5
+  protolab lottery pg-sandbox        # a throwaway PostgreSQL; prints its URL
+  protolab lottery simulate --servers 3 --store postgres://lottery@127.0.0.1:5433/lottery --kill-one
   protolab lottery bench")]
 pub struct LotteryArgs {
     #[command(subcommand)]
@@ -31,12 +33,12 @@ pub struct LotteryArgs {
 pub enum Cmd {
     /// The central server: stores bets durably, runs the draw, answers winners.
     #[command(
-        after_help = "Example:\n  SERVER_PORT=12345 protolab lottery serve --agencies 5 --db bets.db"
+        after_help = "Examples:\n  SERVER_PORT=12345 protolab lottery serve --agencies 5 --db bets.db\n  # several servers of one lottery, sharing a PostgreSQL database:\n  protolab lottery serve --port 12345 --store postgres://lottery@127.0.0.1:5433/lottery\n  LOTTERY_STORE=postgres://lottery@127.0.0.1:5433/lottery protolab lottery serve --port 12346"
     )]
     Serve(ServeArgs),
     /// An agency: sends its bets in batches, then asks for its winners.
     #[command(
-        after_help = "Examples:\n  protolab lottery client --id 1 --server 127.0.0.1:12345 --dataset dataset.zip\n  CLI_ID=5 NOMBRE=Ana APELLIDO=Pérez DOCUMENTO=30904465 NACIMIENTO=1999-03-17 NUMERO=7574 protolab lottery client"
+        after_help = "Examples:\n  protolab lottery client --id 1 --server 127.0.0.1:12345 --dataset dataset.zip\n  protolab lottery client --id 2 --server 127.0.0.1:12345,127.0.0.1:12346 --dataset dataset.zip\n  CLI_ID=5 NOMBRE=Ana APELLIDO=Pérez DOCUMENTO=30904465 NACIMIENTO=1999-03-17 NUMERO=7574 protolab lottery client"
     )]
     Client(ClientArgs),
     /// Write a deterministic, realistic data set (agency-N.csv files or a zip).
@@ -44,11 +46,22 @@ pub enum Cmd {
         after_help = "Example:\n  protolab lottery generate --agencies 5 --bets 1000000 --out bets.zip"
     )]
     Generate(GenerateArgs),
-    /// A server and N agencies on loopback; prints the winners per agency.
+    /// Servers and N agencies on loopback; prints the winners per agency.
     #[command(
-        after_help = "Examples:\n  protolab lottery simulate --agencies 5\n  protolab lottery simulate --dataset dataset.zip"
+        after_help = "Examples:\n  protolab lottery simulate --agencies 5\n  protolab lottery simulate --dataset dataset.zip\n  protolab lottery simulate --servers 3 --store postgres://lottery@127.0.0.1:5433/lottery --kill-one"
     )]
     Simulate(SimulateArgs),
+    /// Start a throwaway PostgreSQL cluster (as `nobody` when run as root),
+    /// print its URL, and remove it on Ctrl-C.
+    #[command(
+        name = "pg-sandbox",
+        after_help = "Example:\n  protolab lottery pg-sandbox --port 5433\n  # then, in another terminal:\n  protolab lottery simulate --servers 3 --store postgres://lottery@127.0.0.1:5433/lottery"
+    )]
+    PgSandbox {
+        /// Port on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
     /// Write the stored bets as the course's bets.csv.
     #[command(after_help = "Example:\n  protolab lottery export --db bets.db --out bets.csv")]
     Export {
@@ -59,9 +72,17 @@ pub enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Durable ingest rate with 5 and 100 agencies against a discarding server.
-    #[command(after_help = "Example:\n  cargo run --release -- lottery bench --bets 2000000")]
+    /// Durable ingest rate with 5 and 100 agencies (SQLite, PostgreSQL)
+    /// against a discarding server; then 1, 2 and 3 servers on one database.
+    #[command(
+        after_help = "Examples:\n  cargo run --release -- lottery bench --bets 2000000\n  cargo run --release -- lottery bench --store postgres://lottery@127.0.0.1:5433/postgres"
+    )]
     Bench {
+        /// PostgreSQL server to measure on (a scratch database per run is
+        /// made through this URL's database and dropped); `sandbox` (the
+        /// default) starts a throwaway cluster, `none` skips PostgreSQL.
+        #[arg(long, default_value = "sandbox", value_name = "URL|sandbox|none")]
+        store: String,
         /// Bets per measured run.
         #[arg(long, default_value_t = 2_000_000)]
         bets: usize,
@@ -91,6 +112,10 @@ pub struct ServeArgs {
     /// The SQLite database (created on first run).
     #[arg(long, default_value = "bets.db")]
     db: PathBuf,
+    /// Store in this PostgreSQL database instead (postgres://USER@HOST:PORT/DB;
+    /// several servers may share it); also from DATABASE_URL.
+    #[arg(long, env = "LOTTERY_STORE", value_name = "URL", conflicts_with = "db")]
+    store: Option<String>,
     /// Agencies the draw waits for.
     #[arg(long, env = "LOTTERY_AGENCIES", default_value_t = 5)]
     agencies: usize,
@@ -112,7 +137,9 @@ pub struct ClientArgs {
     /// Agency id (1..=255).
     #[arg(long, env = "CLI_ID")]
     id: u8,
-    /// Server host:port.
+    /// Server host:port, or several servers of one lottery, comma-separated:
+    /// on a refused or dropped connection the agency moves to the next and
+    /// resends what was not acknowledged.
     #[arg(long, env = "CLI_SERVER_ADDRESS", default_value = "127.0.0.1:12345")]
     server: String,
     /// Most bets per batch.
@@ -175,19 +202,31 @@ pub struct GenerateArgs {
 pub struct SimulateArgs {
     /// Agencies (for a generated data set).
     #[arg(long, default_value_t = 5)]
-    agencies: u8,
+    pub agencies: u8,
     /// Bets in all (for a generated data set).
     #[arg(long, default_value_t = 78_697)]
-    bets: usize,
+    pub bets: usize,
     /// A zip or directory of agency-N.csv instead of generated bets.
     #[arg(long)]
-    dataset: Option<PathBuf>,
+    pub dataset: Option<PathBuf>,
     /// Bets per batch.
     #[arg(long, default_value_t = 100)]
-    max_amount: usize,
+    pub max_amount: usize,
     /// Keep the database here (default: a temporary directory).
+    #[arg(long, conflicts_with = "store")]
+    pub db: Option<PathBuf>,
+    /// Store in this PostgreSQL database (give a fresh one: it becomes this
+    /// simulation's lottery).
+    #[arg(long, env = "LOTTERY_STORE", value_name = "URL")]
+    pub store: Option<String>,
+    /// Servers sharing the store (more than one needs --store); each runs as
+    /// its own `protolab lottery serve` process.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub servers: u16,
+    /// SIGKILL one server mid-ingest (needs --servers 2 or more) and show
+    /// that the totals and the winners are unchanged.
     #[arg(long)]
-    db: Option<PathBuf>,
+    pub kill_one: bool,
 }
 
 impl Cmd {
@@ -216,6 +255,37 @@ fn single_bet(env: &SingleBet) -> anyhow::Result<Bet> {
     );
     Bet::parse(&present.join(","))
         .context("the bet from NOMBRE/APELLIDO/DOCUMENTO/NACIMIENTO/NUMERO")
+}
+
+/// `DATABASE_URL`, when it names a PostgreSQL database (the common variable
+/// of database tools; `LOTTERY_STORE` and `--store` come first).
+fn database_url() -> Option<String> {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+}
+
+/// Where the benchmark measures PostgreSQL: a given server, a throwaway
+/// cluster (kept alive by the returned sandbox), or nowhere (with why).
+async fn bench_postgres(
+    store: &str,
+) -> anyhow::Result<(
+    Option<lottery::pg_sandbox::Sandbox>,
+    Result<lottery::store::PgTarget, String>,
+)> {
+    match store {
+        "none" => Ok((None, Err("--store none".into()))),
+        "sandbox" => {
+            match tokio::task::spawn_blocking(lottery::pg_sandbox::Sandbox::start).await? {
+                Ok(s) => {
+                    let admin = s.url("postgres").parse()?;
+                    Ok((Some(s), Ok(admin)))
+                }
+                Err(e) => Ok((None, Err(e.to_string()))),
+            }
+        }
+        url => Ok((None, Ok(url.parse()?))),
+    }
 }
 
 pub fn print_winners(report: &SimReport) {
@@ -247,19 +317,24 @@ pub fn print_winners(report: &SimReport) {
 pub async fn run(args: LotteryArgs) -> anyhow::Result<()> {
     match args.cmd {
         Cmd::Serve(a) => {
-            crate::paths::file_to_write(&a.db, "database")?;
+            let store = a.store.clone().or_else(database_url);
             let mut cfg = ServerConfig::new(SocketAddr::new(a.address, a.port), a.db.clone());
+            match &store {
+                Some(url) => cfg.backend = Backend::Postgres(url.parse()?),
+                None => crate::paths::file_to_write(&a.db, "database")?,
+            }
             cfg.agencies = a.agencies;
             cfg.backlog = a.backlog;
             cfg.max_connections = a.max_connections;
             cfg.idle_timeout = a.idle_timeout.0;
             cfg.winners_wait = a.winners_wait.0;
             let signal = netkit::shutdown::signal().context("cannot install signal handlers")?;
+            let cfg_store = cfg.backend.describe();
             let server = Server::bind(cfg).await?;
             println!(
-                "lottery server: listening on {} (db {}, draw after {} agencies)",
+                "lottery server: listening on {} (store {}, draw after {} agencies)",
                 server.local_addr()?,
-                a.db.display(),
+                cfg_store,
                 a.agencies
             );
             let _ = std::io::stdout().flush();
@@ -319,28 +394,26 @@ pub async fn run(args: LotteryArgs) -> anyhow::Result<()> {
                 a.out.display()
             );
         }
-        Cmd::Simulate(a) => {
-            let data = match &a.dataset {
-                Some(p) => lottery::dataset::load_all(p)?,
-                None => generate(&GenConfig {
-                    agencies: a.agencies,
-                    bets: a.bets,
-                    winner_share: 0.0001,
-                    seed: 1,
-                }),
-            };
-            let tmp = tempfile::tempdir()?;
-            let db = a.db.unwrap_or_else(|| tmp.path().join("bets.db"));
-            let report = simulate(
-                data,
-                &SimOptions {
-                    backend: Backend::Sqlite(db),
-                    max_amount: a.max_amount,
-                    window: 32,
-                },
-            )
-            .await?;
-            print_winners(&report);
+        Cmd::Simulate(a) => crate::lottery_multi::simulate(a).await?,
+        Cmd::PgSandbox { port } => {
+            let sandbox =
+                tokio::task::spawn_blocking(move || lottery::pg_sandbox::Sandbox::start_on(port))
+                    .await??;
+            let target = sandbox.create_database("lottery").await?;
+            println!("PostgreSQL is up: {target}");
+            println!(
+                "  protolab lottery serve --store {target}\n  protolab lottery simulate --servers 3 --store {target} --kill-one"
+            );
+            println!(
+                "(cluster in {}; Ctrl-C stops it and removes it)",
+                sandbox.dir().display()
+            );
+            let _ = std::io::stdout().flush();
+            netkit::shutdown::signal()
+                .context("cannot install signal handlers")?
+                .await;
+            tokio::task::spawn_blocking(move || drop(sandbox)).await?;
+            note!("PostgreSQL stopped and removed");
         }
         Cmd::Export { db, out } => {
             anyhow::ensure!(db.exists(), "no database at {}", db.display());
@@ -357,14 +430,25 @@ pub async fn run(args: LotteryArgs) -> anyhow::Result<()> {
             note!("exported {n} bets");
         }
         Cmd::Bench {
+            store,
             bets,
             max_amount,
             json,
             dataset,
         } => {
             let tmp = tempfile::tempdir()?;
-            let report =
-                lottery::bench::run(bets, max_amount, dataset.as_deref(), tmp.path()).await?;
+            let (sandbox, postgres) = bench_postgres(&store).await?;
+            let report = lottery::bench::run(&lottery::bench::BenchConfig {
+                bets,
+                max_amount,
+                dataset: dataset.as_deref(),
+                dir: tmp.path(),
+                postgres,
+            })
+            .await?;
+            if let Some(s) = sandbox {
+                tokio::task::spawn_blocking(move || drop(s)).await?;
+            }
             crate::bench_out::BenchOut::new(json).report(report);
         }
     }

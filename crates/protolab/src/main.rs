@@ -16,6 +16,7 @@ mod hftp_cmd;
 mod impair_cmd;
 mod impair_link_cmd;
 mod lottery_cmd;
+mod lottery_multi;
 mod paths;
 mod rdt_check_cmd;
 mod rdt_cmd;

@@ -29,6 +29,7 @@ use crate::Error;
 use crate::bet::{Bet, WINNING_NUMBER};
 use crate::draw::{Winners, group_winners};
 
+mod copy_format;
 mod ingest;
 pub mod schema;
 
@@ -39,7 +40,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// `key=value` form PostgreSQL's tools take).
 #[derive(Clone)]
 pub struct PgTarget {
-    config: Config,
+    config: Box<Config>,
 }
 
 impl fmt::Debug for PgTarget {
@@ -71,7 +72,9 @@ impl FromStr for PgTarget {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         config.application_name("protolab-lottery");
-        Ok(PgTarget { config })
+        Ok(PgTarget {
+            config: Box::new(config),
+        })
     }
 }
 
@@ -79,6 +82,52 @@ impl PgTarget {
     /// The driver's configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The same server, database `db`.
+    pub fn with_database(&self, db: &str) -> PgTarget {
+        let mut config = self.config.clone();
+        config.dbname(db);
+        PgTarget { config }
+    }
+
+    /// Creates database `name` (lowercase letters, digits, `_`) on the same
+    /// server (the user needs the right to) and returns its target.
+    pub async fn create_database(&self, name: &str) -> Result<PgTarget, Error> {
+        self.admin(&format!("CREATE DATABASE {}", checked_name(name)?))
+            .await?;
+        Ok(self.with_database(name))
+    }
+
+    /// Drops database `name` of the same server, if it exists.
+    pub async fn drop_database(&self, name: &str) -> Result<(), Error> {
+        self.admin(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            checked_name(name)?
+        ))
+        .await
+    }
+
+    /// Runs one statement on a connection of its own.
+    async fn admin(&self, sql: &str) -> Result<(), Error> {
+        let client = Link::connect(self).await?;
+        client.batch_execute(sql).await.map_err(pg)
+    }
+}
+
+/// A database name safe to put in a statement as it is.
+fn checked_name(name: &str) -> Result<&str, Error> {
+    let ok = !name.is_empty()
+        && name.len() < 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(name)
+    } else {
+        Err(Error::Postgres(format!(
+            "bad database name {name:?} (lowercase letters, digits, _)"
+        )))
     }
 }
 
@@ -150,7 +199,7 @@ struct Link {
 }
 
 impl Link {
-    async fn connect(target: &PgTarget) -> Result<Client, Error> {
+    pub(crate) async fn connect(target: &PgTarget) -> Result<Client, Error> {
         let (client, connection) =
             target
                 .config
@@ -166,8 +215,9 @@ impl Link {
             }
         });
         // Acknowledge only what is on disk, whatever the server's default.
+        // (Notices such as "already exists, skipping" are not worth a log line.)
         client
-            .batch_execute("SET synchronous_commit = on")
+            .batch_execute("SET synchronous_commit = on; SET client_min_messages = warning")
             .await
             .map_err(pg)?;
         Ok(client)
@@ -176,15 +226,15 @@ impl Link {
     async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
         Ok(Statements {
             admit: client
-                .prepare("SELECT verdicts, drew FROM lottery_admit($1, $2, $3, $4, $5)")
+                .prepare("SELECT verdicts, ids, drew FROM lottery_admit($1, $2, $3, $4, $5)")
                 .await?,
             copy: client
                 .prepare(
-                    "COPY bets (agency, nombre, apellido, documento, nacimiento, numero) FROM STDIN (FORMAT binary)",
+                    "COPY bets (batch, pos, agency, nombre, apellido, documento, nacimiento, numero) FROM STDIN (FORMAT binary)",
                 )
                 .await?,
             winners: client
-                .prepare("SELECT agency, documento FROM bets WHERE numero = $1 ORDER BY id")
+                .prepare("SELECT agency, documento FROM bets WHERE numero = $1 ORDER BY batch, pos")
                 .await?,
             count: client.prepare("SELECT count(*) FROM bets").await?,
             progress: client
@@ -203,7 +253,7 @@ impl Link {
                 .await?,
             all: client
                 .prepare(
-                    "SELECT agency, nombre, apellido, documento, nacimiento, numero FROM bets ORDER BY id",
+                    "SELECT agency, nombre, apellido, documento, nacimiento, numero FROM bets ORDER BY batch, pos",
                 )
                 .await?,
             recorded: client
@@ -239,6 +289,7 @@ impl Link {
     }
 }
 
+#[allow(clippy::needless_pass_by_value)] // shaped for `map_err(pg)`
 fn pg(e: tokio_postgres::Error) -> Error {
     Error::Postgres(describe(&e))
 }

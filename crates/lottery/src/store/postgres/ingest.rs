@@ -1,26 +1,14 @@
 //! One group commit on PostgreSQL: the group's batches decided by
 //! `lottery_admit` (one round trip), the new ones' bets written with
-//! `COPY ... FROM STDIN (FORMAT binary)`, then one commit.
+//! `COPY ... FROM STDIN (FORMAT binary)` ([`copy_format`]), then one commit.
 
-use std::pin::pin;
+use bytes::{Bytes, BytesMut};
+use futures_util::SinkExt;
 
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::Type;
-
+use super::copy_format::{self, CHUNK};
 use super::schema::to_sql;
 use super::{Link, describe};
 use crate::store::{BatchJob, Committed, Job, Stored};
-
-/// Column types of the `COPY`: agency, nombre, apellido, documento,
-/// nacimiento, numero.
-const COLUMNS: [Type; 6] = [
-    Type::INT2,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TEXT,
-    Type::INT4,
-];
 
 /// The group's arrays for `lottery_admit`, in queue order.
 struct Arrays {
@@ -59,6 +47,7 @@ pub(super) async fn commit(link: &mut Link, jobs: &[Job]) -> Result<Vec<Committe
     let e = |e: tokio_postgres::Error| describe(&e);
     let (client, stmts) = link.ready().await?;
     let tx = client.transaction().await.map_err(e)?;
+    let t0 = std::time::Instant::now();
     let a = arrays(&batches);
     let row = tx
         .query_one(
@@ -67,45 +56,54 @@ pub(super) async fn commit(link: &mut Link, jobs: &[Job]) -> Result<Vec<Committe
         )
         .await
         .map_err(e)?;
+    let t_admit = t0.elapsed();
     let verdicts: Vec<String> = row.try_get(0).map_err(e)?;
-    let drew: bool = row.try_get(1).map_err(e)?;
-    if verdicts.len() != batches.len() {
+    let ids: Vec<Option<i64>> = row.try_get(1).map_err(e)?;
+    let drew: bool = row.try_get(2).map_err(e)?;
+    if verdicts.len() != batches.len() || ids.len() != batches.len() {
         return Err(format!(
-            "lottery_admit answered {} verdicts for {} batches",
+            "lottery_admit answered {} verdicts and {} numbers for {} batches",
             verdicts.len(),
+            ids.len(),
             batches.len()
         ));
     }
-    let fresh: Vec<&BatchJob> = batches
+    // The new batches, each with the number the database gave it.
+    let fresh: Vec<(i64, &BatchJob)> = batches
         .iter()
         .zip(&verdicts)
-        .filter(|(_, v)| v.is_empty())
-        .map(|(b, _)| *b)
+        .zip(&ids)
+        .filter_map(|((b, v), id)| match id {
+            Some(id) if v.is_empty() => Some((*id, *b)),
+            _ => None,
+        })
         .collect();
-    if fresh.iter().any(|b| !b.bets.is_empty()) {
-        let sink = tx.copy_in(&stmts.copy).await.map_err(e)?;
-        let mut writer = pin!(BinaryCopyInWriter::new(sink, &COLUMNS));
-        for b in &fresh {
-            let agency = i16::from(b.agency);
-            for bet in &b.bets {
-                let numero = i32::from(bet.numero);
-                writer
-                    .as_mut()
-                    .write(&[
-                        &agency,
-                        &bet.nombre,
-                        &bet.apellido,
-                        &bet.documento,
-                        &bet.nacimiento,
-                        &numero,
-                    ])
-                    .await
-                    .map_err(e)?;
+    if fresh.iter().any(|(_, b)| !b.bets.is_empty()) {
+        let sink = tx.copy_in::<_, Bytes>(&stmts.copy).await.map_err(e)?;
+        let mut sink = std::pin::pin!(sink);
+        let mut buf = BytesMut::with_capacity(CHUNK + 1024);
+        copy_format::header(&mut buf);
+        for (id, b) in &fresh {
+            for (pos, bet) in b.bets.iter().enumerate() {
+                copy_format::row(&mut buf, *id, pos, b.agency, bet);
+                if buf.len() >= CHUNK {
+                    sink.feed(buf.split().freeze()).await.map_err(e)?;
+                }
             }
         }
-        writer.finish().await.map_err(e)?;
+        copy_format::trailer(&mut buf);
+        sink.feed(buf.freeze()).await.map_err(e)?;
+        sink.as_mut().finish().await.map_err(e)?;
     }
+    let t_copy = t0.elapsed();
     tx.commit().await.map_err(e)?;
+    tracing::debug!(
+        batches = batches.len(),
+        admit_us = t_admit.as_micros(),
+        copy_us = t_copy.saturating_sub(t_admit).as_micros(),
+        commit_us = t0.elapsed().saturating_sub(t_copy).as_micros(),
+        "group committed"
+    );
     // The draw belongs to the commit; the first new last batch carries it.
     let mut drew_left = drew;
     Ok(batches
