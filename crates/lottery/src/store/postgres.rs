@@ -326,10 +326,13 @@ pub(super) async fn start(
 }
 
 async fn writer(mut link: Link, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let mut idle = std::time::Instant::now();
     while let Some(first) = rx.recv().await {
+        tracing::debug!(waited_us = idle.elapsed().as_micros(), "writer waited");
         let (batches, queries) = super::take_group(first, &mut rx);
         if !batches.is_empty() {
             let outcome = ingest::commit(&mut link, &batches).await;
+            idle = std::time::Instant::now();
             if outcome.is_err() {
                 link.after_error();
             }
