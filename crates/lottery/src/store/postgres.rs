@@ -230,13 +230,13 @@ impl Link {
                 .await?,
             copy: client
                 .prepare(
-                    "COPY bets (batch, pos, agency, nombre, apellido, documento, nacimiento, numero) FROM STDIN (FORMAT binary)",
+                    "COPY bet_batches (batch, agency, first, count, bets) FROM STDIN (FORMAT binary)",
                 )
                 .await?,
             winners: client
                 .prepare("SELECT agency, documento FROM bets WHERE numero = $1 ORDER BY batch, pos")
                 .await?,
-            count: client.prepare("SELECT count(*) FROM bets").await?,
+            count: client.prepare("SELECT coalesce(sum(count), 0)::bigint FROM bet_batches").await?,
             progress: client
                 .prepare(
                     "SELECT coalesce((SELECT next FROM progress WHERE agency = $1), 0),
@@ -304,7 +304,10 @@ pub(super) async fn start(
     let mut client = Link::connect(target).await?;
     let state = schema::migrate(&mut client, expected).await?;
     let bets: i64 = client
-        .query_one("SELECT count(*) FROM bets", &[])
+        .query_one(
+            "SELECT coalesce(sum(count), 0)::bigint FROM bet_batches",
+            &[],
+        )
         .await
         .map_err(pg)?
         .try_get(0)
@@ -326,13 +329,10 @@ pub(super) async fn start(
 }
 
 async fn writer(mut link: Link, mut rx: mpsc::UnboundedReceiver<Job>) {
-    let mut idle = std::time::Instant::now();
     while let Some(first) = rx.recv().await {
-        tracing::debug!(waited_us = idle.elapsed().as_micros(), "writer waited");
         let (batches, queries) = super::take_group(first, &mut rx);
         if !batches.is_empty() {
             let outcome = ingest::commit(&mut link, &batches).await;
-            idle = std::time::Instant::now();
             if outcome.is_err() {
                 link.after_error();
             }

@@ -1,14 +1,12 @@
-//! PostgreSQL's binary `COPY` format for the `bets` table, written straight
-//! into one buffer (what the driver's row writer does per value through a
-//! trait object, here without the per-row await): the signature, flags and
-//! header-extension length; per row the field count and each field as a
-//! 32-bit length and its bytes (`int8` batch, `int4` place in it, `int2`
-//! agency, four `text` as their UTF-8 bytes, `int4` numero, all big-endian);
-//! the trailer `-1`.
+//! PostgreSQL's binary `COPY` format for `bet_batches`, written straight into
+//! one buffer: the signature, flags and header-extension length; per row the
+//! field count and each field as a 32-bit length (-1: NULL) and its bytes,
+//! big-endian (`int8` batch, `int2` agency, `int8` first place or NULL,
+//! `int4` count, `text` the bets one per line); the trailer `-1`.
 
 use bytes::{BufMut, BytesMut};
 
-use crate::bet::Bet;
+use crate::store::BatchJob;
 
 /// The binary COPY signature.
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
@@ -16,9 +14,8 @@ const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 /// Bytes sent to the server at a time.
 pub const CHUNK: usize = 256 * 1024;
 
-/// Fields per row: batch, pos, agency, nombre, apellido, documento,
-/// nacimiento, numero.
-const FIELDS: i16 = 8;
+/// Fields per row: batch, agency, first, count, bets.
+const FIELDS: i16 = 5;
 
 /// Starts a COPY stream.
 pub fn header(buf: &mut BytesMut) {
@@ -27,28 +24,72 @@ pub fn header(buf: &mut BytesMut) {
     buf.put_i32(0); // header extension length
 }
 
-fn text(buf: &mut BytesMut, s: &str) {
-    // A field is at most a bet's length, far below i32::MAX (8 KiB messages).
-    buf.put_i32(s.len() as i32);
-    buf.put_slice(s.as_bytes());
-}
-
-/// One bet of `agency`, `pos` of batch `batch`, as a row.
-pub fn row(buf: &mut BytesMut, batch: i64, pos: usize, agency: u8, bet: &Bet) {
+/// One batch, numbered `batch`, as a row.
+pub fn row(buf: &mut BytesMut, batch: i64, job: &BatchJob) {
     buf.put_i16(FIELDS);
     buf.put_i32(8);
     buf.put_i64(batch);
-    buf.put_i32(4);
-    // A batch holds at most one 8 KiB message of bets.
-    buf.put_i32(pos as i32);
     buf.put_i32(2);
-    buf.put_i16(i16::from(agency));
-    text(buf, &bet.nombre);
-    text(buf, &bet.apellido);
-    text(buf, &bet.documento);
-    text(buf, &bet.nacimiento);
+    buf.put_i16(i16::from(job.agency));
+    match job.placed {
+        Some(p) => {
+            buf.put_i32(8);
+            buf.put_i64(i64::from(p.first));
+        }
+        None => buf.put_i32(-1),
+    }
     buf.put_i32(4);
-    buf.put_i32(i32::from(bet.numero));
+    // A batch is one message of at most 8 KiB: its counts fit an i32.
+    buf.put_i32(job.bets.len() as i32);
+    let len_at = buf.len();
+    buf.put_i32(0);
+    for (i, bet) in job.bets.iter().enumerate() {
+        if i > 0 {
+            buf.put_u8(b'\n');
+        }
+        for (j, field) in [&bet.nombre, &bet.apellido, &bet.documento, &bet.nacimiento]
+            .into_iter()
+            .enumerate()
+        {
+            if j > 0 {
+                buf.put_u8(b',');
+            }
+            buf.put_slice(field.as_bytes());
+        }
+        buf.put_u8(b',');
+        let n = itoa_u16(bet.numero);
+        buf.put_slice(n.as_bytes());
+    }
+    let len = (buf.len() - len_at - 4) as i32;
+    buf[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// `n` in decimal, without going through `fmt`.
+fn itoa_u16(n: u16) -> Digits {
+    let mut d = Digits {
+        bytes: [0; 5],
+        start: 5,
+    };
+    let mut n = n;
+    loop {
+        d.start -= 1;
+        d.bytes[d.start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break d;
+        }
+    }
+}
+
+struct Digits {
+    bytes: [u8; 5],
+    start: usize,
+}
+
+impl Digits {
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
 }
 
 /// Ends a COPY stream.
@@ -59,33 +100,45 @@ pub fn trailer(buf: &mut BytesMut) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bet::Bet;
 
-    #[test]
-    fn a_row_byte_for_byte() {
-        let bet = Bet {
-            nombre: "Ñu".into(),
+    fn bet(nombre: &str, numero: u16) -> Bet {
+        Bet {
+            nombre: nombre.into(),
             apellido: "P".into(),
             documento: "12".into(),
             nacimiento: "2000-01-02".into(),
-            numero: 7574,
-        };
+            numero,
+        }
+    }
+
+    #[test]
+    fn a_batch_row_byte_for_byte() {
+        let job = BatchJob::new(3, Some(258), false, vec![bet("Ñu", 7574), bet("A", 0)]);
         let mut b = BytesMut::new();
         header(&mut b);
-        row(&mut b, 258, 1, 3, &bet);
+        row(&mut b, 9, &job);
         trailer(&mut b);
         let mut want = b"PGCOPY\n\xff\r\n\0".to_vec();
         want.extend([0, 0, 0, 0, 0, 0, 0, 0]);
-        want.extend([0, 8]);
-        want.extend([0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 1, 2]);
-        want.extend([0, 0, 0, 4, 0, 0, 0, 1]);
+        want.extend([0, 5]);
+        want.extend([0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 9]);
         want.extend([0, 0, 0, 2, 0, 3]);
-        want.extend([0, 0, 0, 3, 0xc3, 0x91, b'u']);
-        want.extend([0, 0, 0, 1, b'P']);
-        want.extend([0, 0, 0, 2, b'1', b'2']);
-        want.extend([0, 0, 0, 10]);
-        want.extend(b"2000-01-02");
-        want.extend([0, 0, 0, 4, 0, 0, 0x1d, 0x96]);
+        want.extend([0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 1, 2]);
+        want.extend([0, 0, 0, 4, 0, 0, 0, 2]);
+        let text = "Ñu,P,12,2000-01-02,7574\nA,P,12,2000-01-02,0";
+        want.extend((text.len() as i32).to_be_bytes());
+        want.extend(text.as_bytes());
         want.extend([0xff, 0xff]);
         assert_eq!(&b[..], &want[..]);
+    }
+
+    #[test]
+    fn an_unplaced_batch_has_a_null_first() {
+        let job = BatchJob::new(1, None, true, vec![bet("A", 65535)]);
+        let mut b = BytesMut::new();
+        row(&mut b, 1, &job);
+        assert_eq!(&b[20..24], &[0xff, 0xff, 0xff, 0xff]);
+        assert!(b.ends_with(b",65535"));
     }
 }

@@ -84,11 +84,12 @@ pub(super) async fn commit(link: &mut Link, jobs: &[Job]) -> Result<Vec<Committe
         let mut buf = BytesMut::with_capacity(CHUNK + 1024);
         copy_format::header(&mut buf);
         for (id, b) in &fresh {
-            for (pos, bet) in b.bets.iter().enumerate() {
-                copy_format::row(&mut buf, *id, pos, b.agency, bet);
-                if buf.len() >= CHUNK {
-                    sink.feed(buf.split().freeze()).await.map_err(e)?;
-                }
+            if b.bets.is_empty() {
+                continue;
+            }
+            copy_format::row(&mut buf, *id, b);
+            if buf.len() >= CHUNK {
+                sink.feed(buf.split().freeze()).await.map_err(e)?;
             }
         }
         copy_format::trailer(&mut buf);

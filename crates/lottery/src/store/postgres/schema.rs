@@ -8,13 +8,17 @@
 //! done). A database whose version is newer than this program knows is
 //! refused: an older server must not write into a layout it cannot read.
 //!
-//! Version 1 holds the same tables as the SQLite store plus `lottery` (the
-//! expected agency count and when the draw happened, one row) and
+//! Version 1 holds the SQLite store's `ranges`, `progress` and
+//! `agencies_done`; the bets as one row per stored batch (`bet_batches`,
+//! numbered in storage order, the bets one per line) with a view `bets` of
+//! one row per bet (what a `SELECT` on SQLite's table gives); `lottery` (the
+//! expected agency count and when the draw happened, one row); and
 //! `lottery_admit`, the exactly-once rule of `store::sqlite::ranges` as a
 //! function of the database: it takes a transaction lock per agency (in agency
 //! order, so two servers never deadlock), so the decision about a batch sees
-//! every batch committed by any server before it; it records the agencies done
-//! and, under the `lottery` row's lock, the draw, exactly once.
+//! every batch committed by any server before it; it numbers the new batches,
+//! records the agencies done and, under the `lottery` row's lock, the draw,
+//! exactly once.
 
 use tokio_postgres::Client;
 
@@ -32,19 +36,30 @@ CREATE TABLE lottery (
     expected integer NOT NULL,
     drawn_at timestamptz
 );
--- Storage order is (batch, pos): one number per batch, not per bet (a
--- sequence per row was a sixth of the database's ingest time).
+-- One row per stored batch: its bets one per line, as
+-- nombre,apellido,documento,nacimiento,numero (a bet holds no comma and no
+-- control character). Kept out of line and uncompressed: the row is small,
+-- nothing is spent compressing. A row per bet cost the database most of
+-- its ingest time; the view `bets` below gives them one row each.
 CREATE SEQUENCE bets_batch_seq;
-CREATE TABLE bets (
+CREATE TABLE bet_batches (
     batch bigint NOT NULL,
-    pos integer NOT NULL,
     agency smallint NOT NULL,
-    nombre text NOT NULL,
-    apellido text NOT NULL,
-    documento text NOT NULL,
-    nacimiento text NOT NULL,
-    numero integer NOT NULL
+    first bigint,
+    count integer NOT NULL,
+    bets text NOT NULL
 );
+ALTER TABLE bet_batches ALTER COLUMN bets SET STORAGE EXTERNAL;
+-- Every bet, in storage order (batch, pos).
+CREATE VIEW bets AS
+    SELECT b.batch, (t.pos - 1)::integer AS pos, b.agency,
+           split_part(t.line, ',', 1) AS nombre,
+           split_part(t.line, ',', 2) AS apellido,
+           split_part(t.line, ',', 3) AS documento,
+           split_part(t.line, ',', 4) AS nacimiento,
+           split_part(t.line, ',', 5)::integer AS numero
+    FROM bet_batches b
+    CROSS JOIN LATERAL string_to_table(b.bets, E'\n') WITH ORDINALITY AS t(line, pos);
 CREATE TABLE ranges (
     agency smallint NOT NULL,
     first bigint NOT NULL,
