@@ -22,7 +22,7 @@ pub struct RelayArgs {
 enum Cmd {
     /// The dispatcher: sequences every message and delivers it to everyone.
     #[command(
-        after_help = "Example:\n  protolab relay serve --address 127.0.0.1:8081 --history 100"
+        after_help = "Examples:\n  protolab relay serve --address 127.0.0.1:8081 --history 100\n  # the seed's original chat clients too (python3 client.py --address 127.0.0.1:8082 --name ana):\n  protolab relay serve --address 127.0.0.1:8081 --legacy-address 127.0.0.1:8082"
     )]
     Serve {
         /// Address to listen on (port 0 picks one; the bound address is printed).
@@ -51,9 +51,15 @@ enum Cmd {
         /// Keep a durable event log here: a restart keeps history and numbering.
         #[arg(long)]
         log_dir: Option<std::path::PathBuf>,
+        /// Also listen here for the seed's original chat clients (its own
+        /// protocol), in the same total order.
+        #[arg(long)]
+        legacy_address: Option<SocketAddr>,
     },
     /// A participant: sends stdin's lines, prints `[seq] name: text`.
-    #[command(after_help = "Example:\n  protolab relay client --address 127.0.0.1:8081 --name ana")]
+    #[command(
+        after_help = "Examples:\n  protolab relay client --address 127.0.0.1:8081 --name ana\n  # against the seed's original server (python3 server.py --address 127.0.0.1:8082):\n  protolab relay client --legacy --address 127.0.0.1:8082 --name ana"
+    )]
     Client {
         /// The server, host:port.
         #[arg(long, default_value = "127.0.0.1:8081")]
@@ -63,8 +69,12 @@ enum Cmd {
         name: String,
         /// Remember identity and position here: a restarted client resumes with
         /// no gap and no duplicate.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "legacy")]
         state: Option<std::path::PathBuf>,
+        /// Speak the seed's original chat protocol (to its own server): each
+        /// line is sent once the previous one came back through its log.
+        #[arg(long)]
+        legacy: bool,
     },
     /// Deliveries/s with 10, 100 and 1,000 clients and latency at 100,000
     /// deliveries/s, against a plain TCP fan-out and Redis pub/sub (if installed).
@@ -93,13 +103,25 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
             heartbeat,
             outbox,
             log_dir,
+            legacy_address,
         } => {
             if let Some(dir) = &log_dir {
                 crate::paths::dir_to_keep(dir, "log directory")?;
             }
             let signal = netkit::shutdown::signal().context("cannot install signal handlers")?;
             let listener = netkit::server::bind(address).await?;
-            println!("relay server: listening on {}", listener.local_addr()?);
+            let legacy = match legacy_address {
+                Some(a) => Some(netkit::server::bind(a).await?),
+                None => None,
+            };
+            match &legacy {
+                Some(l) => println!(
+                    "relay server: listening on {} (original chat clients on {})",
+                    listener.local_addr()?,
+                    l.local_addr()?
+                ),
+                None => println!("relay server: listening on {}", listener.local_addr()?),
+            }
             let cfg = relay::server::Config {
                 history,
                 history_max_events,
@@ -110,12 +132,13 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
                 log_dir,
                 ..relay::server::Config::default()
             };
-            relay::server::run(listener, cfg, signal).await?;
+            relay::server::run_with(listener, legacy, cfg, signal).await?;
         }
         Cmd::Client {
             address,
             name,
             state,
+            legacy,
         } => {
             let (tx, rx) = tokio::sync::mpsc::channel(1024);
             tokio::spawn(async move {
@@ -126,6 +149,13 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
                     }
                 }
             });
+            if legacy {
+                let cfg = relay::legacy::client::LegacyClientConfig::new(address.clone(), name);
+                relay::legacy::client::run(&cfg, rx, |n, payload| println!("[{n}] {payload}"))
+                    .await
+                    .with_context(|| format!("original-chat client of {address}"))?;
+                return Ok(());
+            }
             let cfg = relay::client::ClientConfig {
                 server: address.clone(),
                 name,

@@ -6,7 +6,7 @@ mod common;
 
 use common::{BOUND, protolab, signal, spawn_listening, stderr_text, stdout_text, wait_bounded};
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, Stdio};
 
@@ -940,4 +940,74 @@ fn threads_is_checked_and_used() {
     // A proxy on one worker thread still relays (and exits 0 with its summary).
     let err = impair_session_stderr(&["--threads", "1"], None);
     assert!(err.contains("server: impair-tcp | accepted: 1"), "{err}");
+}
+
+#[test]
+fn relay_legacy_listener_and_legacy_client_speak_the_original_protocol() {
+    let mut child = protolab()
+        .args(["relay", "serve", "--address", "127.0.0.1:0"])
+        .args(["--legacy-address", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let mut server_out = BufReader::new(child.stdout.take().unwrap());
+    server_out.read_line(&mut first).unwrap();
+    let addr_after = |marker: &str| {
+        first
+            .split(marker)
+            .nth(1)
+            .and_then(|rest| rest.split([' ', ')']).next())
+            .unwrap_or_else(|| panic!("no address after {marker:?} in {first:?}"))
+            .to_string()
+    };
+    let native = addr_after("listening on ");
+    let legacy = addr_after("original chat clients on ");
+    // Our client in the original's protocol, on the original-chat listener.
+    let mut c = protolab()
+        .args([
+            "relay",
+            "client",
+            "--legacy",
+            "--address",
+            &legacy,
+            "--name",
+            "ana",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(b"hola\nchau\n").unwrap();
+    let mut out = String::new();
+    c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert_eq!(wait_bounded(&mut c).code(), Some(0), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].starts_with("[1] Server: ('127.0.0.1', ")
+            && lines[0].ends_with(") has joined the net"),
+        "{out}"
+    );
+    assert_eq!(&lines[1..], ["[2] ana: hola", "[3] ana: chau"], "{out}");
+    // A native client sees the original-protocol member as an ordinary one.
+    let mut n = protolab()
+        .args(["relay", "client", "--address", &native, "--name", "bob"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    n.stdin.take().unwrap().write_all(b"hi\n").unwrap();
+    let mut seen = String::new();
+    n.stdout.take().unwrap().read_to_string(&mut seen).unwrap();
+    assert_eq!(wait_bounded(&mut n).code(), Some(0));
+    assert!(
+        seen.contains("[2] ana: hola\n[3] ana: chau\n[4] * ana left"),
+        "{seen}"
+    );
+    signal(&child, "-TERM");
+    assert_eq!(wait_bounded(&mut child).code(), Some(0));
 }

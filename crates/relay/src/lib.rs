@@ -6,6 +6,7 @@
 //! - [`server`]: the sequencer behind a lock, one bounded outbox per client,
 //!   heartbeats;
 //! - [`client`]: prints each event once, acknowledges, reconnects and resumes;
+//! - [`legacy`]: the seed's original chat clients on a second listener;
 //! - [`log`]: the durable event log (`--log-dir`);
 //! - [`pressure`]: senders slowed while any client lags;
 //! - [`bench`]: `protolab relay bench` against a plain fan-out and Redis.
@@ -13,6 +14,7 @@
 pub mod bench;
 pub mod client;
 pub mod error;
+pub mod legacy;
 pub mod log;
 pub mod pressure;
 pub mod proto;

@@ -382,6 +382,25 @@ impl Sequencer {
         Some(self.push(Kind::Chat, client_id, sender_seq, &name, text))
     }
 
+    /// A chat line from a client that names itself per line (the original
+    /// chat's `name: text`): the event carries `name`, and the client goes by
+    /// it from now on (its leave says it). No retry detection: the original
+    /// never resends a line; `sender_seq` only numbers them.
+    pub fn chat_named(
+        &mut self,
+        client_id: u64,
+        sender_seq: u64,
+        name: &str,
+        text: &str,
+    ) -> Option<Event> {
+        let c = self.clients.get_mut(&client_id)?;
+        c.last_sender_seq = sender_seq;
+        if c.name != name {
+            c.name = name.to_string();
+        }
+        Some(self.push(Kind::Chat, client_id, sender_seq, name, text))
+    }
+
     /// The client delivered everything up to `seq`.
     pub fn ack(&mut self, client_id: u64, seq: u64) {
         let last = self.next_seq - 1;

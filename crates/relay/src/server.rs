@@ -54,6 +54,13 @@ pub struct Config {
     /// Keep a durable log of events here (history and numbering survive a
     /// restart).
     pub log_dir: Option<std::path::PathBuf>,
+    /// An original-chat client's frame not acknowledged this long is sent
+    /// again.
+    pub legacy_retransmit: Duration,
+    /// Sends of one frame to an original-chat client before it is cut.
+    pub legacy_attempts: u32,
+    /// An original-chat client silent this long has finished its frame.
+    pub legacy_quiet: Duration,
 }
 
 impl Default for Config {
@@ -69,32 +76,59 @@ impl Default for Config {
             max_clients: 10_000,
             send_buffer: 256 * 1024,
             log_dir: None,
+            legacy_retransmit: Duration::from_secs(1),
+            legacy_attempts: 10,
+            legacy_quiet: Duration::from_millis(20),
         }
     }
 }
 
 #[derive(Debug)]
-struct Outbox {
+pub(crate) struct Outbox {
     /// Encoded `Deliver` frames: an event is encoded once and shared by every
     /// recipient (a reference count, not a copy, per recipient).
-    queue: mpsc::Sender<Bytes>,
+    pub(crate) queue: mpsc::Sender<Bytes>,
     /// Cancelled with a reason to end the connection.
-    kick: CancellationToken,
-    reason: Arc<Mutex<Option<String>>>,
-    level: Arc<Level>,
+    pub(crate) kick: CancellationToken,
+    pub(crate) reason: Arc<Mutex<Option<String>>>,
+    pub(crate) level: Arc<Level>,
+}
+
+impl Outbox {
+    /// A client's outbox: its queue and how to end its connection.
+    pub(crate) fn new(
+        queue: mpsc::Sender<Bytes>,
+        kick: &CancellationToken,
+        reason: &Arc<Mutex<Option<String>>>,
+        level: &Arc<Level>,
+    ) -> Self {
+        Self {
+            queue,
+            kick: kick.clone(),
+            reason: Arc::clone(reason),
+            level: Arc::clone(level),
+        }
+    }
 }
 
 #[derive(Debug)]
-struct Hub {
-    seq: Sequencer,
-    outboxes: HashMap<u64, Outbox>,
+pub(crate) struct Hub {
+    pub(crate) seq: Sequencer,
+    pub(crate) outboxes: HashMap<u64, Outbox>,
     log: Option<EventLog>,
-    pressure: Arc<Pressure>,
+    pub(crate) pressure: Arc<Pressure>,
 }
 
 impl Hub {
+    /// A client that joined: its outbox takes events from now on, and
+    /// everyone (itself included) gets its join.
+    pub(crate) fn enter(&mut self, client_id: u64, outbox: Outbox, join: &Event) {
+        self.outboxes.insert(client_id, outbox);
+        self.publish(join);
+    }
+
     /// Makes a new event durable (if there is a log), then hands it to everyone.
-    fn publish(&mut self, event: &Event) {
+    pub(crate) fn publish(&mut self, event: &Event) {
         if let Some(log) = self.log.as_mut()
             && let Err(e) = log.append(event)
         {
@@ -142,6 +176,17 @@ pub async fn run(
     config: Config,
     shutdown: impl Future,
 ) -> Result<ServeReport, Error> {
+    run_with(listener, None, config, shutdown).await
+}
+
+/// [`run`], plus a second listener for the seed's original chat clients
+/// ([`crate::legacy`]), in the same total order.
+pub async fn run_with(
+    listener: tokio::net::TcpListener,
+    legacy: Option<tokio::net::TcpListener>,
+    config: Config,
+    shutdown: impl Future,
+) -> Result<ServeReport, Error> {
     let limits = Limits {
         history: config.history,
         max_events: config.history_max_events.max(config.history),
@@ -164,25 +209,44 @@ pub async fn run(
     let mut rt = ServerConfig::new("relay");
     rt.max_connections = config.max_clients;
     let config = Arc::new(config);
+    let stop = CancellationToken::new();
+    let legacy_task = legacy.map(|l| {
+        let (hub, config, stop) = (Arc::clone(&hub), Arc::clone(&config), stop.clone());
+        let mut rt = ServerConfig::new("relay-legacy");
+        rt.max_connections = config.max_clients;
+        tokio::spawn(serve(
+            l,
+            rt,
+            Arc::new(ServerStats::default()),
+            move |s, c| crate::legacy::server::handle(s, c, Arc::clone(&hub), Arc::clone(&config)),
+            stop.cancelled_owned(),
+        ))
+    });
     let report = serve(
         listener,
         rt,
         Arc::new(ServerStats::default()),
         move |s, c| handle(s, c, Arc::clone(&hub), Arc::clone(&config)),
-        shutdown,
+        async {
+            shutdown.await;
+            stop.cancel();
+        },
     )
     .await;
+    if let Some(t) = legacy_task {
+        let _ = t.await;
+    }
     Ok(report)
 }
 
-fn lock(hub: &Mutex<Hub>) -> std::sync::MutexGuard<'_, Hub> {
+pub(crate) fn lock(hub: &Mutex<Hub>) -> std::sync::MutexGuard<'_, Hub> {
     hub.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A fresh resume secret: 128 random bits from the operating system's
 /// generator (never 0, which means "none").
-fn new_token() -> u128 {
+pub(crate) fn new_token() -> u128 {
     loop {
         let t: u128 = rand::random();
         if t != 0 {
@@ -263,17 +327,11 @@ async fn handle(stream: TcpStream, conn: Conn, hub: Arc<Mutex<Hub>>, config: Arc
                         tracing::error!(error = %e, client = j.client_id, "cannot write the event log");
                     }
                 }
-                h.outboxes.insert(
+                h.enter(
                     j.client_id,
-                    Outbox {
-                        queue: tx,
-                        kick: kick.clone(),
-                        reason: Arc::clone(&reason),
-                        level: Arc::clone(&level),
-                    },
+                    Outbox::new(tx, &kick, &reason, &level),
+                    &j.join,
                 );
-                let join = j.join.clone();
-                h.publish(&join);
                 Ok((j.client_id, j.token, j.name, j.replay, h.seq.next_seq()))
             }
             Err(refusal) => Err(refusal),
