@@ -1,5 +1,6 @@
 //! `protolab relay serve|client`: arguments → the `relay` library.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use anyhow::Context as _;
@@ -22,7 +23,7 @@ pub struct RelayArgs {
 enum Cmd {
     /// The dispatcher: sequences every message and delivers it to everyone.
     #[command(
-        after_help = "Examples:\n  protolab relay serve --address 127.0.0.1:8081 --history 100\n  # the seed's original chat clients too (python3 client.py --address 127.0.0.1:8082 --name ana):\n  protolab relay serve --address 127.0.0.1:8081 --legacy-address 127.0.0.1:8082"
+        after_help = "Examples:\n  protolab relay serve --address 127.0.0.1:8081 --history 100\n  # the seed's original chat clients too (python3 client.py --address 127.0.0.1:8082 --name ana):\n  protolab relay serve --address 127.0.0.1:8081 --legacy-address 127.0.0.1:8082\n  # a chat page for browsers:\n  protolab relay serve --address 127.0.0.1:8081 --web 127.0.0.1:8080"
     )]
     Serve {
         /// Address to listen on (port 0 picks one; the bound address is printed).
@@ -55,6 +56,10 @@ enum Cmd {
         /// protocol), in the same total order.
         #[arg(long)]
         legacy_address: Option<SocketAddr>,
+        /// Also serve the chat page here (a browser joins as a client; give a
+        /// loopback address unless others should reach it).
+        #[arg(long, value_name = "ADDR")]
+        web: Option<SocketAddr>,
     },
     /// A participant: sends stdin's lines, prints `[seq] name: text`.
     #[command(
@@ -104,6 +109,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
             outbox,
             log_dir,
             legacy_address,
+            web,
         } => {
             if let Some(dir) = &log_dir {
                 crate::paths::dir_to_keep(dir, "log directory")?;
@@ -114,14 +120,18 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
                 Some(a) => Some(netkit::server::bind(a).await?),
                 None => None,
             };
-            match &legacy {
-                Some(l) => println!(
-                    "relay server: listening on {} (original chat clients on {})",
-                    listener.local_addr()?,
-                    l.local_addr()?
-                ),
-                None => println!("relay server: listening on {}", listener.local_addr()?),
+            let web = match web {
+                Some(a) => Some(netkit::server::bind(a).await?),
+                None => None,
+            };
+            let mut line = format!("relay server: listening on {}", listener.local_addr()?);
+            if let Some(l) = &legacy {
+                write!(line, " (original chat clients on {})", l.local_addr()?)?;
             }
+            if let Some(l) = &web {
+                write!(line, " (chat page on http://{})", l.local_addr()?)?;
+            }
+            println!("{line}");
             let cfg = relay::server::Config {
                 history,
                 history_max_events,
@@ -132,7 +142,8 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
                 log_dir,
                 ..relay::server::Config::default()
             };
-            relay::server::run_with(listener, legacy, cfg, signal).await?;
+            relay::server::run_with(listener, relay::server::Extra { legacy, web }, cfg, signal)
+                .await?;
         }
         Cmd::Client {
             address,

@@ -8,6 +8,7 @@
 //! - [`client`]: prints each event once, acknowledges, reconnects and resumes;
 //! - [`legacy`]: the seed's original chat clients on a second listener;
 //! - [`log`]: the durable event log (`--log-dir`);
+//! - [`web`]: the chat page and its WebSocket (`--web`);
 //! - [`pressure`]: senders slowed while any client lags;
 //! - [`bench`]: `protolab relay bench` against a plain fan-out and Redis.
 
@@ -20,5 +21,6 @@ pub mod pressure;
 pub mod proto;
 pub mod sequencer;
 pub mod server;
+pub mod web;
 
 pub use error::Error;

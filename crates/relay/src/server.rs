@@ -176,14 +176,23 @@ pub async fn run(
     config: Config,
     shutdown: impl Future,
 ) -> Result<ServeReport, Error> {
-    run_with(listener, None, config, shutdown).await
+    run_with(listener, Extra::default(), config, shutdown).await
 }
 
-/// [`run`], plus a second listener for the seed's original chat clients
-/// ([`crate::legacy`]), in the same total order.
+/// Listeners beside the native one.
+#[derive(Debug, Default)]
+pub struct Extra {
+    /// For the seed's original chat clients ([`crate::legacy`]).
+    pub legacy: Option<tokio::net::TcpListener>,
+    /// For browsers: the chat page and its WebSocket ([`crate::web`]).
+    pub web: Option<tokio::net::TcpListener>,
+}
+
+/// [`run`], plus the [`Extra`] listeners, every client in the same total
+/// order.
 pub async fn run_with(
     listener: tokio::net::TcpListener,
-    legacy: Option<tokio::net::TcpListener>,
+    extra: Extra,
     config: Config,
     shutdown: impl Future,
 ) -> Result<ServeReport, Error> {
@@ -210,7 +219,13 @@ pub async fn run_with(
     rt.max_connections = config.max_clients;
     let config = Arc::new(config);
     let stop = CancellationToken::new();
-    let legacy_task = legacy.map(|l| {
+    let web_task = extra.web.map(|l| {
+        let gate = web::Gate::new(config.max_clients, crate::web::MAX_MESSAGE);
+        let router = crate::web::router(Arc::clone(&hub), Arc::clone(&config), gate.clone());
+        let stop = stop.clone();
+        tokio::spawn(async move { web::serve(l, router, &gate, stop.cancelled_owned()).await })
+    });
+    let legacy_task = extra.legacy.map(|l| {
         let (hub, config, stop) = (Arc::clone(&hub), Arc::clone(&config), stop.clone());
         let mut rt = ServerConfig::new("relay-legacy");
         rt.max_connections = config.max_clients;
@@ -236,6 +251,11 @@ pub async fn run_with(
     if let Some(t) = legacy_task {
         let _ = t.await;
     }
+    if let Some(t) = web_task
+        && let Ok(Err(e)) = t.await
+    {
+        tracing::warn!(error = %e, "the web listener failed");
+    }
     Ok(report)
 }
 
@@ -252,6 +272,17 @@ pub(crate) fn new_token() -> u128 {
         if t != 0 {
             return t;
         }
+    }
+}
+
+/// What a refused hello is told.
+pub(crate) fn refusal_text(r: &Refusal) -> String {
+    match r {
+        Refusal::TooOld { oldest } => format!("cannot resume: history starts at {oldest}"),
+        Refusal::Ahead { last } => format!("cannot resume: the last sequence number is {last}"),
+        Refusal::AlreadyOnline => "this client is already connected".to_string(),
+        Refusal::Unknown => "cannot resume: unknown client id or wrong token (only the server gives ids; start as a new client with id 0)".to_string(),
+        Refusal::NoIds => "no client ids left on this server".to_string(),
     }
 }
 
@@ -340,15 +371,7 @@ async fn handle(stream: TcpStream, conn: Conn, hub: Arc<Mutex<Hub>>, config: Arc
     let (id, token, shown, replay, next_seq) = match joined {
         Ok(x) => x,
         Err(r) => {
-            let text = match r {
-                Refusal::TooOld { oldest } => format!("cannot resume: history starts at {oldest}"),
-                Refusal::Ahead { last } => {
-                    format!("cannot resume: the last sequence number is {last}")
-                }
-                Refusal::AlreadyOnline => "this client is already connected".to_string(),
-                Refusal::Unknown => "cannot resume: unknown client id or wrong token (only the server gives ids; start as a new client with id 0)".to_string(),
-                Refusal::NoIds => "no client ids left on this server".to_string(),
-            };
+            let text = refusal_text(&r);
             tracing::info!(client = hello.0, reason = %text, "hello refused");
             let _ = send(&mut w, &Message::Error { text }).await;
             return;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use impair::{TcpProxy, TcpProxyConfig, TcpRules};
 use relay::client::{ClientConfig, Delivered, run as run_client};
 use relay::proto::Kind;
-use relay::server::{Config, run_with};
+use relay::server::{Config, Extra, run_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -43,9 +43,17 @@ async fn start(config: Config) -> (SocketAddr, SocketAddr, CancellationToken) {
     let stop = CancellationToken::new();
     let s = stop.clone();
     tokio::spawn(async move {
-        run_with(native, Some(legacy), config, s.cancelled_owned())
-            .await
-            .unwrap();
+        run_with(
+            native,
+            Extra {
+                legacy: Some(legacy),
+                web: None,
+            },
+            config,
+            s.cancelled_owned(),
+        )
+        .await
+        .unwrap();
     });
     (addrs.0, addrs.1, stop)
 }
