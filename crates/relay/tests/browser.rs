@@ -1,0 +1,270 @@
+//! The chat page in a real browser (issue #18): headless Chromium driven
+//! through WebDriver (`chromedriver`), beside TCP relay clients. Without
+//! chromedriver these skip with a message, unless PROTOLAB_REQUIRE_BROWSER is
+//! set (CI installs Chromium and sets it), where that fails. With
+//! PROTOLAB_SCREENSHOTS=DIR the page's picture is saved there (the README's).
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use relay::client::{ClientConfig, Delivered, run as run_client};
+use relay::proto::Kind;
+use relay::server::{Config, Extra, run_with};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+
+const BOUND: Duration = Duration::from_secs(30);
+
+/// chromedriver on a free port, stopped when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn driver() -> Option<Driver> {
+    let found = Command::new("chromedriver")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("PROTOLAB_REQUIRE_BROWSER").is_none(),
+            "PROTOLAB_REQUIRE_BROWSER is set but there is no chromedriver"
+        );
+        eprintln!("skipped: no chromedriver (apt-get install chromium chromium-driver)");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < BOUND, "chromedriver did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    })
+}
+
+async fn browser(d: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=900,640"]
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&d.url)
+        .await
+        .unwrap()
+}
+
+async fn start() -> (SocketAddr, SocketAddr, CancellationToken) {
+    let native = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let web = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addrs = (native.local_addr().unwrap(), web.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        let extra = Extra {
+            legacy: None,
+            web: Some(web),
+        };
+        run_with(native, extra, Config::default(), s.cancelled_owned())
+            .await
+            .unwrap();
+    });
+    (addrs.0, addrs.1, stop)
+}
+
+fn native(
+    addr: SocketAddr,
+    name: &str,
+) -> (mpsc::Sender<String>, mpsc::UnboundedReceiver<Delivered>) {
+    let (tx, rx) = mpsc::channel(64);
+    let (seen_tx, seen) = mpsc::unbounded_channel();
+    let cfg = ClientConfig {
+        server: addr.to_string(),
+        name: name.into(),
+        attempts: 20,
+        state: None,
+    };
+    tokio::spawn(async move {
+        let _ = run_client(&cfg, rx, |d| {
+            let _ = seen_tx.send(d.clone());
+        })
+        .await;
+    });
+    (tx, seen)
+}
+
+async fn delivered(rx: &mut mpsc::UnboundedReceiver<Delivered>, text: &str) -> Delivered {
+    timeout(BOUND, async {
+        loop {
+            let d = rx.recv().await.unwrap();
+            if d.kind == Kind::Chat && d.text == text {
+                return d;
+            }
+        }
+    })
+    .await
+    .unwrap()
+}
+
+/// The page's log, one line of text per event.
+async fn page_lines(c: &Client) -> Vec<String> {
+    let v = c
+        .execute(
+            "return Array.from(document.querySelectorAll('#log li')).map(li => li.textContent);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(v).unwrap()
+}
+
+/// Waits until the page's log holds a line containing `needle`.
+async fn until_shown(c: &Client, needle: &str) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let lines = page_lines(c).await;
+        if lines.iter().any(|l| l.contains(needle)) {
+            return lines;
+        }
+        assert!(start.elapsed() < BOUND, "{needle:?} never shown: {lines:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn until_status(c: &Client, needle: &str) {
+    let start = Instant::now();
+    loop {
+        let text = c
+            .find(Locator::Id("status"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains(needle) {
+            return;
+        }
+        assert!(
+            start.elapsed() < BOUND,
+            "status {text:?}, waiting for {needle:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn say(c: &Client, text: &str) {
+    let line = c.find(Locator::Id("line")).await.unwrap();
+    line.send_keys(text).await.unwrap();
+    c.find(Locator::Css("#send button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_page_is_a_full_participant() {
+    let Some(d) = driver() else { return };
+    let (addr, web, stop) = start().await;
+    let (t1, mut t1_seen) = native(addr, "tcp1");
+    let (_t2, mut t2_seen) = native(addr, "tcp2");
+    let c = browser(&d).await;
+    c.goto(&format!("http://{web}/")).await.unwrap();
+    c.find(Locator::Id("name"))
+        .await
+        .unwrap()
+        .send_keys("navegador")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#join button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until_status(&c, "connected as navegador").await;
+
+    // A line typed in the page: every TCP client gets it under one number,
+    // and HTML in it is shown as text and runs nothing.
+    let html = "<img src=x onerror=alert(1)>";
+    say(&c, html).await;
+    let d1 = delivered(&mut t1_seen, html).await;
+    let d2 = delivered(&mut t2_seen, html).await;
+    assert_eq!(d1.seq, d2.seq);
+    assert_eq!(d1.name, "navegador");
+    let lines = until_shown(&c, html).await;
+    assert!(
+        lines.contains(&format!("[{}]navegador:{html}", d1.seq)),
+        "the same number on the page: {lines:?}"
+    );
+    let imgs = c
+        .execute("return document.querySelectorAll('img').length;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(imgs, serde_json::json!(0), "no element made from the text");
+
+    // A TCP client's line appears on the page.
+    t1.send("hola desde tcp".into()).await.unwrap();
+    let before = until_shown(&c, "hola desde tcp").await;
+    if let Some(dir) = std::env::var_os("PROTOLAB_SCREENSHOTS") {
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(std::path::Path::new(&dir).join("relay-chat.png"), png).unwrap();
+    }
+
+    // A reload shows the history again, once, and resumes.
+    c.refresh().await.unwrap();
+    until_status(&c, "connected as navegador").await;
+    t1.send("después de recargar".into()).await.unwrap();
+    let after = until_shown(&c, "después de recargar").await;
+    assert_eq!(
+        &after[..before.len()],
+        &before[..],
+        "history kept: {after:?}"
+    );
+    assert_eq!(
+        after
+            .iter()
+            .filter(|l| l.contains("hola desde tcp"))
+            .count(),
+        1,
+        "no duplicate: {after:?}"
+    );
+    let seqs: Vec<u64> = after
+        .iter()
+        .map(|l| l[1..l.find(']').unwrap()].parse().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "{seqs:?}");
+    c.close().await.unwrap();
+    stop.cancel();
+}
