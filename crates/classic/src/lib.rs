@@ -6,6 +6,7 @@
 //! - [`math`], [`positions`], [`pyfloat`]: the wire formats, pure;
 //! - [`registry`]: the client list;
 //! - [`server`] and [`client`]: the programs' cores;
+//! - [`web`]: the positions map page and its WebSocket (`--web`);
 //! - [`bench`]: the benchmark.
 
 pub mod bench;
@@ -16,6 +17,7 @@ pub mod positions;
 pub mod pyfloat;
 pub mod registry;
 pub mod server;
+pub mod web;
 
 pub use error::Error;
 

@@ -71,6 +71,17 @@ pub async fn run(
     opts: Options,
     shutdown: impl Future,
 ) -> Result<ServeReport, Error> {
+    run_with_web(listener, None, opts, shutdown).await
+}
+
+/// [`run`], and for the positions server with `web`, the map page there
+/// ([`crate::web`]).
+pub async fn run_with_web(
+    listener: tokio::net::TcpListener,
+    web: Option<tokio::net::TcpListener>,
+    opts: Options,
+    shutdown: impl Future,
+) -> Result<ServeReport, Error> {
     let addr = listener.local_addr()?;
     tracing::info!("{} server listening on {addr}", opts.kind.name());
     let mut cfg = ServerConfig::new(opts.kind.name());
@@ -103,16 +114,37 @@ pub async fn run(
             .await
         }
         Kind::Positions => {
-            let reg = Arc::new(Registry::<Outbox>::new());
+            let field = Arc::new(Field {
+                reg: Registry::new(),
+                feed: web.is_some().then(crate::web::Feed::default),
+            });
             let sndbuf = opts.send_buffer;
-            serve(
+            let stop = CancellationToken::new();
+            let web_task = web.map(|l| {
+                let gate = web::Gate::new(opts.max_clients, crate::web::MAX_MESSAGE);
+                let router = crate::web::router(Arc::clone(&field), gate.clone());
+                let stop = stop.clone();
+                tokio::spawn(
+                    async move { web::serve(l, router, &gate, stop.cancelled_owned()).await },
+                )
+            });
+            let report = serve(
                 listener,
                 cfg,
                 stats,
-                move |s, c| position_client(s, c, Arc::clone(&reg), idle, sndbuf),
-                shutdown,
+                move |s, c| position_client(s, c, Arc::clone(&field), idle, sndbuf),
+                async {
+                    shutdown.await;
+                    stop.cancel();
+                },
             )
-            .await
+            .await;
+            if let Some(t) = web_task
+                && let Ok(Err(e)) = t.await
+            {
+                tracing::warn!(error = %e, "the web listener failed");
+            }
+            report
         }
     };
     tracing::info!(
@@ -225,16 +257,66 @@ async fn math_client(stream: TcpStream, conn: Conn, reg: Arc<Registry<()>>, idle
 
 /// Where broadcasts for one positions client go, and how to cut it off.
 #[derive(Debug, Clone)]
-struct Outbox {
+pub(crate) struct Outbox {
     queue: mpsc::Sender<Bytes>,
     /// Cancelled to end the connection (too slow, or gone).
     kick: CancellationToken,
 }
 
+impl Outbox {
+    /// A client's queue and how to end its connection.
+    pub(crate) fn new(queue: mpsc::Sender<Bytes>, kick: &CancellationToken) -> Self {
+        Self {
+            queue,
+            kick: kick.clone(),
+        }
+    }
+}
+
+/// The positions game: who is connected, and (with a web page) the feed the
+/// pages watch.
+#[derive(Debug)]
+pub(crate) struct Field {
+    reg: Registry<Outbox>,
+    feed: Option<crate::web::Feed>,
+}
+
+impl Field {
+    /// Registers a client (TCP or a page's player).
+    pub(crate) fn join(&self, out: Outbox, peer: SocketAddr) -> Option<u32> {
+        let id = join(&self.reg, out, peer)?;
+        if let Some(f) = &self.feed {
+            f.joined(id);
+        }
+        Some(id)
+    }
+
+    /// Client `id` is at `p`: every client is told.
+    pub(crate) fn moved(&self, id: u32, p: positions::Position) {
+        if let Some(f) = &self.feed {
+            f.moved(id, p);
+        }
+        fan_out(self, &broadcast(id, p));
+    }
+
+    /// Client `id` is gone.
+    pub(crate) fn leave(&self, id: u32, why: &str) {
+        leave(&self.reg, id, why);
+        if let Some(f) = &self.feed {
+            f.left(id);
+        }
+    }
+
+    /// The pages' feed, if there is a page.
+    pub(crate) fn feed(&self) -> Option<&crate::web::Feed> {
+        self.feed.as_ref()
+    }
+}
+
 async fn position_client(
     stream: TcpStream,
     conn: Conn,
-    reg: Arc<Registry<Outbox>>,
+    field: Arc<Field>,
     idle: Duration,
     sndbuf: usize,
 ) {
@@ -243,14 +325,7 @@ async fn position_client(
     let _ = socket2::SockRef::from(&stream).set_send_buffer_size(sndbuf);
     let (tx, mut rx) = mpsc::channel::<Bytes>(POSITION_QUEUE);
     let done = CancellationToken::new();
-    let Some(id) = join(
-        &reg,
-        Outbox {
-            queue: tx,
-            kick: done.clone(),
-        },
-        conn.peer,
-    ) else {
+    let Some(id) = field.join(Outbox::new(tx, &done), conn.peer) else {
         return;
     };
     let _ = stream.set_nodelay(true);
@@ -286,7 +361,7 @@ async fn position_client(
         writer_done.cancel();
     };
 
-    let reader_reg = Arc::clone(&reg);
+    let reader_field = Arc::clone(&field);
     let reader_done = done.clone();
     let reader = async move {
         let mut frames = FramedRead::new(r, positions::ServerCodec);
@@ -304,7 +379,7 @@ async fn position_client(
                     // A client that reports its position is alive, not idle.
                     conn.activity.idle();
                     tracing::debug!("Client {id}: ({}, {})", p.x, p.y);
-                    fan_out(&reader_reg, &broadcast(id, p));
+                    reader_field.moved(id, p);
                 }
             }
         };
@@ -312,12 +387,13 @@ async fn position_client(
         why
     };
     let ((), why) = tokio::join!(writer, reader);
-    leave(&reg, id, why);
+    field.leave(id, why);
 }
 
 /// Queues `msg` for every client; a client whose queue is full or gone is
 /// removed (it is the slow or dead one, not the sender).
-fn fan_out(reg: &Registry<Outbox>, msg: &Bytes) {
+fn fan_out(field: &Field, msg: &Bytes) {
+    let reg = &field.reg;
     let mut removed: Vec<(u32, bool)> = Vec::new();
     reg.each(|cid, out| match out.queue.try_send(msg.clone()) {
         Ok(()) => {}
@@ -334,8 +410,11 @@ fn fan_out(reg: &Registry<Outbox>, msg: &Bytes) {
                     "Client {cid} too slow ({POSITION_QUEUE} positions queued) - removed - Total clients: {n}"
                 );
             }
+            if let Some(f) = &field.feed {
+                f.left(cid);
+            }
         } else {
-            leave(reg, cid, "gone");
+            field.leave(cid, "gone");
         }
     }
 }

@@ -41,7 +41,7 @@ enum Example {
     },
     /// Position broadcasting: every client's (x, y) to every client.
     #[command(
-        after_help = "Example:\n  protolab classic positions serve &\n  protolab classic positions client --interval 1s"
+        after_help = "Examples:\n  protolab classic positions serve &\n  protolab classic positions client --interval 1s\n  protolab classic positions serve --web 127.0.0.1:8080   # and open http://127.0.0.1:8080/"
     )]
     Positions {
         #[command(subcommand)]
@@ -87,6 +87,11 @@ struct ServeArgs {
     /// Clients served at once.
     #[arg(long, default_value_t = 10_000)]
     max_clients: usize,
+    /// positions only: also serve the live map page here (a browser watches,
+    /// and can join as a player; give a loopback address unless others
+    /// should reach it).
+    #[arg(long, value_name = "ADDR")]
+    web: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -143,15 +148,32 @@ pub async fn run(args: ClassicArgs) -> anyhow::Result<()> {
                     .with_context(|| format!("{addr} has no address"))?,
             )
             .await?;
-            println!(
-                "classic {} server: listening on {}",
-                kind.name(),
-                listener.local_addr()?
+            anyhow::ensure!(
+                a.web.is_none() || kind == Kind::Positions,
+                "--web is for the positions server (a live map); {} has no page",
+                kind.name()
             );
+            let web = match a.web {
+                Some(w) => Some(netkit::server::bind(w).await?),
+                None => None,
+            };
+            match &web {
+                Some(w) => println!(
+                    "classic {} server: listening on {} (map page on http://{})",
+                    kind.name(),
+                    listener.local_addr()?,
+                    w.local_addr()?
+                ),
+                None => println!(
+                    "classic {} server: listening on {}",
+                    kind.name(),
+                    listener.local_addr()?
+                ),
+            }
             let mut opts = Options::new(kind);
             opts.idle_timeout = a.idle_timeout.0;
             opts.max_clients = a.max_clients;
-            classic::server::run(listener, opts, signal).await?;
+            classic::server::run_with_web(listener, web, opts, signal).await?;
         }
         Role::Client(a) => {
             let opts = ClientOptions {

@@ -16,11 +16,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
-use axum::routing::get;
+use axum::extract::ws::{Message as WsMessage, WebSocket};
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use netkit::log_action;
@@ -36,21 +32,9 @@ use crate::server::{Config, Hub, Outbox, lock, new_token, refusal_text};
 
 /// The page, its script and its style, from the binary.
 const PAGES: &[Page] = &[
-    Page {
-        path: "/",
-        content_type: "text/html; charset=utf-8",
-        body: include_str!("../static/chat.html"),
-    },
-    Page {
-        path: "/chat.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../static/chat.js"),
-    },
-    Page {
-        path: "/chat.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_str!("../static/chat.css"),
-    },
+    Page::html(include_str!("../static/chat.html")),
+    Page::script("/chat.js", include_str!("../static/chat.js")),
+    Page::style("/chat.css", include_str!("../static/chat.css")),
 ];
 
 /// Longest WebSocket message taken from a page (a chat line and its command).
@@ -62,26 +46,19 @@ struct Shared {
     gate: Gate,
 }
 
-/// The routes of the chat page and its WebSocket.
-pub(crate) fn router(hub: Arc<Mutex<Hub>>, config: Arc<Config>, gate: Gate) -> Router {
-    let shared = Arc::new(Shared { hub, config, gate });
-    let r = Router::new().route("/ws", get(upgrade));
-    web::with_pages(r, PAGES).with_state(shared)
+impl web::Sessions for Shared {
+    fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    async fn session(self: Arc<Self>, socket: WebSocket, peer: SocketAddr) {
+        session(socket, &self, peer).await;
+    }
 }
 
-async fn upgrade(
-    State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    match shared.gate.admit(ws, &headers, peer) {
-        Err(refused) => *refused,
-        Ok((ws, permit)) => ws.on_upgrade(move |socket| async move {
-            session(socket, &shared, peer).await;
-            drop(permit);
-        }),
-    }
+/// The routes of the chat page and its WebSocket.
+pub(crate) fn router(hub: Arc<Mutex<Hub>>, config: Arc<Config>, gate: Gate) -> Router {
+    web::app(PAGES, Arc::new(Shared { hub, config, gate }))
 }
 
 /// An event as the page reads it.

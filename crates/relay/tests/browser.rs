@@ -6,10 +6,9 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use relay::client::{ClientConfig, Delivered, run as run_client};
 use relay::proto::Kind;
 use relay::server::{Config, Extra, run_with};
@@ -17,72 +16,9 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
+use web::webdriver::{Driver, keep_screenshot};
 
 const BOUND: Duration = Duration::from_secs(30);
-
-/// chromedriver on a free port, stopped when dropped.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn driver() -> Option<Driver> {
-    let found = Command::new("chromedriver")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("PROTOLAB_REQUIRE_BROWSER").is_none(),
-            "PROTOLAB_REQUIRE_BROWSER is set but there is no chromedriver"
-        );
-        eprintln!("skipped: no chromedriver (apt-get install chromium chromium-driver)");
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < BOUND, "chromedriver did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(Driver {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    })
-}
-
-async fn browser(d: &Driver) -> Client {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=900,640"]
-        }),
-    );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&d.url)
-        .await
-        .unwrap()
-}
 
 async fn start() -> (SocketAddr, SocketAddr, CancellationToken) {
     let native = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -195,11 +131,11 @@ async fn say(c: &Client, text: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chat_page_is_a_full_participant() {
-    let Some(d) = driver() else { return };
+    let Some(d) = Driver::start() else { return };
     let (addr, web, stop) = start().await;
     let (t1, mut t1_seen) = native(addr, "tcp1");
     let (_t2, mut t2_seen) = native(addr, "tcp2");
-    let c = browser(&d).await;
+    let c = d.browser(900, 640).await;
     c.goto(&format!("http://{web}/")).await.unwrap();
     c.find(Locator::Id("name"))
         .await
@@ -237,10 +173,7 @@ async fn the_chat_page_is_a_full_participant() {
     // A TCP client's line appears on the page.
     t1.send("hola desde tcp".into()).await.unwrap();
     let before = until_shown(&c, "hola desde tcp").await;
-    if let Some(dir) = std::env::var_os("PROTOLAB_SCREENSHOTS") {
-        let png = c.screenshot().await.unwrap();
-        std::fs::write(std::path::Path::new(&dir).join("relay-chat.png"), png).unwrap();
-    }
+    keep_screenshot("relay-chat.png", &c.screenshot().await.unwrap());
 
     // A reload shows the history again, once, and resumes.
     c.refresh().await.unwrap();

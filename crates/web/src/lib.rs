@@ -24,6 +24,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+#[cfg(feature = "webdriver")]
+pub mod webdriver;
+
 /// What can go wrong in the web layer.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -41,6 +44,35 @@ pub struct Page {
     pub content_type: &'static str,
     /// Its bytes.
     pub body: &'static str,
+}
+
+impl Page {
+    /// The page itself, at `/`.
+    pub const fn html(body: &'static str) -> Self {
+        Self {
+            path: "/",
+            content_type: "text/html; charset=utf-8",
+            body,
+        }
+    }
+
+    /// A script at `path`.
+    pub const fn script(path: &'static str, body: &'static str) -> Self {
+        Self {
+            path,
+            content_type: "text/javascript; charset=utf-8",
+            body,
+        }
+    }
+
+    /// A style sheet at `path`.
+    pub const fn style(path: &'static str, body: &'static str) -> Self {
+        Self {
+            path,
+            content_type: "text/css; charset=utf-8",
+            body,
+        }
+    }
 }
 
 /// Scripts and styles from this origin only; no inline script, no plugin.
@@ -164,6 +196,62 @@ impl Gate {
             .max_frame_size(self.max_message);
         Ok((ws, permit))
     }
+}
+
+impl Gate {
+    /// Answers a WebSocket request: refused as [`Gate::admit`] says, or
+    /// upgraded and handed to `session`, the connection's permit held until
+    /// it returns.
+    pub fn upgrade<F, Fut>(
+        &self,
+        ws: WebSocketUpgrade,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+        session: F,
+    ) -> Response
+    where
+        F: FnOnce(axum::extract::ws::WebSocket) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        match self.admit(ws, headers, peer) {
+            Err(refused) => *refused,
+            Ok((ws, permit)) => ws.on_upgrade(move |socket| async move {
+                session(socket).await;
+                drop(permit);
+            }),
+        }
+    }
+}
+
+/// A server's WebSocket sessions: what [`app`] needs of its shared state.
+pub trait Sessions: Send + Sync + Sized + 'static {
+    /// The limits and shutdown of this server's WebSockets.
+    fn gate(&self) -> &Gate;
+
+    /// Runs one admitted WebSocket from `peer` to its end.
+    fn session(
+        self: Arc<Self>,
+        socket: axum::extract::ws::WebSocket,
+        peer: SocketAddr,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// The routes of a page: the files at their paths, and its WebSocket at `/ws`.
+pub fn app<S: Sessions>(pages: &[Page], shared: Arc<S>) -> Router {
+    let r = Router::new().route("/ws", get(ws_route::<S>));
+    with_pages(r, pages).with_state(shared)
+}
+
+async fn ws_route<S: Sessions>(
+    axum::extract::State(shared): axum::extract::State<Arc<S>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let gate = shared.gate().clone();
+    gate.upgrade(ws, &headers, peer, move |socket| {
+        shared.session(socket, peer)
+    })
 }
 
 /// Serves `router` on `listener` until `shutdown` completes; then every
