@@ -3,7 +3,8 @@
 //! connection as the original client does and pipelined, and position
 //! deliveries with 200 clients sending at 20 Hz (latency p50/p99, clients
 //! dropped). Each against a raw loopback echo server measured in the same run
-//! with the same clients and bytes.
+//! with the same clients and bytes. Then the same 200 clients with 20
+//! WebSocket subscribers of the live map ([`pages`]).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -23,6 +24,9 @@ use netkit::bench::BenchLine;
 
 use crate::positions::{Position, parse_broadcast};
 use crate::server::{Options, run};
+
+mod pages;
+pub use pages::PagesRow;
 
 /// One math row: requests per second for the math server and the echo baseline.
 #[derive(Debug, Clone)]
@@ -62,6 +66,8 @@ pub struct Report {
     pub ceiling: f64,
     /// Positions row.
     pub positions: PositionsRow,
+    /// The live map's WebSocket subscribers beside the TCP clients.
+    pub pages: PagesRow,
 }
 
 impl fmt::Display for Report {
@@ -123,7 +129,32 @@ impl fmt::Display for Report {
             .num("p99_ms", ms(p.p99), 3)
             .field("dropped", p.dropped)
             .num("baseline_p99_ms", ms(p.echo_p99), 3);
-        writeln!(f, "{ceiling}\n{positions}")
+        let w = &self.pages;
+        writeln!(
+            f,
+            "classic positions map: {} WebSocket subscribers beside {} TCP clients at 20 Hz",
+            w.subscribers, w.clients
+        )?;
+        writeln!(
+            f,
+            "  subscriber deliveries/s {:.0}, send to subscriber p50 {:.3} ms, p99 {:.3} ms, updates dropped {}; TCP clients p99 in the same run {:.3} ms, TCP only {:.3} ms",
+            w.deliveries_per_s,
+            ms(w.p50),
+            ms(w.p99),
+            w.dropped,
+            ms(w.tcp_p99),
+            ms(p.p99)
+        )?;
+        let pages = BenchLine::new("classic_positions_web")
+            .field("subscribers", w.subscribers)
+            .field("clients", w.clients)
+            .num("deliveries_s", w.deliveries_per_s, 0)
+            .num("p50_ms", ms(w.p50), 3)
+            .num("p99_ms", ms(w.p99), 3)
+            .field("dropped", w.dropped)
+            .num("tcp_p99_ms", ms(w.tcp_p99), 3)
+            .num("baseline_p99_ms", ms(p.p99), 3);
+        writeln!(f, "{ceiling}\n{positions}\n{pages}")
     }
 }
 
@@ -249,44 +280,65 @@ pub async fn run_all(secs: Duration) -> Result<Report, Error> {
         secs.max(Duration::from_secs(3)),
     )
     .await?;
+    let pages = pages::run(
+        &stop,
+        200,
+        20,
+        Duration::from_millis(50),
+        secs.max(Duration::from_secs(3)),
+    )
+    .await?;
     stop.cancel();
     Ok(Report {
         math: rows,
         ceiling,
         positions,
+        pages,
     })
 }
 
 /// Latency samples of a fan-out run, and how many clients were cut off.
-struct FanOut {
+pub(crate) struct FanOut {
     deliveries: u64,
     latencies: Vec<Duration>,
     dropped: usize,
 }
 
-/// `clients` position clients sending every `period` for `secs`; each position
-/// carries (sender index, sequence) so receivers can time it.
+/// When each client sent each position: `sent[i][seq % 4096]`.
+type SentTable = Arc<Vec<std::sync::Mutex<Vec<Option<Instant>>>>>;
+
+/// An empty [`SentTable`] for `clients` clients.
+fn sent_table(clients: usize) -> SentTable {
+    Arc::new(
+        (0..clients)
+            .map(|_| std::sync::Mutex::new(vec![None; 4096]))
+            .collect(),
+    )
+}
+
+/// When client `i` sent its position with sequence `y`, if recorded.
+fn sent_at(sent: &SentTable, i: usize, y: i64) -> Option<Instant> {
+    sent.get(i)
+        .and_then(|s| s.lock().ok())
+        .and_then(|t| t[(y as usize) & 4095])
+}
+
+/// `clients` position clients sending every `period` until `end`; each
+/// position carries (sender index, sequence) so receivers can time it.
 async fn fan_out(
     addr: SocketAddr,
     clients: usize,
     period: Duration,
-    secs: Duration,
+    end: Instant,
     echo_only: bool,
+    sent: &SentTable,
 ) -> Result<FanOut, Error> {
-    let start = Instant::now();
-    // sent[i][seq % 4096] = when client i sent position seq.
-    let sent: Arc<Vec<std::sync::Mutex<Vec<Option<Instant>>>>> = Arc::new(
-        (0..clients)
-            .map(|_| std::sync::Mutex::new(vec![None; 4096]))
-            .collect(),
-    );
     let mut tasks = Vec::new();
-    let end = start + secs;
     for i in 0..clients {
         let s = TcpStream::connect(addr).await?;
         s.set_nodelay(true)?;
         let (mut r, mut w) = s.into_split();
-        let sent = Arc::clone(&sent);
+        let sent = Arc::clone(sent);
         let offset = period.mul_f64(i as f64 / clients as f64);
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
@@ -324,8 +376,7 @@ async fn fan_out(
                             while let Some(end) = buf.iter().position(|&b| b == b')') {
                                 let msg = buf.split_to(end + 1);
                                 if let Some(seen) = std::str::from_utf8(&msg).ok().and_then(parse_broadcast) {
-                                    let from = seen.at.x as usize;
-                                    if let Some(t) = sent.get(from).and_then(|s| s.lock().ok()).and_then(|t| t[seen.at.y as usize & 4095]) {
+                                    if let Some(t) = sent_at(&sent, seen.at.x as usize, i64::from(seen.at.y)) {
                                         lat.push(now - t);
                                     }
                                     deliveries += 1;
@@ -370,9 +421,25 @@ async fn positions_run(
     secs: Duration,
 ) -> Result<PositionsRow, Error> {
     let server = start(Kind::Positions, stop).await?;
-    let r = fan_out(server, clients, period, secs, false).await?;
+    let r = fan_out(
+        server,
+        clients,
+        period,
+        Instant::now() + secs,
+        false,
+        &sent_table(clients),
+    )
+    .await?;
     let echo = echo_server(stop.clone()).await?;
-    let e = fan_out(echo, clients, period, secs, true).await?;
+    let e = fan_out(
+        echo,
+        clients,
+        period,
+        Instant::now() + secs,
+        true,
+        &sent_table(clients),
+    )
+    .await?;
     Ok(PositionsRow {
         clients,
         deliveries_per_s: r.deliveries as f64 / secs.as_secs_f64(),
