@@ -23,6 +23,10 @@ const BOUND: Duration = Duration::from_secs(30);
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
 async fn start() -> (SocketAddr, SocketAddr, CancellationToken) {
+    start_with(Config::default()).await
+}
+
+async fn start_with(config: Config) -> (SocketAddr, SocketAddr, CancellationToken) {
     let native = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let web = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addrs = (native.local_addr().unwrap(), web.local_addr().unwrap());
@@ -33,7 +37,7 @@ async fn start() -> (SocketAddr, SocketAddr, CancellationToken) {
             legacy: None,
             web: Some(web),
         };
-        run_with(native, extra, Config::default(), s.cancelled_owned())
+        run_with(native, extra, config, s.cancelled_owned())
             .await
             .unwrap();
     });
@@ -286,4 +290,37 @@ async fn a_100_mb_message_is_refused_from_its_header() {
     .await;
     assert!(closed.is_ok(), "refused before the 100 MB came");
     stop.cancel();
+}
+
+#[tokio::test]
+async fn the_connection_limit_holds_and_shutdown_ends_every_session() {
+    let (_, web, stop) = start_with(Config {
+        max_clients: 2,
+        ..Config::default()
+    })
+    .await;
+    let mut a = ws(web, None).await.unwrap();
+    let mut b = ws(web, None).await.unwrap();
+    for (s, name) in [(&mut a, "a"), (&mut b, "b")] {
+        s.send(Message::Text(format!("hello 0 0 0 {name}").into()))
+            .await
+            .unwrap();
+        until(s, "\"welcome\"").await;
+    }
+    let err = ws(web, None).await.unwrap_err();
+    assert!(err.to_string().contains("503"), "a third is refused: {err}");
+    // The server stops: both sessions end.
+    stop.cancel();
+    for s in [&mut a, &mut b] {
+        let ended = timeout(BOUND, async {
+            loop {
+                match s.next().await {
+                    None | Some(Err(_) | Ok(Message::Close(_))) => break,
+                    Some(Ok(_)) => {}
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the session ends with the server");
+    }
 }
