@@ -29,6 +29,13 @@ use crate::Error;
 pub const VERSION: u8 = 2;
 /// Largest frame (`len`), so a chat line of up to ~64 KiB.
 pub const FRAME_LIMIT: Limit = Limit::new("relay frame", 64 * 1024 + 64);
+/// Longest name an event carries (bytes).
+pub const MAX_NAME: usize = 256;
+/// Longest text an event carries (bytes): with [`MAX_NAME`] and the fixed
+/// fields (version, type, 29 bytes of numbers and lengths), every `Deliver`
+/// fits [`FRAME_LIMIT`], whoever sent the line (a TCP client, a page, an
+/// original chat client), so no sender can make a frame its receivers refuse.
+pub const MAX_TEXT: usize = 64 * 1024 + 64 - 31 - MAX_NAME;
 
 /// What a delivered event is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

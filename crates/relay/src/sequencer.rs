@@ -25,6 +25,18 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::proto::{Kind, Message};
 
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// One sequenced event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
@@ -271,8 +283,8 @@ impl Sequencer {
             kind,
             origin,
             sender_seq,
-            name: name.to_string(),
-            text: text.to_string(),
+            name: cut(name, crate::proto::MAX_NAME).to_string(),
+            text: cut(text, crate::proto::MAX_TEXT).to_string(),
         };
         self.next_seq += 1;
         self.bytes += e.weight();
@@ -721,6 +733,29 @@ mod tests {
             let got = seqs(&all);
             let want: Vec<u64> = (1..=got.len() as u64).collect();
             proptest::prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn every_event_fits_a_frame_whatever_its_sender_sent() {
+        use bytes::BytesMut;
+        use tokio_util::codec::Decoder;
+        let mut s = Sequencer::new(Limits::new(10));
+        let long_name = "ñ".repeat(400);
+        let j = s.hello(0, 0, 0, &long_name, 7).unwrap();
+        let line = "é".repeat(40_000);
+        for e in [
+            j.join,
+            s.chat(j.client_id, 1, &line).unwrap(),
+            s.chat_named(j.client_id, 2, &long_name, &line).unwrap(),
+        ] {
+            assert!(
+                e.name.len() <= crate::proto::MAX_NAME && e.text.len() <= crate::proto::MAX_TEXT
+            );
+            let mut b = BytesMut::new();
+            e.deliver().encode(&mut b);
+            let back = crate::proto::Codec.decode(&mut b).unwrap().unwrap();
+            assert_eq!(back, e.deliver(), "decodes whole, cut at a character");
         }
     }
 }
