@@ -10,31 +10,24 @@ use classic::Kind;
 use classic::server::{Options, run_with_web};
 use fantoccini::key::Key;
 use fantoccini::{Client, Locator};
+use netkit::testing::Served;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
-use tokio_util::sync::CancellationToken;
 use web::webdriver::{Driver, keep_screenshot};
 
 const BOUND: Duration = Duration::from_secs(30);
 
-async fn start() -> (SocketAddr, SocketAddr, CancellationToken) {
+async fn start() -> (SocketAddr, SocketAddr, Served<()>) {
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let web = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addrs = (tcp.local_addr().unwrap(), web.local_addr().unwrap());
-    let stop = CancellationToken::new();
-    let s = stop.clone();
-    tokio::spawn(async move {
-        run_with_web(
-            tcp,
-            Some(web),
-            Options::new(Kind::Positions),
-            s.cancelled_owned(),
-        )
-        .await
-        .unwrap();
+    let server = Served::spawn(addrs.0, |shutdown| async move {
+        run_with_web(tcp, Some(web), Options::new(Kind::Positions), shutdown)
+            .await
+            .unwrap();
     });
-    (addrs.0, addrs.1, stop)
+    (addrs.0, addrs.1, server)
 }
 
 async fn send_position(s: &mut TcpStream, x: i16, y: i16) {
@@ -100,7 +93,7 @@ fn id_at(list: &[String], at: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_map_shows_tcp_clients_and_the_browser_plays_with_them() {
     let Some(d) = Driver::start() else { return };
-    let (tcp, web, stop) = start().await;
+    let (tcp, web, server) = start().await;
     let c = d.browser(1000, 700).await;
     c.goto(&format!("http://{web}/")).await.unwrap();
     let start_wait = Instant::now();
@@ -170,5 +163,5 @@ async fn the_map_shows_tcp_clients_and_the_browser_plays_with_them() {
         "a's and the page's own"
     );
     c.close().await.unwrap();
-    stop.cancel();
+    server.stop().await;
 }

@@ -10,30 +10,48 @@ use classic::client::{ClientOptions, echo, math, positions};
 use classic::math::{OPERATIONS, Request};
 use classic::server::{Options, run};
 use classic::{Error, Kind};
+use netkit::testing::Served;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::net::TcpListener;
 use tokio::time::timeout;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 const BOUND: Duration = Duration::from_secs(30);
 
-fn serve_on(listener: TcpListener, kind: Kind) -> (CancellationToken, tokio::task::JoinHandle<()>) {
-    let stop = CancellationToken::new();
-    let s = stop.clone();
-    let task = tokio::spawn(async move {
-        run(listener, Options::new(kind), s.cancelled_owned())
-            .await
-            .unwrap();
-    });
-    (stop, task)
+async fn serve(listener: TcpListener, kind: Kind, shutdown: WaitForCancellationFutureOwned) {
+    run(listener, Options::new(kind), shutdown).await.unwrap();
 }
 
-async fn server(kind: Kind) -> (SocketAddr, CancellationToken) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let (stop, _task) = serve_on(l, kind);
-    (addr, stop)
+async fn server(kind: Kind) -> (SocketAddr, Served<()>) {
+    let server = Served::bind(move |l, shutdown| serve(l, kind, shutdown)).await;
+    (server.addr, server)
+}
+
+/// A listening socket and a second handle to it: a server restarted on the
+/// second finds the port where it was, never freed in between.
+fn listening_twice() -> (SocketAddr, std::net::TcpListener, std::net::TcpListener) {
+    let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    first.set_nonblocking(true).unwrap();
+    let second = first.try_clone().unwrap();
+    (first.local_addr().unwrap(), first, second)
+}
+
+fn serve_std(addr: SocketAddr, l: std::net::TcpListener, kind: Kind) -> Served<()> {
+    Served::spawn(addr, move |shutdown| async move {
+        serve(TcpListener::from_std(l).unwrap(), kind, shutdown).await;
+    })
+}
+
+/// Waits until `lines` holds at least `n` lines.
+async fn until_lines(lines: &Mutex<Vec<String>>, n: usize) {
+    timeout(BOUND, async {
+        while lines.lock().unwrap().len() < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
 }
 
 fn opts(addr: SocketAddr, count: u64) -> ClientOptions {
@@ -48,19 +66,19 @@ fn opts(addr: SocketAddr, count: u64) -> ClientOptions {
 
 #[tokio::test]
 async fn echo_client_prints_each_echo() {
-    let (addr, stop) = server(Kind::Echo).await;
+    let (addr, server) = server(Kind::Echo).await;
     let mut lines = Vec::new();
     timeout(BOUND, echo(&opts(addr, 3), |l| lines.push(l)))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(lines, vec!["Test Packet"; 3]);
-    stop.cancel();
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn math_client_prints_requests_and_the_right_replies() {
-    let (addr, stop) = server(Kind::Math).await;
+    let (addr, server) = server(Kind::Math).await;
     let mut lines = Vec::new();
     timeout(BOUND, math(&opts(addr, 40), |l| lines.push(l)))
         .await
@@ -78,12 +96,12 @@ async fn math_client_prints_requests_and_the_right_replies() {
         assert_eq!(pair[0], format!("Enviando peticion de {op} para {a} y {b}"));
         assert_eq!(pair[1], Request::new(op, a, b).reply());
     }
-    stop.cancel();
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn positions_clients_see_each_other() {
-    let (addr, stop) = server(Kind::Positions).await;
+    let (addr, server) = server(Kind::Positions).await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for seed in 0..3 {
@@ -108,40 +126,36 @@ async fn positions_clients_see_each_other() {
     assert_eq!(ids.len(), 3, "three clients, three ids: {seen:?}");
     // Every client's first position is (0, 0); moves are at most 1 per step.
     assert!(seen.iter().any(|l| l.ends_with("(0, 0)")));
-    stop.cancel();
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn a_client_says_clearly_that_the_server_went_away() {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let (stop, task) = serve_on(l, Kind::Echo);
+    let (addr, server) = server(Kind::Echo).await;
+    let lines = Arc::new(Mutex::new(Vec::new()));
     let mut o = opts(addr, 1000);
     o.interval = Duration::from_millis(10);
-    let client = tokio::spawn(async move { echo(&o, |_| {}).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    stop.cancel();
-    task.await.unwrap();
+    let sink = lines.clone();
+    let client = tokio::spawn(async move { echo(&o, |l| sink.lock().unwrap().push(l)).await });
+    until_lines(&lines, 3).await;
+    server.stop().await;
     let err = timeout(BOUND, client).await.unwrap().unwrap().unwrap_err();
     assert!(matches!(err, Error::ServerClosed | Error::Io(_)), "{err}");
 }
 
 #[tokio::test]
 async fn a_reconnecting_client_survives_a_server_restart() {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let (stop, task) = serve_on(l, Kind::Math);
+    let (addr, first, second) = listening_twice();
+    let server = serve_std(addr, first, Kind::Math);
     let lines = Arc::new(Mutex::new(Vec::new()));
     let mut o = opts(addr, 30);
     o.interval = Duration::from_millis(20);
     o.reconnect = true;
     let sink = lines.clone();
     let client = tokio::spawn(async move { math(&o, |l| sink.lock().unwrap().push(l)).await });
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    stop.cancel();
-    task.await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let (stop, _task) = serve_on(TcpListener::bind(addr).await.unwrap(), Kind::Math);
+    until_lines(&lines, 6).await;
+    server.stop().await;
+    let server = serve_std(addr, second, Kind::Math);
     timeout(BOUND, client).await.unwrap().unwrap().unwrap();
     let lines = lines.lock().unwrap().clone();
     assert!(
@@ -158,5 +172,5 @@ async fn a_reconnecting_client_survives_a_server_restart() {
         30,
         "every request answered in the end"
     );
-    stop.cancel();
+    server.stop().await;
 }

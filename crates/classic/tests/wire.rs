@@ -11,34 +11,32 @@ use classic::positions::{Position, parse_broadcast};
 use classic::server::{Options, run};
 use classic::{Kind, TEST_PACKET};
 use impair::{TcpProxy, TcpProxyConfig, TcpRules};
+use netkit::testing::Served;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::timeout;
-use tokio_util::sync::CancellationToken;
 
 const BOUND: Duration = Duration::from_secs(60);
 
 struct Running {
     addr: SocketAddr,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    served: Served<()>,
 }
 
 async fn start(opts: Options) -> Running {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let s = stop.clone();
-    let task = tokio::spawn(async move {
-        run(listener, opts, s.cancelled_owned()).await.unwrap();
-    });
-    Running { addr, stop, task }
+    let served = Served::bind(|listener, shutdown| async move {
+        run(listener, opts, shutdown).await.unwrap();
+    })
+    .await;
+    Running {
+        addr: served.addr,
+        served,
+    }
 }
 
 impl Running {
     async fn stop(self) {
-        self.stop.cancel();
-        timeout(BOUND, self.task).await.unwrap().unwrap();
+        self.served.stop().await;
     }
 }
 

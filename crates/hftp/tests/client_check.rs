@@ -10,25 +10,23 @@ use hftp::Error;
 use hftp::client::{Client, Download, download, download_to};
 use hftp::proto::{Encoding, Status};
 use hftp::server::{Config, run};
+use netkit::testing::Served;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::time::timeout;
-use tokio_util::sync::CancellationToken;
 
 const BOUND: Duration = Duration::from_secs(60);
 
-async fn start(dir: &std::path::Path) -> (String, CancellationToken) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    let stop = CancellationToken::new();
-    tokio::spawn(run(l, Config::new(dir), stop.clone().cancelled_owned()));
-    (addr, stop)
+async fn start(dir: &std::path::Path) -> (String, Served<netkit::server::ServeReport>) {
+    let config = Config::new(dir);
+    let server = Served::bind(|l, shutdown| run(l, config, shutdown)).await;
+    (server.addr.to_string(), server)
 }
 
 #[tokio::test]
 async fn the_checker_passes_against_our_server() {
     let dir = tempfile::tempdir().unwrap();
-    let (addr, stop) = start(dir.path()).await;
+    let (addr, server) = start(dir.path()).await;
     let report = timeout(
         BOUND,
         hftp::check::run(&addr, dir.path(), hftp::check::Options::default()),
@@ -43,7 +41,7 @@ async fn the_checker_passes_against_our_server() {
             .to_string()
             .ends_with(&format!("{} passed, 0 failed\n", hftp::check::RULES.len()))
     );
-    stop.cancel();
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -90,7 +88,7 @@ async fn the_checker_catches_a_server_that_gets_things_wrong() {
 async fn client_lists_reads_metadata_and_names_errors_clearly() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.txt"), b"hello").unwrap();
-    let (addr, stop) = start(dir.path()).await;
+    let (addr, server) = start(dir.path()).await;
     let mut c = Client::connect(&addr).await.unwrap();
     assert_eq!(c.list().await.unwrap(), vec!["a.txt"]);
     assert_eq!(c.metadata("a.txt").await.unwrap(), 5);
@@ -118,7 +116,7 @@ async fn client_lists_reads_metadata_and_names_errors_clearly() {
         .unwrap();
     assert_eq!(out, b"ell");
     c.quit().await.unwrap();
-    stop.cancel();
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -128,7 +126,7 @@ async fn sliced_downloads_over_several_connections_are_identical() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     std::fs::write(dir.path().join("data.bin"), &data).unwrap();
-    let (addr, stop) = start(dir.path()).await;
+    let (addr, server) = start(dir.path()).await;
     let out = tempfile::tempdir().unwrap();
     for (encoding, connections) in [
         (Encoding::Base64, 1),
@@ -172,7 +170,7 @@ async fn sliced_downloads_over_several_connections_are_identical() {
     let path = out.path().join("range.bin");
     download(&d, &path, Arc::default()).await.unwrap();
     assert!(std::fs::read(&path).unwrap() == data[1234..1234 + 777_777]);
-    stop.cancel();
+    server.stop().await;
 }
 
 /// The client decodes base64 whatever the segment sizes: reads of 1, 5 and 7
@@ -183,7 +181,7 @@ async fn base64_decodes_across_reads_of_any_size() {
     let dir = tempfile::tempdir().unwrap();
     let data: Vec<u8> = (0..601u32).map(|i| (i * 7 + i / 3) as u8).collect();
     std::fs::write(dir.path().join("d.bin"), &data).unwrap();
-    let (addr, stop) = start(dir.path()).await;
+    let (addr, server) = start(dir.path()).await;
     for k in [1, 5, 7] {
         let mut cfg = TcpProxyConfig::new("127.0.0.1:0".parse().unwrap(), addr.parse().unwrap());
         // A pause after each write, so the client reads them one by one.
@@ -210,7 +208,7 @@ async fn base64_decodes_across_reads_of_any_size() {
         assert_eq!(out, data, "segments of {k} bytes");
         assert!(proxy.summary().dirs.down.writes > 601 * 4 / 3 / k as u64);
     }
-    stop.cancel();
+    server.stop().await;
 }
 
 /// A server whose base64 line is shorter than the size it accepted gets a
@@ -250,7 +248,7 @@ async fn downloads_to_streams_and_fifos_arrive_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let data: Vec<u8> = (0..1_000_001u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(dir.path().join("data.bin"), &data).unwrap();
-    let (addr, stop) = start(dir.path()).await;
+    let (addr, server) = start(dir.path()).await;
     let d = Download {
         server: addr.clone(),
         name: "data.bin".into(),
@@ -317,5 +315,5 @@ async fn downloads_to_streams_and_fifos_arrive_in_order() {
             nowhere.display()
         )
     );
-    stop.cancel();
+    server.stop().await;
 }

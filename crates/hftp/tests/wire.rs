@@ -5,28 +5,20 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use base64::Engine as _;
 use hftp::server::{Config, run};
 use impair::{TcpProxy, TcpProxyConfig, TcpRules};
 use netkit::server::ServeReport;
+use netkit::testing::Served;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::time::timeout;
-use tokio_util::sync::CancellationToken;
 
 const BOUND: Duration = Duration::from_secs(30);
 
 struct Running {
     addr: SocketAddr,
     dir: tempfile::TempDir,
-    stop: CancellationToken,
-    server: Option<tokio::task::JoinHandle<ServeReport>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
+    served: Served<ServeReport>,
 }
 
 async fn start() -> Running {
@@ -36,17 +28,13 @@ async fn start() -> Running {
 /// A server on a fresh directory, its configuration adjusted by `tune`.
 async fn start_with(tune: impl FnOnce(&mut Config)) -> Running {
     let dir = tempfile::tempdir().unwrap();
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let stop = CancellationToken::new();
     let mut cfg = Config::new(dir.path());
     tune(&mut cfg);
-    let server = tokio::spawn(run(l, cfg, stop.clone().cancelled_owned()));
+    let served = Served::bind(|l, shutdown| run(l, cfg, shutdown)).await;
     Running {
-        addr,
+        addr: served.addr,
         dir,
-        stop,
-        server: Some(server),
+        served,
     }
 }
 
@@ -57,10 +45,8 @@ async fn start_idle_ms(ms: u64) -> Running {
 
 impl Running {
     /// Stops the server and returns its report, bounded in time.
-    async fn stop(mut self) -> ServeReport {
-        self.stop.cancel();
-        let server = self.server.take().unwrap();
-        timeout(BOUND, server).await.unwrap().unwrap()
+    async fn stop(self) -> ServeReport {
+        self.served.stop().await
     }
 
     fn file(&self, name: &str, bytes: &[u8]) {
@@ -97,7 +83,7 @@ async fn expect_graceful_close(s: &mut TcpStream) {
 }
 
 fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    base64_simd::STANDARD.encode_to_string(bytes)
 }
 
 #[tokio::test]
@@ -567,8 +553,7 @@ async fn shutdown_closes_idle_and_flooding_clients_gracefully() {
 #[tokio::test]
 async fn a_thousand_connections_at_once_are_all_served() {
     // Both ends of every connection live in this process.
-    let count =
-        netkit::server::open_file_limit().map_or(1000, |l| 1000.min(l.saturating_sub(100) / 2));
+    let count = netkit::testing::idle_connections(1000);
     let srv = start().await;
     srv.file("f", b"0123456789");
     let mut conns = Vec::with_capacity(count);

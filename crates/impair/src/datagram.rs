@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::stats::{UdpCounters, bump};
@@ -249,11 +249,11 @@ impl DatagramEngine<()> {
 }
 
 impl<M: Clone> DatagramEngine<M> {
-    /// An engine with these rules, this seed, counting into `counters`.
-    pub fn new(rules: UdpRules, seed: u64, counters: Arc<UdpCounters>) -> Self {
+    /// An engine with these rules, drawing from `rng`, counting into `counters`.
+    pub fn new(rules: UdpRules, rng: ChaCha8Rng, counters: Arc<UdpCounters>) -> Self {
         Self {
             rules,
-            rng: ChaCha8Rng::seed_from_u64(seed),
+            rng,
             counters,
             index: 0,
             matches: 0,

@@ -36,17 +36,17 @@ pub use stats::{TcpSummary, UdpSummary};
 pub use tcp::{TcpProxy, TcpProxyConfig};
 pub use udp::{UdpProxy, UdpProxyConfig};
 
-/// A seed for one direction of one flow, derived from the run's seed so flows
-/// and directions get independent but reproducible streams (splitmix64).
-pub fn derive_seed(seed: u64, flow: u64, dir: Direction) -> u64 {
-    let mut z = seed
-        ^ flow.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ match dir {
-            Direction::Up => 0x5555_5555,
-            Direction::Down => 0xAAAA_AAAA,
-        };
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// The random stream of one direction of one flow: the run's seed picks the
+/// generator, the flow and direction pick one of its independent streams
+/// (ChaCha's stream number), so flows and directions never share draws and a
+/// run with the same seed and traffic makes the same decisions.
+pub fn stream_rng(seed: u64, flow: u64, dir: Direction) -> rand_chacha::ChaCha8Rng {
+    use rand::SeedableRng as _;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let dir_bit = match dir {
+        Direction::Up => 0,
+        Direction::Down => 1,
+    };
+    rng.set_stream((flow << 1) | dir_bit);
+    rng
 }

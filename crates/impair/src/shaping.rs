@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::units::Trigger;
@@ -190,12 +190,12 @@ pub struct Latency {
 }
 
 impl Latency {
-    /// Latency and jitter from the rules; `seed` for the jitter.
-    pub fn new(rules: &TcpRules, seed: u64) -> Self {
+    /// Latency and jitter from the rules; `rng` draws the jitter.
+    pub fn new(rules: &TcpRules, rng: ChaCha8Rng) -> Self {
         Self {
             base: rules.latency,
             jitter: rules.jitter,
-            rng: ChaCha8Rng::seed_from_u64(seed),
+            rng,
             last: None,
         }
     }
@@ -213,6 +213,7 @@ impl Latency {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng as _;
 
     #[test]
     fn plan_stops_exactly_at_the_threshold() {
@@ -294,7 +295,7 @@ mod tests {
             jitter: Duration::from_millis(10),
             ..TcpRules::default()
         };
-        let mut l = Latency::new(&rules, 1);
+        let mut l = Latency::new(&rules, ChaCha8Rng::seed_from_u64(1));
         let t = Instant::now();
         let mut last = t;
         for i in 0..1000 {
@@ -305,8 +306,8 @@ mod tests {
             last = due;
         }
         // Same seed, same times.
-        let mut a = Latency::new(&rules, 9);
-        let mut b = Latency::new(&rules, 9);
+        let mut a = Latency::new(&rules, ChaCha8Rng::seed_from_u64(9));
+        let mut b = Latency::new(&rules, ChaCha8Rng::seed_from_u64(9));
         assert!((0..100).all(|_| a.due(t) == b.due(t)));
     }
 }

@@ -30,7 +30,7 @@ use crate::direction::{Direction, PerDir};
 use crate::shaping::{Action, Latency, Pacer, Shaper, TcpRules, pieces};
 use crate::stats::{TcpCounters, TcpSummary, bump};
 use crate::units::Trigger;
-use crate::{Error, derive_seed};
+use crate::{Error, stream_rng};
 
 /// Bytes read from a socket at once.
 const READ_CHUNK: usize = 256 * 1024;
@@ -196,7 +196,7 @@ async fn relay(client: TcpStream, conn: Conn, cfg: Arc<TcpProxyConfig>, shared: 
         from: Arc::clone(from),
         to: Arc::clone(to),
         rules: cfg.rules.get(dir).clone(),
-        seed: derive_seed(cfg.seed, conn.id, dir),
+        rng: stream_rng(cfg.seed, conn.id, dir),
         counters: Arc::clone(shared.dirs.get(dir)),
         ending: Arc::clone(&ending),
         start,
@@ -277,7 +277,8 @@ struct Pump {
     from: Arc<TcpStream>,
     to: Arc<TcpStream>,
     rules: TcpRules,
-    seed: u64,
+    /// This direction's random stream (the jitter's).
+    rng: rand_chacha::ChaCha8Rng,
     counters: Arc<TcpCounters>,
     ending: Arc<Ending>,
     start: Instant,
@@ -299,7 +300,7 @@ impl Pump {
     }
 
     async fn read_side(&self, tx: mpsc::Sender<Chunk>) {
-        let mut latency = Latency::new(&self.rules, self.seed);
+        let mut latency = Latency::new(&self.rules, self.rng.clone());
         let mut buf = BytesMut::new();
         loop {
             if buf.capacity() < READ_CHUNK / 4 {

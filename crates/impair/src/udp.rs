@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 use crate::datagram::{DatagramEngine, Decision, UdpRules};
 use crate::direction::{Direction, PerDir};
 use crate::stats::{UdpCounters, UdpSummary};
-use crate::{Error, derive_seed};
+use crate::{Error, stream_rng};
 
 /// Largest datagram relayed (the UDP maximum).
 const MAX_DATAGRAM: usize = 65_535;
@@ -298,7 +298,7 @@ impl Flow {
         let engine = |dir| {
             DatagramEngine::new(
                 self.config.rules.get(dir).clone(),
-                derive_seed(seed, self.index, dir),
+                stream_rng(seed, self.index, dir),
                 Arc::clone(self.shared.dirs.get(dir)),
             )
         };

@@ -1,9 +1,8 @@
 //! Building blocks that every protolab system shares.
 //!
-//! - [`frame`]: exact reads of length-prefixed binary frames (a fixed header read
-//!   fully across any number of segments, the announced length checked against a
-//!   named [`Limit`] before anything is allocated, clean EOF told apart from EOF in
-//!   the middle of a frame).
+//! - [`frame`]: length-prefixed binary frames in buffered decoders (the
+//!   announced length checked against a named [`Limit`] as soon as the header
+//!   is in, before the body is waited for or allocated).
 //! - [`line`]: a sans-IO bounded reader for CR LF text protocols.
 //! - [`server`]: the TCP server runtime (connection limit taken before `accept`, a
 //!   tracing span per connection, backoff on accept errors, graceful shutdown).
@@ -14,6 +13,7 @@
 //! - [`logfmt`]: the `action: X | result: Y | key: value` log line format.
 //! - [`ceiling`]: the machine's loopback request/response ceiling, for benchmarks.
 //! - [`peer`]: another program speaking a protocol, run beside ours (reference peers).
+//! - `testing` (feature `test-util`): the wire tests' server harness.
 
 pub mod activity;
 pub mod bench;
@@ -28,6 +28,8 @@ pub mod peer;
 pub mod server;
 pub mod shutdown;
 pub mod stall;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 
 pub use error::Error;
 pub use frame::Limit;

@@ -26,14 +26,6 @@ use tracing::Instrument;
 use crate::activity::{Activity, Registry};
 use crate::log_action;
 
-/// This process's soft limit on open files (Linux), if it can be read: tests
-/// that open many connections size themselves by it.
-pub fn open_file_limit() -> Option<usize> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
-}
-
 /// Binds a TCP listener, with an error that names the address.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, crate::Error> {
     TcpListener::bind(addr)
@@ -368,11 +360,11 @@ mod tests {
     }
 
     /// A server under test on 127.0.0.1:0.
+    /// A served handler and the server's counters.
     struct Running {
         addr: SocketAddr,
-        stop: CancellationToken,
         stats: Arc<ServerStats>,
-        task: tokio::task::JoinHandle<ServeReport>,
+        served: crate::testing::Served<ServeReport>,
     }
 
     impl Running {
@@ -381,31 +373,21 @@ mod tests {
             H: Fn(TcpStream, Conn) -> Fut + Send + Sync + 'static,
             Fut: Future<Output = ()> + Send + 'static,
         {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let stop = CancellationToken::new();
             let stats = Arc::new(ServerStats::default());
-            let task = tokio::spawn(serve(
-                listener,
-                cfg,
-                stats.clone(),
-                handler,
-                stop.clone().cancelled_owned(),
-            ));
+            let counted = stats.clone();
+            let served = crate::testing::Served::bind(|listener, shutdown| {
+                serve(listener, cfg, counted, handler, shutdown)
+            })
+            .await;
             Self {
-                addr,
-                stop,
+                addr: served.addr,
                 stats,
-                task,
+                served,
             }
         }
 
         async fn stop(self) -> ServeReport {
-            self.stop.cancel();
-            tokio::time::timeout(BOUND, self.task)
-                .await
-                .unwrap()
-                .unwrap()
+            self.served.stop().await
         }
     }
 
@@ -605,11 +587,10 @@ mod tests {
         server.stop().await;
     }
 
-    /// Soft limit on open files, from /proc (Linux); `None` elsewhere.
     #[tokio::test]
     async fn a_thousand_idle_connections_do_not_delay_an_active_one() {
         // Both ends of every connection live in this process.
-        let idle_count = open_file_limit().map_or(1000, |l| 1000.min(l.saturating_sub(100) / 2));
+        let idle_count = crate::testing::idle_connections(1000);
         let server = Running::start(ServerConfig::new("test"), echo).await;
         let (addr, stats) = (server.addr, server.stats.clone());
         let mut idle = Vec::with_capacity(idle_count);

@@ -9,33 +9,31 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, Locator};
+use netkit::testing::Served;
 use relay::client::{ClientConfig, Delivered, run as run_client};
 use relay::proto::Kind;
 use relay::server::{Config, Extra, run_with};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
-use tokio_util::sync::CancellationToken;
 use web::webdriver::{Driver, keep_screenshot};
 
 const BOUND: Duration = Duration::from_secs(30);
 
-async fn start() -> (SocketAddr, SocketAddr, CancellationToken) {
+async fn start() -> (SocketAddr, SocketAddr, Served<()>) {
     let native = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let web = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addrs = (native.local_addr().unwrap(), web.local_addr().unwrap());
-    let stop = CancellationToken::new();
-    let s = stop.clone();
-    tokio::spawn(async move {
+    let server = Served::spawn(addrs.0, |shutdown| async move {
         let extra = Extra {
             legacy: None,
             web: Some(web),
         };
-        run_with(native, extra, Config::default(), s.cancelled_owned())
+        run_with(native, extra, Config::default(), shutdown)
             .await
             .unwrap();
     });
-    (addrs.0, addrs.1, stop)
+    (addrs.0, addrs.1, server)
 }
 
 fn native(
@@ -132,7 +130,7 @@ async fn say(c: &Client, text: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chat_page_is_a_full_participant() {
     let Some(d) = Driver::start() else { return };
-    let (addr, web, stop) = start().await;
+    let (addr, web, server) = start().await;
     let (t1, mut t1_seen) = native(addr, "tcp1");
     let (_t2, mut t2_seen) = native(addr, "tcp2");
     let c = d.browser(900, 640).await;
@@ -199,5 +197,5 @@ async fn the_chat_page_is_a_full_participant() {
         .collect();
     assert!(seqs.windows(2).all(|w| w[1] > w[0]), "{seqs:?}");
     c.close().await.unwrap();
-    stop.cancel();
+    server.stop().await;
 }

@@ -10,6 +10,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
 use impair::{TcpProxy, TcpProxyConfig, TcpRules};
+use netkit::testing::Served;
 use relay::client::{ClientConfig, Delivered, run as run_client};
 use relay::proto::Kind;
 use relay::server::{Config, Extra, run_with};
@@ -17,7 +18,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
-use tokio_util::sync::CancellationToken;
 
 const BOUND: Duration = Duration::from_secs(60);
 
@@ -36,13 +36,11 @@ fn python() -> bool {
 }
 
 /// A server with both listeners: (native address, original-chat address).
-async fn start(config: Config) -> (SocketAddr, SocketAddr, CancellationToken) {
+async fn start(config: Config) -> (SocketAddr, SocketAddr, Served<()>) {
     let native = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let legacy = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addrs = (native.local_addr().unwrap(), legacy.local_addr().unwrap());
-    let stop = CancellationToken::new();
-    let s = stop.clone();
-    tokio::spawn(async move {
+    let server = Served::spawn(addrs.0, |shutdown| async move {
         run_with(
             native,
             Extra {
@@ -50,12 +48,12 @@ async fn start(config: Config) -> (SocketAddr, SocketAddr, CancellationToken) {
                 web: None,
             },
             config,
-            s.cancelled_owned(),
+            shutdown,
         )
         .await
         .unwrap();
     });
-    (addrs.0, addrs.1, stop)
+    (addrs.0, addrs.1, server)
 }
 
 /// An original client: its stdin, and the lines it printed, as they come.
@@ -191,7 +189,7 @@ async fn original_and_native_clients_typing_at_once_see_one_order() {
     if !python() {
         return;
     }
-    let (addr, legacy, stop) = start(Config::default()).await;
+    let (addr, legacy, server) = start(Config::default()).await;
     let (n1, mut n1_seen) = native(addr, "nat1");
     let (n2, mut n2_seen) = native(addr, "nat2");
     let mut o1 = original(legacy, "ori1", true);
@@ -264,7 +262,7 @@ async fn original_and_native_clients_typing_at_once_see_one_order() {
         );
     }
     drop((n1, n2));
-    stop.cancel();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,7 +275,7 @@ async fn an_original_client_that_never_acks_is_cut_and_the_others_go_on() {
         legacy_attempts: 3,
         ..Config::default()
     };
-    let (addr, legacy, stop) = start(config).await;
+    let (addr, legacy, server) = start(config).await;
     let (n1, mut n1_seen) = native(addr, "nat1");
     let mut s1 = Vec::new();
     collect_until(&mut n1_seen, &mut s1, |s| !s.is_empty()).await;
@@ -298,7 +296,7 @@ async fn an_original_client_that_never_acks_is_cut_and_the_others_go_on() {
     .await;
     assert!(printed.iter().any(|l| l == "nat1: hola"), "{printed:?}");
     drop(n1);
-    stop.cancel();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,7 +304,7 @@ async fn an_original_client_one_byte_per_segment_still_sends_whole_lines() {
     if !python() {
         return;
     }
-    let (addr, legacy, stop) = start(Config::default()).await;
+    let (addr, legacy, server) = start(Config::default()).await;
     let mut pcfg = TcpProxyConfig::new("127.0.0.1:0".parse().unwrap(), legacy);
     pcfg.rules.up = TcpRules::chopped(1, Duration::ZERO);
     let proxy = TcpProxy::start(pcfg).await.unwrap();
@@ -325,7 +323,7 @@ async fn an_original_client_one_byte_per_segment_still_sends_whole_lines() {
     o.read_until(&mut printed, |p| p.iter().any(|l| l == "nat1: recibido"))
         .await;
     drop(n1);
-    stop.cancel();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,7 +331,7 @@ async fn hostile_original_frames_close_only_their_connection() {
     if !python() {
         return;
     }
-    let (addr, legacy, stop) = start(Config::default()).await;
+    let (addr, legacy, server) = start(Config::default()).await;
     let (n1, mut n1_seen) = native(addr, "nat1");
     let mut s1 = Vec::new();
     collect_until(&mut n1_seen, &mut s1, |s| !s.is_empty()).await;
@@ -375,7 +373,7 @@ async fn hostile_original_frames_close_only_their_connection() {
     })
     .await;
     drop(n1);
-    stop.cancel();
+    server.stop().await;
 }
 
 /// The reference original server: its process, its port, and its log lines.

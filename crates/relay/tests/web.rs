@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use netkit::testing::Served;
 use relay::client::{ClientConfig, Delivered, run as run_client};
 use relay::proto::Kind;
 use relay::server::{Config, Extra, run_with};
@@ -16,32 +17,27 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_util::sync::CancellationToken;
 
 const BOUND: Duration = Duration::from_secs(30);
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
-async fn start() -> (SocketAddr, SocketAddr, CancellationToken) {
+async fn start() -> (SocketAddr, SocketAddr, Served<()>) {
     start_with(Config::default()).await
 }
 
-async fn start_with(config: Config) -> (SocketAddr, SocketAddr, CancellationToken) {
+async fn start_with(config: Config) -> (SocketAddr, SocketAddr, Served<()>) {
     let native = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let web = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addrs = (native.local_addr().unwrap(), web.local_addr().unwrap());
-    let stop = CancellationToken::new();
-    let s = stop.clone();
-    tokio::spawn(async move {
+    let server = Served::spawn(addrs.0, |shutdown| async move {
         let extra = Extra {
             legacy: None,
             web: Some(web),
         };
-        run_with(native, extra, config, s.cancelled_owned())
-            .await
-            .unwrap();
+        run_with(native, extra, config, shutdown).await.unwrap();
     });
-    (addrs.0, addrs.1, stop)
+    (addrs.0, addrs.1, server)
 }
 
 async fn ws(
@@ -133,7 +129,7 @@ async fn delivered(rx: &mut mpsc::UnboundedReceiver<Delivered>, text: &str) -> D
 
 #[tokio::test]
 async fn the_page_is_served_from_the_binary_with_a_strict_policy() {
-    let (_, web, stop) = start().await;
+    let (_, web, server) = start().await;
     let mut s = TcpStream::connect(web).await.unwrap();
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .await
@@ -151,12 +147,12 @@ async fn the_page_is_served_from_the_binary_with_a_strict_policy() {
         !page.contains("http://") && !page.contains("https://"),
         "nothing fetched from elsewhere"
     );
-    stop.cancel();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_line_reaches_tcp_clients_with_one_number_and_theirs_reach_it() {
-    let (addr, web, stop) = start().await;
+    let (addr, web, server) = start().await;
     let (t1, mut t1_seen) = native(addr, "tcp1");
     let (_t2, mut t2_seen) = native(addr, "tcp2");
     let mut b = ws(web, None).await.unwrap();
@@ -181,12 +177,12 @@ async fn a_browser_line_reaches_tcp_clients_with_one_number_and_theirs_reach_it(
     t1.send("hola navegador".into()).await.unwrap();
     let theirs = until(&mut b, "hola navegador").await;
     assert_eq!(str_field(&theirs, "name"), "tcp1");
-    stop.cancel();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_resumes_with_no_gap_no_duplicate_and_a_resent_line_once() {
-    let (addr, web, stop) = start().await;
+    let (addr, web, server) = start().await;
     let (t1, mut t1_seen) = native(addr, "tcp1");
     let mut b = ws(web, None).await.unwrap();
     b.send(Message::Text("hello 0 0 0 página".into()))
@@ -245,24 +241,24 @@ async fn a_reload_resumes_with_no_gap_no_duplicate_and_a_resent_line_once() {
         ["durante", "mientras tanto", "después"],
         "line 2 once"
     );
-    stop.cancel();
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn a_websocket_from_a_foreign_origin_is_refused() {
-    let (_, web, stop) = start().await;
+    let (_, web, server) = start().await;
     let err = ws(web, Some("http://evil.example")).await.unwrap_err();
     assert!(err.to_string().contains("403"), "{err}");
     assert!(
         ws(web, Some(&format!("http://{web}"))).await.is_ok(),
         "its own page may"
     );
-    stop.cancel();
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn a_100_mb_message_is_refused_from_its_header() {
-    let (_, web, stop) = start().await;
+    let (_, web, server) = start().await;
     let mut s = TcpStream::connect(web).await.unwrap();
     let req = format!(
         "GET /ws HTTP/1.1\r\nHost: {web}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -289,12 +285,12 @@ async fn a_100_mb_message_is_refused_from_its_header() {
     })
     .await;
     assert!(closed.is_ok(), "refused before the 100 MB came");
-    stop.cancel();
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn the_connection_limit_holds_and_shutdown_ends_every_session() {
-    let (_, web, stop) = start_with(Config {
+    let (_, web, server) = start_with(Config {
         max_clients: 2,
         ..Config::default()
     })
@@ -310,7 +306,7 @@ async fn the_connection_limit_holds_and_shutdown_ends_every_session() {
     let err = ws(web, None).await.unwrap_err();
     assert!(err.to_string().contains("503"), "a third is refused: {err}");
     // The server stops: both sessions end.
-    stop.cancel();
+    server.stop().await;
     for s in [&mut a, &mut b] {
         let ended = timeout(BOUND, async {
             loop {

@@ -7,34 +7,24 @@ use std::time::Duration;
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use impair::{TcpProxy, TcpProxyConfig, TcpRules};
+use netkit::testing::Served;
 use relay::client::{ClientConfig, Delivered, run as run_client};
 use relay::proto::{Codec, Kind, Message};
 use relay::server::{Config, run};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_util::codec::FramedRead;
-use tokio_util::sync::CancellationToken;
 
 const BOUND: Duration = Duration::from_secs(60);
 
-async fn start(config: Config) -> (SocketAddr, CancellationToken) {
-    let (addr, stop, _task) = start_task(config).await;
-    (addr, stop)
-}
-
-async fn start_task(
-    config: Config,
-) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<()>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let s = stop.clone();
-    let task = tokio::spawn(async move {
-        run(l, config, s.cancelled_owned()).await.unwrap();
-    });
-    (addr, stop, task)
+async fn start(config: Config) -> (SocketAddr, Served<()>) {
+    let server = Served::bind(|l, shutdown| async move {
+        run(l, config, shutdown).await.unwrap();
+    })
+    .await;
+    (server.addr, server)
 }
 
 /// A client driven by the test: its lines, and what it saw.
@@ -162,7 +152,7 @@ impl Raw {
 async fn bursts_from_several_clients_are_seen_in_one_order_and_never_merge() {
     // History larger than the whole test: however late the observer joins, it
     // is shown everything from the start.
-    let (addr, stop) = start(Config {
+    let (addr, server) = start(Config {
         history: 10_000,
         ..Config::default()
     })
@@ -225,12 +215,12 @@ async fn bursts_from_several_clients_are_seen_in_one_order_and_never_merge() {
             }
         }
     }
-    stop.cancel();
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn a_late_joiner_gets_the_history() {
-    let (addr, stop) = start(Config {
+    let (addr, server) = start(Config {
         history: 5,
         ..Config::default()
     })
@@ -261,12 +251,12 @@ async fn a_late_joiner_gets_the_history() {
         "the last 5, then its own join"
     );
     assert_eq!(got[5].1, Kind::Join);
-    stop.cancel();
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn a_retried_message_is_sequenced_once_and_a_resume_has_no_gap_or_duplicate() {
-    let (addr, stop) = start(Config::default()).await;
+    let (addr, server) = start(Config::default()).await;
     let mut a = Raw::connect(addr).await;
     let (a_id, _) = a.hello(0, 0, "ana").await;
     assert_eq!(a.deliver().await.0, 1);
@@ -330,12 +320,12 @@ async fn a_retried_message_is_sequenced_once_and_a_resume_has_no_gap_or_duplicat
     assert_eq!(seqs, want, "no gap, no duplicate: {rest:?}");
     assert!(rest.iter().any(|d| d.3 == "while you were away"));
     assert_eq!(rest.iter().filter(|d| d.3 == "twice?").count(), 0);
-    stop.cancel();
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn a_client_that_vanishes_is_detected_by_heartbeat() {
-    let (addr, stop) = start(Config {
+    let (addr, server) = start(Config {
         heartbeat: Duration::from_millis(100),
         ..Config::default()
     })
@@ -359,12 +349,12 @@ async fn a_client_that_vanishes_is_detected_by_heartbeat() {
         ("ghost", "heartbeat timeout")
     );
     drop(ghost);
-    stop.cancel();
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_cut_off_and_the_others_keep_going() {
-    let (addr, stop) = start(Config {
+    let (addr, server) = start(Config {
         outbox: 64,
         send_buffer: 16 * 1024,
         stall: Duration::from_millis(300),
@@ -413,12 +403,12 @@ async fn a_client_that_stops_reading_is_cut_off_and_the_others_keep_going() {
     assert!(cut, "the sloth was never cut off");
     assert!(seen > 100, "the talker kept getting its lines");
     drop(sr);
-    stop.cancel();
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn hostile_frames_get_an_error_and_a_close() {
-    let (addr, stop) = start(Config::default()).await;
+    let (addr, server) = start(Config::default()).await;
     for bytes in [
         vec![0xff, 0xff, 0xff, 0xff],                  // oversized
         vec![0, 0, 0, 2, 2, 99],                       // unknown type
@@ -440,12 +430,12 @@ async fn hostile_frames_get_an_error_and_a_close() {
             "then closed"
         );
     }
-    stop.cancel();
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn a_client_that_leaves_is_announced_to_the_others() {
-    let (addr, stop) = start(Config::default()).await;
+    let (addr, server) = start(Config::default()).await;
     let mut stay = Raw::connect(addr).await;
     stay.hello(0, 0, "stay").await;
     stay.deliver().await;
@@ -457,7 +447,7 @@ async fn a_client_that_leaves_is_announced_to_the_others() {
         stay.deliver().await,
         (3, Kind::Leave, "go".into(), "left".into())
     );
-    stop.cancel();
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -467,7 +457,7 @@ async fn with_a_log_dir_a_restarted_server_keeps_history_numbers_and_retries() {
         log_dir: Some(dir.path().to_path_buf()),
         ..Config::default()
     };
-    let (addr, stop) = start(cfg()).await;
+    let (addr, server) = start(cfg()).await;
     let mut a = Raw::connect(addr).await;
     let (id, _) = a.hello(0, 0, "ana").await;
     a.deliver().await;
@@ -477,11 +467,11 @@ async fn with_a_log_dir_a_restarted_server_keeps_history_numbers_and_retries() {
     })
     .await;
     assert_eq!(a.deliver().await.0, 2);
-    stop.cancel();
+    server.stop().await;
     let a_token = a.token;
     drop(a);
     // A new server on the same log.
-    let (addr, stop) = start(cfg()).await;
+    let (addr, server) = start(cfg()).await;
     let mut late = Raw::connect(addr).await;
     let (late_id, next) = late.hello(0, 0, "late").await;
     assert!(next > 2, "numbering continues");
@@ -513,13 +503,13 @@ async fn with_a_log_dir_a_restarted_server_keeps_history_numbers_and_retries() {
             break;
         }
     }
-    stop.cancel();
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn a_client_killed_and_restarted_resumes_with_no_gap_and_no_duplicate() {
     use std::sync::{Arc, Mutex};
-    let (addr, stop) = start(Config::default()).await;
+    let (addr, server) = start(Config::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("ana.state");
     let shown = Arc::new(Mutex::new(Vec::<u64>::new()));
@@ -587,12 +577,12 @@ async fn a_client_killed_and_restarted_resumes_with_no_gap_and_no_duplicate() {
         all.windows(2).all(|w| w[1] == w[0] + 1),
         "contiguous: {all:?}"
     );
-    stop.cancel();
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn fast_typing_through_a_one_byte_per_write_link_never_merges_lines() {
-    let (addr, stop) = start(Config::default()).await;
+    let (addr, server) = start(Config::default()).await;
     let mut pcfg = TcpProxyConfig::new("127.0.0.1:0".parse().unwrap(), addr);
     pcfg.rules.up = TcpRules::chopped(1, Duration::ZERO);
     let proxy = TcpProxy::start(pcfg).await.unwrap();
@@ -613,7 +603,7 @@ async fn fast_typing_through_a_one_byte_per_write_link_never_merges_lines() {
         proxy.summary().dirs.up.writes > 300,
         "the link really was one byte per write"
     );
-    stop.cancel();
+    server.stop().await;
 }
 
 /// A sender as fast as it can go and a client that reads steadily but slowly:
@@ -623,7 +613,7 @@ async fn fast_typing_through_a_one_byte_per_write_link_never_merges_lines() {
 #[tokio::test]
 async fn a_fast_sender_is_slowed_and_a_steady_reader_is_never_cut() {
     const LINES: u64 = 20_000;
-    let (addr, stop) = start(Config {
+    let (addr, server) = start(Config {
         outbox: 256,
         send_buffer: 16 * 1024,
         ..Config::default()
@@ -723,7 +713,7 @@ async fn a_fast_sender_is_slowed_and_a_steady_reader_is_never_cut() {
     timeout(BOUND, reader).await.unwrap().unwrap();
     let _sw = timeout(BOUND, flood).await.unwrap().unwrap();
     timeout(BOUND, drain).await.unwrap().unwrap();
-    stop.cancel();
+    server.stop().await;
 }
 
 /// Identities come from the server: nobody resumes as another client without
@@ -732,7 +722,7 @@ async fn a_fast_sender_is_slowed_and_a_steady_reader_is_never_cut() {
 /// wrap the counter onto live clients.
 #[tokio::test]
 async fn nobody_takes_over_another_clients_identity_and_ids_never_wrap() {
-    let (addr, stop) = start(Config::default()).await;
+    let (addr, server) = start(Config::default()).await;
     let mut ana = Raw::connect(addr).await;
     let (ana_id, _) = ana.hello(0, 0, "ana").await;
     let ana_token = ana.token;
@@ -774,13 +764,13 @@ async fn nobody_takes_over_another_clients_identity_and_ids_never_wrap() {
             break;
         }
     }
-    stop.cancel();
+    server.stop().await;
 }
 
 /// Two clients may share a name; the later one is shown marked.
 #[tokio::test]
 async fn a_second_client_with_a_taken_name_is_shown_marked() {
-    let (addr, stop) = start(Config::default()).await;
+    let (addr, server) = start(Config::default()).await;
     let mut first = Raw::connect(addr).await;
     first.hello(0, 0, "alice").await;
     assert_eq!(first.name, "alice");
@@ -797,7 +787,7 @@ async fn a_second_client_with_a_taken_name_is_shown_marked() {
         })
         .await;
     assert_eq!(first.deliver().await.2, "alice#2");
-    stop.cancel();
+    server.stop().await;
 }
 
 /// A client that vanishes without `Leave` no longer pins every event in
@@ -805,7 +795,7 @@ async fn a_second_client_with_a_taken_name_is_shown_marked() {
 /// starts now.
 #[tokio::test]
 async fn history_is_bounded_and_a_trimmed_resume_is_told_where_it_starts() {
-    let (addr, stop) = start(Config {
+    let (addr, server) = start(Config {
         history: 10,
         history_max_events: 100,
         ..Config::default()
@@ -841,5 +831,5 @@ async fn history_is_bounded_and_a_trimmed_resume_is_told_where_it_starts() {
     );
     let oldest: u64 = text.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(oldest > 900, "at most 100 events kept: {text}");
-    stop.cancel();
+    server.stop().await;
 }

@@ -7,7 +7,11 @@ fn p(x: f64) -> Probability {
 }
 
 fn engine(rules: UdpRules, seed: u64) -> DatagramEngine {
-    DatagramEngine::new(rules, seed, Arc::default())
+    DatagramEngine::new(
+        rules,
+        rand::SeedableRng::seed_from_u64(seed),
+        Arc::default(),
+    )
 }
 
 fn payload(i: u64) -> Bytes {

@@ -34,7 +34,7 @@ pub use summary::LinkSummary;
 use crate::datagram::DatagramEngine;
 use crate::direction::{Direction, PerDir};
 use crate::stats::UdpCounters;
-use crate::{Error, derive_seed};
+use crate::{Error, stream_rng};
 
 /// The device's name inside each namespace.
 pub const DEVICE: &str = "link0";
@@ -95,7 +95,7 @@ impl Link {
         let lane = |dir, ends| {
             let engine = DatagramEngine::new(
                 link.config.rules.get(dir).clone(),
-                derive_seed(link.config.seed, 0, dir),
+                stream_rng(link.config.seed, 0, dir),
                 Arc::clone(link.counters.get(dir)),
             );
             forward::Lane::new(

@@ -13,11 +13,10 @@ use lottery::draw::Draw;
 use lottery::proto::{Request, encode_request};
 use lottery::server::{Server, ServerConfig};
 use lottery::store::read_all;
+use netkit::testing::Served;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
 use tokio::time::timeout;
-use tokio_util::sync::CancellationToken;
 
 pub const BOUND: Duration = Duration::from_secs(30);
 pub const SEED_BET: &str = "Agustín Emanuel,Zambrano,21689196,2000-05-10,9325";
@@ -26,8 +25,7 @@ pub struct Running {
     pub addr: SocketAddr,
     pub db: PathBuf,
     pub draw: Arc<Draw>,
-    pub stop: CancellationToken,
-    pub task: JoinHandle<()>,
+    pub served: Served<()>,
     pub dir: tempfile::TempDir,
 }
 
@@ -45,25 +43,21 @@ pub async fn start_with(agencies: usize, tune: impl FnOnce(&mut ServerConfig)) -
     let server = Server::bind(cfg).await.unwrap();
     let addr = server.local_addr().unwrap();
     let draw = server.draw();
-    let stop = CancellationToken::new();
-    let s = stop.clone();
-    let task = tokio::spawn(async move {
-        server.run(s.cancelled_owned()).await.unwrap();
+    let served = Served::spawn(addr, |shutdown| async move {
+        server.run(shutdown).await.unwrap();
     });
     Running {
         addr,
         db,
         draw,
-        stop,
-        task,
+        served,
         dir,
     }
 }
 
 impl Running {
     pub async fn stop(self) -> (PathBuf, tempfile::TempDir) {
-        self.stop.cancel();
-        timeout(BOUND, self.task).await.unwrap().unwrap();
+        self.served.stop().await;
         (self.db, self.dir)
     }
 }
