@@ -6,6 +6,7 @@
 //! so a winners request that arrives early simply waits for it.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -19,6 +20,25 @@ pub struct Draw {
     expected: usize,
     done: Mutex<BTreeSet<u8>>,
     result: watch::Sender<Option<Arc<Winners>>>,
+    /// Winners queries waiting for the draw right now.
+    waiting: AtomicUsize,
+}
+
+/// Counts one waiting query for as long as it waits (also when it is dropped
+/// half-way, by a timeout or a closed connection).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Draw {
@@ -28,6 +48,7 @@ impl Draw {
             expected: expected.max(1),
             done: Mutex::new(BTreeSet::new()),
             result: watch::channel(None).0,
+            waiting: AtomicUsize::new(0),
         }
     }
 
@@ -66,10 +87,18 @@ impl Draw {
         self.result.borrow().clone()
     }
 
+    /// Winners queries waiting for the draw at this moment.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
     /// Waits for the draw and returns `agency`'s winners (none if it had none).
     pub async fn winners_of(&self, agency: u8) -> Vec<String> {
         let mut rx = self.result.subscribe();
-        let result = rx.wait_for(Option::is_some).await;
+        let result = {
+            let _counted = Waiting::new(&self.waiting);
+            rx.wait_for(Option::is_some).await
+        };
         match result {
             Ok(w) => w
                 .as_ref()
@@ -93,7 +122,6 @@ pub fn group_winners(rows: impl IntoIterator<Item = (u8, String)>) -> Winners {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn due_exactly_once_when_the_last_expected_agency_is_done() {
@@ -113,7 +141,9 @@ mod tests {
             let d = d.clone();
             async move { d.winners_of(1).await }
         });
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        while d.waiting() == 0 {
+            tokio::task::yield_now().await;
+        }
         assert!(
             !waiter.is_finished(),
             "nobody learns winners before the draw"
@@ -129,5 +159,6 @@ mod tests {
         );
         assert_eq!(d.winners_of(2).await, vec!["222".to_string()]);
         assert!(d.winners_of(5).await.is_empty());
+        assert_eq!(d.waiting(), 0, "answered queries no longer count");
     }
 }

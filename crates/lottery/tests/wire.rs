@@ -1,7 +1,6 @@
 //! The lottery server over real loopback sockets, byte by byte.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use impair::units::Trigger;
@@ -14,7 +13,6 @@ use lottery::store::{batch_recorded, read_all};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
-use tokio_util::sync::CancellationToken;
 
 mod common;
 use common::*;
@@ -249,8 +247,15 @@ async fn the_draw_waits_for_the_last_agency() {
     };
     let first = agency(1, vec![bet("10000001", 7574), bet("10000002", 1)]);
     let second = agency(2, vec![bet("20000001", 3)]);
-    // Give an early draw every chance to happen.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Both agencies have sent everything and wait for winners: nothing can
+    // make a draw now but a wrong one.
+    timeout(BOUND, async {
+        while srv.draw.waiting() < 2 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("both agencies ask for winners");
     assert!(
         srv.draw.winners().is_none(),
         "no draw before every agency is done"
@@ -342,26 +347,31 @@ async fn the_server_keeps_serving_after_the_draw() {
 
 #[tokio::test]
 async fn a_client_started_before_the_server_retries_until_it_is_up() {
-    // Reserve a port, free it, start the agency, then the server on that port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // The port stays ours throughout: `held` is bound (SO_REUSEADDR) but never
+    // listens, so nobody else can take it; `early` listens on it too until
+    // the agency's first attempt has arrived, which it then drops: the
+    // agency must try again, and finds the real server there.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.set_reuseaddr(true).unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = held.local_addr().unwrap();
+    let early = tokio::net::TcpSocket::new_v4().unwrap();
+    early.set_reuseaddr(true).unwrap();
+    early.bind(addr).unwrap();
+    let early = early.listen(8).unwrap();
     let mut a = AgencyConfig::new(1, &addr.to_string());
     a.backoff = Duration::from_millis(20);
     let client = tokio::spawn(async move { run_agency(&a, &[bet("5", 7574)]).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (first_try, _) = timeout(BOUND, early.accept()).await.unwrap().unwrap();
+    drop((first_try, early));
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = ServerConfig::new(addr, dir.path().join("b.db"));
     cfg.agencies = 1;
     let server = Server::bind(cfg).await.unwrap();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(server.run(stop.clone().cancelled_owned()));
+    drop(held);
+    let served = netkit::testing::Served::spawn(addr, |shutdown| server.run(shutdown));
     let report = timeout(BOUND, client).await.unwrap().unwrap().unwrap();
     assert!(report.reconnects >= 1);
     assert_eq!(report.winners, vec!["5"]);
-    stop.cancel();
-    task.await.unwrap().unwrap();
+    served.stop().await.unwrap();
 }

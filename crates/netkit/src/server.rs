@@ -474,7 +474,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn connection_limit_holds_new_clients_until_a_slot_frees() {
         let mut cfg = ServerConfig::new("test");
         cfg.max_connections = 2;
@@ -497,7 +497,8 @@ mod tests {
         roundtrip(&mut c2, b"2").await;
         let mut c3 = TcpStream::connect(addr).await.unwrap();
         c3.write_all(b"3").await.unwrap();
-        // Give a broken limit every chance to show itself.
+        // Paused time: this returns once every task has run as far as it can
+        // (the server has seen c3 knock), so a broken limit would show now.
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(stats.accepted(), 2);
         assert_eq!(stats.active(), 2);
@@ -549,7 +550,7 @@ mod tests {
         server.stop().await;
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_busy_connection_is_never_closed_to_make_room() {
         let mut cfg = ServerConfig::new("test");
         cfg.max_connections = 1;
@@ -571,7 +572,8 @@ mod tests {
         wait_until(|| stats.accepted() == 1).await;
         let mut c2 = TcpStream::connect(addr).await.unwrap();
         c2.write_all(b"2").await.unwrap();
-        // Several eviction rounds pass; the busy one stays.
+        // Several eviction rounds pass (paused time: each one runs, none is
+        // skipped by a slow machine); the busy one stays.
         tokio::time::sleep(ROOM_RETRY * 3).await;
         assert_eq!(stats.evicted(), 0);
         release.cancel();

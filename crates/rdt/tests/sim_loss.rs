@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use rdt::sim::{Dir, Network, Script, Sim};
-use rdt::{Answer, Ending, Format, Kind, Note};
+use rdt::{Answer, Ending, Format, Kind, Note, State};
 use support::*;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -247,7 +247,15 @@ fn every_final_ack_lost_recv_close_gives_up_after_three_timeouts() {
     let closed = report
         .server_notes
         .iter()
-        .find(|(_, n)| n.to_string().contains("=> CLOSED"))
+        .find(|(_, n)| {
+            matches!(
+                n,
+                Note::State {
+                    to: State::Closed,
+                    ..
+                }
+            )
+        })
         .unwrap()
         .0;
     assert_eq!(closed.checked_sub(first_fin_ack), Some(TIMEOUT * 3));
@@ -397,16 +405,30 @@ fn duplicate_data_is_acknowledged_again_while_closing() {
     let last_ack_at = report
         .server_notes
         .iter()
-        .find(|(_, n)| n.to_string().contains("=> LAST-ACK"))
+        .find(|(_, n)| {
+            matches!(
+                n,
+                Note::State {
+                    to: State::LastAck,
+                    ..
+                }
+            )
+        })
         .unwrap()
         .0;
     let answered = report
         .server_notes
         .iter()
-        .find(|(_, n)| n.to_string().contains("duplicate DATA"))
+        .find(|(_, n)| matches!(n, Note::Duplicate { got, .. } if got.kind() == Kind::Data))
         .unwrap();
     assert!(answered.0 > last_ack_at, "the duplicate came while closing");
-    assert!(answered.1.to_string().contains("cumulative ACK sent again"));
+    assert!(matches!(
+        answered.1,
+        Note::Duplicate {
+            answer: Answer::CumulativeAck,
+            ..
+        }
+    ));
     assert_eq!(
         report.server_stats.bytes_delivered,
         20 + 2,
