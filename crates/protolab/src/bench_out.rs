@@ -5,13 +5,6 @@
 //! A `BENCH` line is `BENCH name key=value key=value ...`; the object is
 //! `{"bench":"name","key":value,...}` with numbers as numbers.
 
-/// `say!(out, "format", args...)`: one formatted line through a [`BenchOut`].
-macro_rules! say {
-    ($out:expr, $($arg:tt)*) => {
-        $out.line(&format!($($arg)*))
-    };
-}
-
 /// Where a bench's lines go.
 #[derive(Debug, Clone, Copy)]
 pub struct BenchOut {

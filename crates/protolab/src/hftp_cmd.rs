@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use impair::units::Dur;
-use netkit::bench::BenchLine;
 
 #[derive(Debug, Args)]
 #[command(
@@ -281,26 +280,15 @@ pub async fn run(args: HftpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Peak resident memory of a process (`VmHWM`), in bytes.
-fn peak_rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
-}
-
-/// Starts this program's own `hftp serve` as a separate process (so its memory
-/// is its own), measures against it, and stops it.
+/// `hftp bench`: this program's own `hftp serve` as the server under test
+/// (a separate process, so its memory is its own).
 async fn bench(size: u64, secs: Duration, out: crate::bench_out::BenchOut) -> anyhow::Result<()> {
-    use hftp::proto::Encoding;
-    use std::io::BufRead as _;
-
-    let dir = tempfile::tempdir()?;
-    let path = dir.path().join("bench.bin");
-    hftp::bench::make_file(&path, size)?;
-    let mut child = std::process::Command::new(std::env::current_exe()?)
+    let exe = std::env::current_exe()?;
+    let server = |dir: &std::path::Path| {
+        let mut cmd = std::process::Command::new(&exe);
         // One worker thread: the load generator needs the other core of a
         // 2-core machine (measured: p99 4 ms with two workers, 1 ms with one).
-        .args([
+        cmd.args([
             "--threads",
             "1",
             "--log-level",
@@ -313,196 +301,10 @@ async fn bench(size: u64, secs: Duration, out: crate::bench_out::BenchOut) -> an
             "0",
             "-d",
         ])
-        .arg(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .context("cannot start the server process")?;
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().context("no stdout")?).read_line(&mut line)?;
-    let server = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .context("the server did not print its address")?
-        .to_string();
-    let result = async {
-        let raw_copy = hftp::bench::raw_copy(&path).await?;
-        let b64 = hftp::bench::download(&server, "bench.bin", size, Encoding::Base64).await?;
-        let rss = peak_rss(child.id()).unwrap_or(0);
-        let raw = hftp::bench::download(&server, "bench.bin", size, Encoding::Raw).await?;
-        let (_, stream) =
-            tokio::task::spawn_blocking(move || netkit::ceiling::stream(size)).await??;
-        // Small requests from netkit's epoll load generator (one thread, no
-        // runtime), so the figure is the server's; then the machine's ceiling
-        // for the same sizes: the same generator against a trivial epoll server.
-        let request = b"get_metadata bench.bin\r\n".to_vec();
-        let reply_len = format!("0 OK\r\n{size}\r\n").len();
-        let addr: std::net::SocketAddr = server.parse()?;
-        let mut small = Vec::new();
-        for clients in [1, 100, 1000] {
-            let request = request.clone();
-            let r = tokio::task::spawn_blocking(move || {
-                netkit::ceiling::load(addr, clients, &request, reply_len, secs)
-            })
-            .await??;
-            small.push(hftp::bench::Requests {
-                clients,
-                per_second: r.per_sec,
-                p50: r.p50,
-                p99: r.p99,
-                errors: r.errors,
-            });
-        }
-        let ceiling = {
-            let request = request.clone();
-            tokio::task::spawn_blocking(move || {
-                netkit::ceiling::round_trips(100, &request, reply_len, secs, None)
-            })
-            .await??
-            .per_sec
-        };
-        // The same with one stat per request, which the spec makes every
-        // server do (the file is looked up on every request).
-        let stat_path = path.clone();
-        let ceiling_stat = tokio::task::spawn_blocking(move || {
-            netkit::ceiling::round_trips(100, &request, reply_len, secs, Some(stat_path))
-        })
-        .await??
-        .per_sec;
-        anyhow::Ok((
-            raw_copy,
-            b64,
-            rss,
-            raw,
-            stream,
-            small,
-            ceiling,
-            ceiling_stat,
-        ))
-    }
-    .await;
-    let _ = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    let _ = child.wait();
-    let (raw_copy, b64, rss, raw, stream, small, ceiling, ceiling_stat) = result?;
-    let mb = |t: &hftp::bench::Transfer| t.rate() / 1e6;
-    say!(
-        out,
-        "hftp download of a {} MB file (one slice, one connection)",
-        size / 1_000_000
-    );
-    say!(
-        out,
-        "  {:<34} {:>10} {:>10} {:>12}",
-        "path",
-        "MB/s",
-        "ratio",
-        "first byte"
-    );
-    for (label, t) in [
-        ("raw TCP copy (baseline)", &raw_copy),
-        ("get_slice base64", &b64),
-        ("get_slice raw", &raw),
-    ] {
-        say!(
-            out,
-            "  {label:<34} {:>10.0} {:>10.2} {:>9.3} ms",
-            mb(t),
-            t.rate() / raw_copy.rate(),
-            t.first_byte.as_secs_f64() * 1e3
-        );
-    }
-    say!(
-        out,
-        "  machine ceiling, one TCP stream memory to memory (no file, no runtime, like iperf3): {:.0} MB/s; raw slice {:.2} of it",
-        stream / 1e6,
-        raw.rate() / stream
-    );
-    say!(
-        out,
-        "  server peak memory (VmHWM) after the base64 download: {:.1} MiB",
-        rss as f64 / 1_048_576.0
-    );
-    say!(
-        out,
-        "hftp small requests (get_metadata, one in flight per client)"
-    );
-    say!(
-        out,
-        "  {:>8} {:>12} {:>10} {:>10} {:>7}",
-        "clients",
-        "req/s",
-        "p50 ms",
-        "p99 ms",
-        "errors"
-    );
-    for r in &small {
-        say!(
-            out,
-            "  {:>8} {:>12.0} {:>10.3} {:>10.3} {:>7}",
-            r.clients,
-            r.per_second,
-            r.p50.as_secs_f64() * 1e3,
-            r.p99.as_secs_f64() * 1e3,
-            r.errors
-        );
-    }
-    say!(
-        out,
-        "  machine ceiling, 100 clients (epoll server and load, no runtime, no protocol, same sizes): {ceiling:.0} req/s"
-    );
-    say!(
-        out,
-        "  the same ceiling with one stat of the file per request (as the spec requires): {ceiling_stat:.0} req/s"
-    );
-    let hundred = small
-        .iter()
-        .find(|r| r.clients == 100)
-        .map_or(0.0, |r| r.per_second);
-    say!(
-        out,
-        "  100 clients reach {:.2} of the ceiling ({:.2} of the ceiling with stat)",
-        hundred / ceiling,
-        hundred / ceiling_stat
-    );
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    say!(
-        out,
-        "{}",
-        BenchLine::new("hftp_download")
-            .field("bytes", size)
-            .num("base64_mb_s", mb(&b64), 0)
-            .num("raw_mb_s", mb(&raw), 0)
-            .num("baseline_mb_s", mb(&raw_copy), 0)
-            .num("stream_ceiling_mb_s", stream / 1e6, 0)
-            .num("base64_ratio", b64.rate() / raw_copy.rate(), 3)
-            .num("raw_ratio", raw.rate() / raw_copy.rate(), 3)
-            .num("first_byte_ms", ms(b64.first_byte), 3)
-            .num("server_peak_rss_mib", rss as f64 / 1_048_576.0, 1)
-    );
-    say!(
-        out,
-        "{}",
-        BenchLine::new("hftp_ceiling")
-            .field("clients", 100)
-            .num("req_s", ceiling, 0)
-            .num("with_stat_req_s", ceiling_stat, 0)
-            .num("ratio", hundred / ceiling, 3)
-            .num("ratio_with_stat", hundred / ceiling_stat, 3)
-    );
-    for r in &small {
-        say!(
-            out,
-            "{}",
-            BenchLine::new("hftp_small")
-                .field("clients", r.clients)
-                .num("req_s", r.per_second, 0)
-                .num("p50_ms", ms(r.p50), 3)
-                .num("p99_ms", ms(r.p99), 3)
-                .field("errors", r.errors)
-        );
-    }
+        .arg(dir);
+        cmd
+    };
+    let report = hftp::bench::run(server, hftp::bench::Options { size, secs }).await?;
+    out.report(report);
     Ok(())
 }

@@ -3,8 +3,7 @@
 //! This crate only parses arguments, sets up logging and wires the libraries
 //! together; no protocol logic lives here.
 
-// Macros first: `say!` and `note!` are seen by the modules after them.
-#[macro_use]
+// Macros first: `note!` is seen by the modules after it.
 mod bench_out;
 #[macro_use]
 mod progress;

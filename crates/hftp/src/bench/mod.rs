@@ -1,7 +1,15 @@
-//! Measurements for `protolab hftp bench` (spec: hftp.md; targets in
-//! TARGETS.md). The server under test runs wherever the caller started it (the
-//! CLI starts it as a separate process, so its memory can be read); these
-//! functions are the clients and the baseline.
+//! `protolab hftp bench` (spec: hftp.md; targets in TARGETS.md): a large
+//! download in both encodings against a raw TCP copy of the same file, small
+//! requests at 1, 100 and 1,000 clients against the machine's ceiling, and the
+//! server's peak memory. The server under test is a separate process (so its
+//! memory is its own): [`run`] starts the command it is given, measures, and
+//! stops it; [`Report`] prints the tables and the `BENCH` lines.
+
+mod report;
+mod server_process;
+
+pub use report::Report;
+use server_process::ServerProcess;
 
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
@@ -156,4 +164,91 @@ pub fn make_file(path: &Path, size: u64) -> Result<(), Error> {
     }
     f.flush()?;
     Ok(())
+}
+
+/// What [`run`] measures.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Size of the file downloaded.
+    pub size: u64,
+    /// Length of each small-request measurement.
+    pub secs: Duration,
+}
+
+/// Writes the file, starts `server(dir)` (a command that serves `dir` and
+/// prints `listening on ADDR` as its first line), measures, stops it.
+pub async fn run(
+    server: impl FnOnce(&Path) -> std::process::Command,
+    opts: Options,
+) -> Result<Report, Error> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("bench.bin");
+    make_file(&path, opts.size)?;
+    let process = ServerProcess::start(server(dir.path()))?;
+    let measured = measure(&process, &path, opts).await;
+    process.stop();
+    measured
+}
+
+/// Every figure, against a running server.
+async fn measure(server: &ServerProcess, path: &Path, opts: Options) -> Result<Report, Error> {
+    let Options { size, secs } = opts;
+    let addr = server.addr.to_string();
+    let raw_copy = raw_copy(path).await?;
+    let base64 = download(&addr, "bench.bin", size, Encoding::Base64).await?;
+    let peak_rss = server.peak_rss();
+    let raw = download(&addr, "bench.bin", size, Encoding::Raw).await?;
+    let (_, stream) = blocking(move || netkit::ceiling::stream(size)).await?;
+    // Small requests from netkit's epoll load generator (one thread, no
+    // runtime), so the figure is the server's; then the machine's ceiling
+    // for the same sizes: the same generator against a trivial epoll server.
+    let request = b"get_metadata bench.bin\r\n".to_vec();
+    let reply_len = format!("0 OK\r\n{size}\r\n").len();
+    let mut small = Vec::new();
+    for clients in [1, 100, 1000] {
+        let (request, addr) = (request.clone(), server.addr);
+        let r = blocking(move || netkit::ceiling::load(addr, clients, &request, reply_len, secs))
+            .await?;
+        small.push(Requests {
+            clients,
+            per_second: r.per_sec,
+            p50: r.p50,
+            p99: r.p99,
+            errors: r.errors,
+        });
+    }
+    let plain = request.clone();
+    let ceiling =
+        blocking(move || netkit::ceiling::round_trips(100, &plain, reply_len, secs, None))
+            .await?
+            .per_sec;
+    // The same with one stat per request, which the spec makes every server
+    // do (the file is looked up on every request).
+    let stat_path = path.to_path_buf();
+    let ceiling_stat = blocking(move || {
+        netkit::ceiling::round_trips(100, &request, reply_len, secs, Some(stat_path))
+    })
+    .await?
+    .per_sec;
+    Ok(Report {
+        size,
+        raw_copy,
+        base64,
+        raw,
+        peak_rss,
+        stream,
+        small,
+        ceiling,
+        ceiling_stat,
+    })
+}
+
+/// Runs a blocking load generator off the runtime's threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?
+        .map_err(Error::Io)
 }
