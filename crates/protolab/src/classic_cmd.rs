@@ -63,7 +63,8 @@ enum Example {
 enum Role {
     /// Run the server.
     #[command(
-        after_help = "Example:\n  protolab classic math serve --host 127.0.0.1 --port 9000 --idle-timeout 30s"
+        after_help = "Example:\n  protolab classic math serve --address 127.0.0.1 --port 9000 --idle-timeout 30s",
+        mut_arg("port", |a| a.default_value("9000"))
     )]
     Serve(ServeArgs),
     /// Run the client.
@@ -75,12 +76,8 @@ enum Role {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0")]
-    host: String,
-    /// Port (0 picks a free one; the bound address is printed).
-    #[arg(short, long, default_value_t = classic::DEFAULT_PORT)]
-    port: u16,
+    #[command(flatten)]
+    listen: crate::listen::ListenArgs,
     /// Drop a client silent for this long.
     #[arg(long, default_value = "60s", value_parser = crate::cli_values::timeout)]
     idle_timeout: Dur,
@@ -137,17 +134,7 @@ pub async fn run(args: ClassicArgs) -> anyhow::Result<()> {
     };
     match role {
         Role::Serve(a) => {
-            // Handlers first: a signal right after the address is printed is not lost.
-            let signal = netkit::shutdown::signal().context("cannot install signal handlers")?;
-            let addr = format!("{}:{}", a.host, a.port);
-            let listener = netkit::server::bind(
-                tokio::net::lookup_host(&addr)
-                    .await
-                    .with_context(|| format!("cannot resolve {addr}"))?
-                    .next()
-                    .with_context(|| format!("{addr} has no address"))?,
-            )
-            .await?;
+            let (listener, signal) = crate::listen::listen(&a.listen).await?;
             anyhow::ensure!(
                 a.web.is_none() || kind == Kind::Positions,
                 "--web is for the positions server (a live map); {} has no page",

@@ -1,6 +1,5 @@
 //! `protolab hftp serve`: arguments → the `hftp` server.
 
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,15 +22,12 @@ pub struct HftpArgs {
 enum Cmd {
     /// The file server: a drop-in replacement for the course's `server.py`.
     #[command(
-        after_help = "Examples:\n  protolab hftp serve\n  protolab hftp serve -a 127.0.0.1 -p 19500 -d /srv/files"
+        after_help = "Examples:\n  protolab hftp serve\n  protolab hftp serve -a 127.0.0.1 -p 19500 -d /srv/files",
+        mut_arg("port", |a| a.default_value("19500"))
     )]
     Serve {
-        /// Address to listen on.
-        #[arg(short, long, default_value = "0.0.0.0")]
-        address: IpAddr,
-        /// Port (0 picks a free one; the bound address is printed).
-        #[arg(short, long, default_value_t = hftp::DEFAULT_PORT)]
-        port: u16,
+        #[command(flatten)]
+        listen: crate::listen::ListenArgs,
         /// The shared directory (resolved on every request).
         #[arg(short, long, default_value = "testdata")]
         datadir: PathBuf,
@@ -154,16 +150,13 @@ fn progress_bar(
 pub async fn run(args: HftpArgs) -> anyhow::Result<()> {
     match args.cmd {
         Cmd::Serve {
-            address,
-            port,
+            listen,
             datadir,
             idle_timeout,
             max_connections,
         } => {
             crate::paths::served_dir(&datadir)?;
-            // Handlers first: a signal right after the address is printed is not lost.
-            let signal = netkit::shutdown::signal().context("cannot install signal handlers")?;
-            let listener = netkit::server::bind(SocketAddr::new(address, port)).await?;
+            let (listener, signal) = crate::listen::listen(&listen).await?;
             println!(
                 "hftp server: listening on {} serving {}",
                 listener.local_addr()?,

@@ -13,8 +13,8 @@ use impair::{
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
-  protolab impair udp --listen 127.0.0.1:9001 --upstream 127.0.0.1:9000 --loss 20% --seed 7
-  protolab impair tcp --listen 127.0.0.1:0 --upstream 127.0.0.1:19500 --chop 1 --chop-pause 1ms
+  protolab impair udp --port 9001 --upstream 127.0.0.1:9000 --loss 20% --seed 7
+  protolab impair tcp --upstream 127.0.0.1:19500 --chop 1 --chop-pause 1ms
   sudo protolab impair link --name lab --loss 5% --delay 20ms   (two namespaces, any protocol)
   protolab impair bench")]
 pub struct ImpairArgs {
@@ -25,10 +25,10 @@ pub struct ImpairArgs {
 #[derive(Debug, Subcommand)]
 enum Kind {
     /// Relay UDP datagrams, impaired.
-    #[command(after_help = UDP_HELP)]
+    #[command(after_help = UDP_HELP, mut_arg("address", |a| a.default_value("127.0.0.1")))]
     Udp(UdpArgs),
     /// Relay a TCP stream, impaired.
-    #[command(after_help = TCP_HELP)]
+    #[command(after_help = TCP_HELP, mut_arg("address", |a| a.default_value("127.0.0.1")))]
     Tcp(TcpArgs),
     /// Join two network namespaces by an impaired link: every IP packet, any
     /// protocol (kernel TCP included). Needs root.
@@ -63,7 +63,7 @@ Sizes: 1500, 64KiB, 10MB. Probabilities: 0.05 or 5%.
 
 Example: lose 20% of the datagrams to the server, drop the 3rd reply, same choices
 every run:
-  protolab impair udp --listen 127.0.0.1:9001 --upstream 127.0.0.1:9000 \\
+  protolab impair udp --port 9001 --upstream 127.0.0.1:9000 \\
       --loss up=20% --drop-nth down=3 --seed 7 --log";
 
 const TCP_HELP: &str = "\
@@ -73,15 +73,14 @@ Sizes: 1500, 64KiB, 10MB. Triggers: a byte count (100, 4KiB) or a time (2s).
 
 Example: deliver the client's requests one byte per write, 1 ms apart, and reset
 the connection after the server has sent 1 MB:
-  protolab impair tcp --listen 127.0.0.1:0 --upstream 127.0.0.1:19500 \\
+  protolab impair tcp --upstream 127.0.0.1:19500 \\
       --chop up=1 --chop-pause up=1ms --reset-after down=1MB";
 
 /// Options both proxies share.
 #[derive(Debug, Args)]
 struct Common {
-    /// Address to listen on (port 0 picks a free one; the bound address is printed).
-    #[arg(long)]
-    listen: SocketAddr,
+    #[command(flatten)]
+    listen: crate::listen::ListenArgs,
     /// The real server (host:port).
     #[arg(long)]
     upstream: String,
@@ -280,7 +279,7 @@ pub async fn run(args: ImpairArgs) -> anyhow::Result<()> {
     match args.kind {
         Kind::Udp(a) => {
             let upstream = resolve(&a.common.upstream).await?;
-            let mut cfg = UdpProxyConfig::new(a.common.listen, upstream);
+            let mut cfg = UdpProxyConfig::new(a.common.listen.resolve()?, upstream);
             cfg.rules = udp_rules(&a.rules);
             cfg.seed = a.common.run.seed;
             cfg.log_decisions = a.common.run.log;
@@ -294,7 +293,7 @@ pub async fn run(args: ImpairArgs) -> anyhow::Result<()> {
         }
         Kind::Tcp(a) => {
             let upstream = resolve(&a.common.upstream).await?;
-            let mut cfg = TcpProxyConfig::new(a.common.listen, upstream);
+            let mut cfg = TcpProxyConfig::new(a.common.listen.resolve()?, upstream);
             cfg.rules = tcp_rules(&a);
             cfg.seed = a.common.run.seed;
             cfg.log_decisions = a.common.run.log;

@@ -2,7 +2,7 @@
 //! (flags and the course's environment variables) → the `lottery` library.
 
 use std::io::Write as _;
-use std::net::{IpAddr, SocketAddr};
+
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -33,7 +33,8 @@ pub struct LotteryArgs {
 pub enum Cmd {
     /// The central server: stores bets durably, runs the draw, answers winners.
     #[command(
-        after_help = "Examples:\n  SERVER_PORT=12345 protolab lottery serve --agencies 5 --db bets.db\n  # several servers of one lottery, sharing a PostgreSQL database:\n  protolab lottery serve --port 12345 --store postgres://lottery@127.0.0.1:5433/lottery\n  LOTTERY_STORE=postgres://lottery@127.0.0.1:5433/lottery protolab lottery serve --port 12346"
+        after_help = "Examples:\n  SERVER_PORT=12345 protolab lottery serve --agencies 5 --db bets.db\n  # several servers of one lottery, sharing a PostgreSQL database:\n  protolab lottery serve --port 12345 --store postgres://lottery@127.0.0.1:5433/lottery\n  LOTTERY_STORE=postgres://lottery@127.0.0.1:5433/lottery protolab lottery serve --port 12346",
+        mut_arg("port", |a| a.default_value("12345").env("SERVER_PORT"))
     )]
     Serve(ServeArgs),
     /// An agency: sends its bets in batches, then asks for its winners.
@@ -100,12 +101,8 @@ pub enum Cmd {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0")]
-    address: IpAddr,
-    /// Port (0 picks a free one; the bound address is printed).
-    #[arg(short, long, env = "SERVER_PORT", default_value_t = 12345)]
-    port: u16,
+    #[command(flatten)]
+    listen: crate::listen::ListenArgs,
     /// Listen backlog.
     #[arg(long, env = "SERVER_LISTEN_BACKLOG", default_value_t = 1024)]
     backlog: u32,
@@ -318,7 +315,7 @@ pub async fn run(args: LotteryArgs) -> anyhow::Result<()> {
     match args.cmd {
         Cmd::Serve(a) => {
             let store = a.store.clone().or_else(database_url);
-            let mut cfg = ServerConfig::new(SocketAddr::new(a.address, a.port), a.db.clone());
+            let mut cfg = ServerConfig::new(a.listen.resolve()?, a.db.clone());
             match &store {
                 Some(url) => cfg.backend = Backend::Postgres(url.parse()?),
                 None => crate::paths::file_to_write(&a.db, "database")?,
@@ -328,7 +325,7 @@ pub async fn run(args: LotteryArgs) -> anyhow::Result<()> {
             cfg.max_connections = a.max_connections;
             cfg.idle_timeout = a.idle_timeout.0;
             cfg.winners_wait = a.winners_wait.0;
-            let signal = netkit::shutdown::signal().context("cannot install signal handlers")?;
+            let signal = crate::listen::signals()?;
             let cfg_store = cfg.backend.describe();
             let server = Server::bind(cfg).await?;
             println!(

@@ -14,6 +14,7 @@ mod demo;
 mod hftp_cmd;
 mod impair_cmd;
 mod impair_link_cmd;
+mod listen;
 mod lottery_cmd;
 mod lottery_multi;
 mod paths;

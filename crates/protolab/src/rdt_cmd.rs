@@ -45,14 +45,13 @@ enum Cmd {
         common: Common,
     },
     /// The receiving server: accepts one client, writes what it sends to stdout or a file.
-    #[command(after_help = "Example:\n  protolab rdt recv --port 8000 -o received.txt")]
+    #[command(
+        after_help = "Example:\n  protolab rdt recv --port 8000 -o received.txt",
+        mut_arg("port", |a| a.required(true).default_value(None::<&str>))
+    )]
     Recv {
-        /// Port to listen on (0 picks one; the bound address is printed on stderr).
-        #[arg(long)]
-        port: u16,
-        /// Address to listen on.
-        #[arg(long, default_value = "0.0.0.0")]
-        address: std::net::IpAddr,
+        #[command(flatten)]
+        listen: crate::listen::ListenArgs,
         /// Write the received data here instead of stdout.
         #[arg(long, short)]
         output: Option<PathBuf>,
@@ -203,11 +202,10 @@ pub async fn run(args: RdtArgs) -> anyhow::Result<()> {
             common,
         } => send(&host, port, input.as_ref(), &common),
         Cmd::Recv {
-            port,
-            address,
+            listen,
             output,
             common,
-        } => recv(SocketAddr::new(address, port), output.as_ref(), &common),
+        } => recv(listen.resolve()?, output.as_ref(), &common),
         Cmd::Bench { json, only, plot } => {
             let out = crate::bench_out::BenchOut::new(json);
             let tables = match only {

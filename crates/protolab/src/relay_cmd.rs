@@ -23,12 +23,13 @@ pub struct RelayArgs {
 enum Cmd {
     /// The dispatcher: sequences every message and delivers it to everyone.
     #[command(
-        after_help = "Examples:\n  protolab relay serve --address 127.0.0.1:8081 --history 100\n  # the seed's original chat clients too (python3 client.py --address 127.0.0.1:8082 --name ana):\n  protolab relay serve --address 127.0.0.1:8081 --legacy-address 127.0.0.1:8082\n  # a chat page for browsers:\n  protolab relay serve --address 127.0.0.1:8081 --web 127.0.0.1:8080"
+        after_help = "Examples:\n  protolab relay serve --address 127.0.0.1 --port 8081 --history 100\n  # the seed's original chat clients too (python3 client.py --address 127.0.0.1:8082 --name ana):\n  protolab relay serve --port 8081 --legacy-address 127.0.0.1:8082\n  # a chat page for browsers:\n  protolab relay serve --port 8081 --web 127.0.0.1:8080",
+        mut_arg("address", |a| a.default_value("127.0.0.1")),
+        mut_arg("port", |a| a.default_value("8081"))
     )]
     Serve {
-        /// Address to listen on (port 0 picks one; the bound address is printed).
-        #[arg(long, default_value = "127.0.0.1:8081")]
-        address: SocketAddr,
+        #[command(flatten)]
+        listen: crate::listen::ListenArgs,
         /// Events a new client gets before live traffic.
         #[arg(long, default_value_t = 100)]
         history: usize,
@@ -100,7 +101,7 @@ impl RelayArgs {
 pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     match args.cmd {
         Cmd::Serve {
-            address,
+            listen,
             history,
             history_max_events,
             history_max_bytes,
@@ -114,8 +115,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
             if let Some(dir) = &log_dir {
                 crate::paths::dir_to_keep(dir, "log directory")?;
             }
-            let signal = netkit::shutdown::signal().context("cannot install signal handlers")?;
-            let listener = netkit::server::bind(address).await?;
+            let (listener, signal) = crate::listen::listen(&listen).await?;
             let legacy = match legacy_address {
                 Some(a) => Some(netkit::server::bind(a).await?),
                 None => None,
