@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use impair::link::{self, Link, LinkConfig, Side};
-use impair::units::Probability;
+use netkit::units::Probability;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

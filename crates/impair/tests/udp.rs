@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{BOUND, udp_echo, wait_until};
-use impair::units::Probability;
 use impair::{UdpProxy, UdpProxyConfig, UdpRules};
+use netkit::units::Probability;
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
 

@@ -10,6 +10,17 @@ pub enum Error {
     #[error("i/o error: {0}")]
     Io(#[from] io::Error),
 
+    /// A value typed on a command line could not be parsed.
+    #[error("invalid {what} {input:?}: {why}")]
+    BadValue {
+        /// What kind of value (`duration`, `probability`...).
+        what: &'static str,
+        /// The text given.
+        input: String,
+        /// What is wrong with it.
+        why: String,
+    },
+
     /// A client could not reach its server.
     #[error("cannot connect to {addr}: {why}")]
     Connect {

@@ -10,6 +10,7 @@
 //!   to make room at the connection limit.
 //! - [`shutdown`]: the process-wide shutdown signal (SIGINT or SIGTERM).
 //! - [`stall`]: a writer that gives up on a peer that stopped reading.
+//! - [`units`]: durations, sizes and probabilities as typed on command lines.
 //! - [`logfmt`]: the `action: X | result: Y | key: value` log line format.
 //! - [`ceiling`]: the machine's loopback request/response ceiling, for benchmarks.
 //! - [`peer`]: another program speaking a protocol, run beside ours (reference peers).
@@ -30,6 +31,7 @@ pub mod shutdown;
 pub mod stall;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+pub mod units;
 
 pub use error::Error;
 pub use frame::Limit;

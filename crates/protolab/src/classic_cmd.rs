@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use classic::Kind;
 use classic::client::ClientOptions;
 use classic::server::Options;
-use impair::units::Dur;
+use netkit::units::Dur;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:

@@ -2,7 +2,7 @@
 //! so a bad one is a clear usage error naming its flag.
 
 use impair::direction::DirValue;
-use impair::units::Dur;
+use netkit::units::Dur;
 
 /// A timeout or interval: a duration (`60s`, `500ms`) that is not zero. Zero
 /// would cut every connection at once, or retransmit or ping in a busy loop,

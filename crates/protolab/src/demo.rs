@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use impair::units::{Probability, Trigger};
+use impair::units::Trigger;
 use impair::{TcpProxy, TcpProxyConfig, TcpRules, UdpProxy, UdpProxyConfig, UdpRules};
+use netkit::units::Probability;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 

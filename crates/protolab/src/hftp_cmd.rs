@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use impair::units::Dur;
+use netkit::units::Dur;
 
 #[derive(Debug, Args)]
 #[command(
@@ -87,7 +87,7 @@ enum Cmd {
     Bench {
         /// Size of the file downloaded.
         #[arg(long, default_value = "1GiB")]
-        size: impair::units::Bytes,
+        size: netkit::units::Bytes,
         /// Seconds per small-request measurement.
         #[arg(long, default_value = "3s")]
         duration: Dur,

@@ -6,10 +6,11 @@ use std::net::SocketAddr;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use impair::units::{Bytes, Dur, Pattern, Probability, Trigger};
+use impair::units::{Pattern, Trigger};
 use impair::{
     DirValue, PerDir, TcpProxy, TcpProxyConfig, TcpRules, UdpProxy, UdpProxyConfig, UdpRules,
 };
+use netkit::units::{Bytes, Dur, Probability};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:

@@ -8,7 +8,7 @@ use std::process::{Child, ExitStatus};
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use impair::link::{self, IfAddr, Link, LinkConfig, Side};
-use impair::units::Dur;
+use netkit::units::Dur;
 
 use crate::impair_cmd::{DatagramRuleArgs, RunArgs, udp_rules, until_stopped};
 

@@ -122,11 +122,11 @@ pub struct ServeArgs {
     max_connections: usize,
     /// Close a connection with nothing in flight that is silent this long.
     #[arg(long, default_value = "60s", value_parser = crate::cli_values::timeout)]
-    idle_timeout: impair::units::Dur,
+    idle_timeout: netkit::units::Dur,
     /// Longest a winners query waits for the draw before "not yet" (a client
     /// may ask for less).
     #[arg(long, default_value = "30s", value_parser = crate::cli_values::timeout)]
-    winners_wait: impair::units::Dur,
+    winners_wait: netkit::units::Dur,
 }
 
 #[derive(Debug, Args)]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
-use impair::units::Dur;
+use netkit::units::Dur;
 use rdt::check::{CheckOptions, Role, SCENARIOS};
 
 #[derive(Debug, Args)]

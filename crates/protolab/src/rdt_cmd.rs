@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use impair::units::Dur;
+use netkit::units::Dur;
 use rdt::{
     CcKind, Config, CwndTrace, DialectChoice, Ending, Format, Mode, Options, RdtSocket, RtoChoice,
     Stats, Trace,
@@ -118,8 +118,8 @@ pub struct Common {
     dialect: DialectChoice,
     /// Drop each datagram this end sends or receives with this probability (no
     /// root needed). Set it on one end: it then covers both directions.
-    #[arg(long, default_value_t = 0.0, value_parser = probability)]
-    loss: f64,
+    #[arg(long, default_value = "0")]
+    loss: netkit::units::Probability,
     /// Seed of the loss decisions and sequence numbers (same seed, same run).
     #[arg(long)]
     seed: Option<u64>,
@@ -138,13 +138,6 @@ pub struct Common {
     trace_cwnd: Option<PathBuf>,
 }
 
-fn probability(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
-        _ => Err(format!("{s:?} is not a probability between 0 and 1")),
-    }
-}
-
 impl Common {
     fn options(&self) -> Options {
         Options {
@@ -158,7 +151,7 @@ impl Common {
                 rto: self.rto,
                 ..Config::new(self.format)
             },
-            loss: self.loss,
+            loss: self.loss.get(),
             seed: self.seed,
             drop_sent: self.drop.clone(),
             drop_kinds: Vec::new(),
@@ -246,7 +239,7 @@ fn send(host: &str, port: u16, input: Option<&PathBuf>, common: &Common) -> anyh
         data.len(),
         elapsed.as_secs_f64(),
         counts(&stats),
-        ending_text(ending)
+        ending.describe(opts.config.close_timeouts)
     );
     Ok(())
 }
@@ -282,7 +275,7 @@ fn recv(addr: SocketAddr, output: Option<&PathBuf>, common: &Common) -> anyhow::
         "received {bytes} bytes from {peer} in {:.3} s ({}); {}",
         elapsed.as_secs_f64(),
         counts(&stats),
-        ending_text(ending)
+        ending.describe(opts.config.close_timeouts)
     );
     Ok(())
 }
@@ -329,13 +322,4 @@ fn counts(s: &Stats) -> String {
         "{} segments sent, {} received, {} retransmissions, {} duplicates answered",
         s.segments_sent, s.segments_received, s.retransmissions, s.duplicates
     )
-}
-
-fn ending_text(ending: Ending) -> &'static str {
-    match ending {
-        Ending::Graceful => "closed gracefully",
-        Ending::FinUnanswered => "closed: FIN unanswered after 3 timeouts, peer assumed closed",
-        Ending::LastAckMissing => "closed: last ACK never came in 3 timeouts, closed anyway",
-        Ending::Failed => "failed",
-    }
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use impair::units::Dur;
+use netkit::units::Dur;
 use tokio::io::AsyncBufReadExt;
 
 #[derive(Debug, Args)]
@@ -39,7 +39,7 @@ enum Cmd {
         history_max_events: usize,
         /// Bytes of events kept in all, acknowledged or not.
         #[arg(long, default_value = "64MiB")]
-        history_max_bytes: impair::units::Bytes,
+        history_max_bytes: netkit::units::Bytes,
         /// A client that reads nothing for this long is cut (senders are
         /// slowed while it lags).
         #[arg(long, default_value = "15s", value_parser = crate::cli_values::timeout)]

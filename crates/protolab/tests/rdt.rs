@@ -153,7 +153,10 @@ fn bad_flags_are_refused_with_a_reason() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a probability"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("invalid probability \"1.5\": must be between 0 and 1")
+    );
     let out = protolab()
         .args(["rdt", "recv", "--port", "0", "--mss", "70000"])
         .output()

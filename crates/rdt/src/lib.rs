@@ -33,7 +33,7 @@ mod wait;
 pub mod wire;
 
 pub use config::Config;
-pub use conn::{Answer, Connection, Ending, Note, Output, Read, State, Stats};
+pub use conn::{Answer, Connection, Ending, Ignore, Note, Output, Read, State, Stats};
 pub use cwnd_trace::CwndTrace;
 pub use dialect::{DialectChoice, Learned, Reading};
 pub use error::Error;

@@ -240,7 +240,8 @@ impl RdtSocket {
     }
 
     /// Starts the close (the seed's `close()`): FIN, resent on each timeout,
-    /// given up after 3; on FIN-ACK the final ACK three times, one timeout apart.
+    /// given up after `close_timeouts` (3); on FIN-ACK the final ACK as many
+    /// times, one timeout apart.
     pub fn close(&mut self) -> Result<Ending, Error> {
         let e = self.endpoint()?;
         e.conn.close(Instant::now());
@@ -250,7 +251,7 @@ impl RdtSocket {
     }
 
     /// Answers the peer's close (the seed's `recv_close()`): waits for its FIN,
-    /// sends FIN-ACK, and waits at most 3 timeouts for the last ACK.
+    /// sends FIN-ACK, and waits at most `close_timeouts` (3) timeouts for the last ACK.
     pub fn recv_close(&mut self) -> Result<Ending, Error> {
         let e = self.endpoint()?;
         let ending = e.drive(|c| Ok(c.ending()));

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use impair::units::Probability;
 use impair::{PerDir, UdpProxy, UdpProxyConfig, UdpRules};
+use netkit::units::Probability;
 use rdt::{Config, Ending, Error, Format, Options, RdtSocket};
 
 /// Every test ends well within this.

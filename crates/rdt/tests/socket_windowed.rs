@@ -9,8 +9,8 @@ use std::thread;
 use std::time::Duration;
 
 use impair::link::LinkConfig;
-use impair::units::Probability;
 use impair::{PerDir, UdpProxy, UdpProxyConfig, UdpRules};
+use netkit::units::Probability;
 use rdt::bench::window::{Path, Ready};
 use rdt::{CcKind, Config, DialectChoice, Format, Mode, Options, RdtSocket, Reading, RtoChoice};
 

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 
 use crate::Error;
-use crate::proto::{Codec, Kind, Message};
+use crate::proto::{Codec, Event, Kind, Message};
 
 /// How a client runs.
 #[derive(Debug, Clone)]
@@ -307,7 +307,7 @@ async fn talk(
         }
         tokio::select! {
             frame = frames.next() => match frame {
-                Some(Ok(Message::Deliver { seq, kind, origin, sender_seq, name, text })) => {
+                Some(Ok(Message::Deliver(Event { seq, kind, origin, sender_seq, name, text }))) => {
                     if seq <= st.delivered {
                         continue; // seen before a reconnect: never shown twice
                     }

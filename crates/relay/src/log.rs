@@ -57,21 +57,7 @@ impl EventLog {
                 }
             };
             match m {
-                Message::Deliver {
-                    seq,
-                    kind,
-                    origin,
-                    sender_seq,
-                    name,
-                    text,
-                } => events.push(Event {
-                    seq,
-                    kind,
-                    origin,
-                    sender_seq,
-                    name,
-                    text,
-                }),
+                Message::Deliver(event) => events.push(event),
                 Message::Welcome {
                     client_id,
                     token,

@@ -48,6 +48,40 @@ pub enum Kind {
     Leave,
 }
 
+/// One sequenced event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Global sequence number, from 1, gap-free.
+    pub seq: u64,
+    /// Chat, join or leave.
+    pub kind: Kind,
+    /// The client it is about.
+    pub origin: u64,
+    /// The sender's own counter, for a chat (0 otherwise).
+    pub sender_seq: u64,
+    /// Who.
+    pub name: String,
+    /// What was said (or why they left).
+    pub text: String,
+}
+
+impl Event {
+    /// Appends this event's `Deliver` frame.
+    pub fn deliver_frame(&self, out: &mut BytesMut) {
+        Message::Deliver(self.clone()).encode(out);
+    }
+
+    /// The event a native frame carries, if it is a whole `Deliver` (the
+    /// other listeners re-encode what the sequencer encoded once).
+    pub fn from_frame(frame: &[u8]) -> Option<Event> {
+        let mut buf = BytesMut::from(frame);
+        match Codec.decode(&mut buf) {
+            Ok(Some(Message::Deliver(event))) if buf.is_empty() => Some(event),
+            _ => None,
+        }
+    }
+}
+
 /// Every message of the protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -81,21 +115,7 @@ pub enum Message {
         text: String,
     },
     /// Server → client: one event in total order.
-    Deliver {
-        /// Global sequence number.
-        seq: u64,
-        /// What happened.
-        kind: Kind,
-        /// The client it is about (its sender, for a chat).
-        origin: u64,
-        /// The sender's own counter, for a chat (0 otherwise): how a sender
-        /// knows which of its lines were sequenced.
-        sender_seq: u64,
-        /// Who.
-        name: String,
-        /// What was said (or why they left).
-        text: String,
-    },
+    Deliver(Event),
     /// Client → server: delivered up to `seq`.
     Ack {
         /// Cumulative.
@@ -134,7 +154,7 @@ impl Message {
             Message::Hello { .. } => 1,
             Message::Welcome { .. } => 2,
             Message::Chat { .. } => 3,
-            Message::Deliver { .. } => 4,
+            Message::Deliver(_) => 4,
             Message::Ack { .. } => 5,
             Message::Ping { .. } => 6,
             Message::Pong { .. } => 7,
@@ -176,14 +196,14 @@ impl Message {
                 out.put_u64(*sender_seq);
                 put_text(out, text);
             }
-            Message::Deliver {
+            Message::Deliver(Event {
                 seq,
                 kind,
                 origin,
                 sender_seq,
                 name,
                 text,
-            } => {
+            }) => {
                 out.put_u64(*seq);
                 out.put_u8(match kind {
                     Kind::Chat => 0,
@@ -229,7 +249,7 @@ impl Message {
                 sender_seq: take_u64(&mut b, "chat.sender_seq")?,
                 text: take_text(&mut b, "chat.text")?,
             },
-            4 => Message::Deliver {
+            4 => Message::Deliver(Event {
                 seq: take_u64(&mut b, "deliver.seq")?,
                 kind: match take_u8(&mut b, "deliver.kind")? {
                     0 => Kind::Chat,
@@ -241,7 +261,7 @@ impl Message {
                 sender_seq: take_u64(&mut b, "deliver.sender_seq")?,
                 name: take_text(&mut b, "deliver.name")?,
                 text: take_text(&mut b, "deliver.text")?,
-            },
+            }),
             5 => Message::Ack {
                 seq: take_u64(&mut b, "ack.seq")?,
             },
@@ -344,6 +364,29 @@ impl Encoder<&Message> for Codec {
 mod tests {
     use super::*;
 
+    #[test]
+    fn an_event_is_read_back_from_its_own_frame_and_nothing_else_is_one() {
+        let event = Event {
+            seq: 5,
+            kind: Kind::Chat,
+            origin: 2,
+            sender_seq: 1,
+            name: "ana".into(),
+            text: "¿hola?".into(),
+        };
+        let mut frame = BytesMut::new();
+        event.deliver_frame(&mut frame);
+        assert_eq!(Event::from_frame(&frame), Some(event));
+        assert_eq!(
+            Event::from_frame(&frame[..frame.len() - 1]),
+            None,
+            "cut short"
+        );
+        let mut ack = BytesMut::new();
+        Message::Ack { seq: 5 }.encode(&mut ack);
+        assert_eq!(Event::from_frame(&ack), None, "not a Deliver");
+    }
+
     fn frame(m: &Message) -> Vec<u8> {
         let mut b = BytesMut::new();
         m.encode(&mut b);
@@ -368,22 +411,22 @@ mod tests {
                 sender_seq: 3,
                 text: "hola | ¿qué tal?".into(),
             },
-            Message::Deliver {
+            Message::Deliver(Event {
                 seq: 42,
                 kind: Kind::Chat,
                 origin: 7,
                 sender_seq: 3,
                 name: "Ana María".into(),
                 text: "hola".into(),
-            },
-            Message::Deliver {
+            }),
+            Message::Deliver(Event {
                 seq: 43,
                 kind: Kind::Leave,
                 origin: 8,
                 sender_seq: 0,
                 name: "Luis".into(),
                 text: "heartbeat timeout".into(),
-            },
+            }),
             Message::Ack { seq: 43 },
             Message::Ping { nonce: 9 },
             Message::Pong { nonce: 9 },

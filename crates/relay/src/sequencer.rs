@@ -23,6 +23,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+pub use crate::proto::Event;
 use crate::proto::{Kind, Message};
 
 /// `s` cut to at most `max` bytes, at a character boundary.
@@ -37,34 +38,10 @@ fn cut(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// One sequenced event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
-    /// Global sequence number, from 1, gap-free.
-    pub seq: u64,
-    /// Chat, join or leave.
-    pub kind: Kind,
-    /// The client it is about.
-    pub origin: u64,
-    /// The sender's own counter, for a chat (0 otherwise).
-    pub sender_seq: u64,
-    /// Who.
-    pub name: String,
-    /// What was said (or why they left).
-    pub text: String,
-}
-
 impl Event {
     /// The `Deliver` message for this event.
     pub fn deliver(&self) -> Message {
-        Message::Deliver {
-            seq: self.seq,
-            kind: self.kind,
-            origin: self.origin,
-            sender_seq: self.sender_seq,
-            name: self.name.clone(),
-            text: self.text.clone(),
-        }
+        Message::Deliver(self.clone())
     }
 }
 

@@ -17,16 +17,15 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::ws::{Message as WsMessage, WebSocket};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use netkit::log_action;
 use tokio::sync::mpsc;
-use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 use web::{Gate, Page, json_string};
 
 use crate::pressure::Level;
-use crate::proto::{Codec, Kind, Message};
+use crate::proto::Kind;
 use crate::sequencer::Event;
 use crate::server::{Config, Hub, Outbox, lock, new_token, refusal_text};
 
@@ -62,25 +61,19 @@ pub(crate) fn router(hub: Arc<Mutex<Hub>>, config: Arc<Config>, gate: Gate) -> R
 }
 
 /// An event as the page reads it.
-fn event_json(
-    seq: u64,
-    kind: Kind,
-    origin: u64,
-    sender_seq: u64,
-    name: &str,
-    text: &str,
-) -> String {
-    let kind = match kind {
+fn event_json(e: &Event) -> String {
+    let kind = match e.kind {
         Kind::Chat => "chat",
         Kind::Join => "join",
         Kind::Leave => "leave",
     };
     let mut s = format!(
-        r#"{{"type":"event","seq":{seq},"kind":"{kind}","origin":{origin},"sender_seq":{sender_seq},"name":"#
+        r#"{{"type":"event","seq":{},"kind":"{kind}","origin":{},"sender_seq":{},"name":"#,
+        e.seq, e.origin, e.sender_seq
     );
-    json_string(name, &mut s);
+    json_string(&e.name, &mut s);
     s.push_str(r#","text":"#);
-    json_string(text, &mut s);
+    json_string(&e.text, &mut s);
     s.push('}');
     s
 }
@@ -90,26 +83,6 @@ fn error_json(text: &str) -> String {
     json_string(text, &mut s);
     s.push('}');
     s
-}
-
-fn replay_json(e: &Event) -> String {
-    event_json(e.seq, e.kind, e.origin, e.sender_seq, &e.name, &e.text)
-}
-
-/// One of our `Deliver` frames (what every outbox holds) as the page reads it.
-fn deliver_json(native: &Bytes) -> Option<String> {
-    let mut buf = BytesMut::from(&native[..]);
-    match Codec.decode(&mut buf) {
-        Ok(Some(Message::Deliver {
-            seq,
-            kind,
-            origin,
-            sender_seq,
-            name,
-            text,
-        })) => Some(event_json(seq, kind, origin, sender_seq, &name, &text)),
-        _ => None,
-    }
 }
 
 /// A page's `hello ID TOKEN FROM NAME`.
@@ -186,7 +159,7 @@ async fn session(socket: WebSocket, shared: &Shared, peer: SocketAddr) {
     let stop = shared.gate.shutdown.clone();
     let writer = async move {
         let mut first = vec![welcome];
-        first.extend(j.replay.iter().map(replay_json));
+        first.extend(j.replay.iter().map(event_json));
         for m in first {
             if sink.send(WsMessage::Text(m.into())).await.is_err() {
                 writer_kick.cancel();
@@ -201,7 +174,7 @@ async fn session(socket: WebSocket, shared: &Shared, peer: SocketAddr) {
             };
             let Some(native) = next else { break };
             level.drained(rx.len());
-            if let Some(json) = deliver_json(&native)
+            if let Some(json) = Event::from_frame(&native).map(|e| event_json(&e))
                 && sink.send(WsMessage::Text(json.into())).await.is_err()
             {
                 break;
@@ -296,7 +269,14 @@ mod tests {
     #[test]
     fn events_are_json_with_text_escaped() {
         assert_eq!(
-            event_json(7, Kind::Chat, 4, 2, "a\"b", "<img src=x onerror=alert(1)>"),
+            event_json(&Event {
+                seq: 7,
+                kind: Kind::Chat,
+                origin: 4,
+                sender_seq: 2,
+                name: "a\"b".into(),
+                text: "<img src=x onerror=alert(1)>".into(),
+            }),
             r#"{"type":"event","seq":7,"kind":"chat","origin":4,"sender_seq":2,"name":"a\"b","text":"<img src=x onerror=alert(1)>"}"#
         );
     }

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use impair::{TcpProxy, TcpProxyConfig, TcpRules};
 use netkit::testing::Served;
 use relay::client::{ClientConfig, Delivered, run as run_client};
-use relay::proto::{Codec, Kind, Message};
+use relay::proto::{Codec, Event, Kind, Message};
 use relay::server::{Config, run};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
@@ -136,13 +136,13 @@ impl Raw {
     }
     async fn deliver(&mut self) -> (u64, Kind, String, String) {
         match self.next().await {
-            Message::Deliver {
+            Message::Deliver(Event {
                 seq,
                 kind,
                 name,
                 text,
                 ..
-            } => (seq, kind, name, text),
+            }) => (seq, kind, name, text),
             m => panic!("{m:?}"),
         }
     }
@@ -646,9 +646,9 @@ async fn a_fast_sender_is_slowed_and_a_steady_reader_is_never_cut() {
             buf.extend_from_slice(&chunk[..n]);
             while let Some(m) = tokio_util::codec::Decoder::decode(&mut Codec, &mut buf).unwrap() {
                 match m {
-                    Message::Deliver {
+                    Message::Deliver(Event {
                         seq, kind, text: _, ..
-                    } => {
+                    }) => {
                         assert!(seq > last_seq, "in order");
                         last_seq = seq;
                         if kind == Kind::Chat {
@@ -699,9 +699,9 @@ async fn a_fast_sender_is_slowed_and_a_steady_reader_is_never_cut() {
         let mut chats = 0;
         while chats < LINES {
             match sr.next().await {
-                Some(Ok(Message::Deliver {
+                Some(Ok(Message::Deliver(Event {
                     kind: Kind::Chat, ..
-                })) => chats += 1,
+                }))) => chats += 1,
                 Some(Ok(Message::Error { text })) => {
                     panic!("the sender got {text:?} after {chats}")
                 }

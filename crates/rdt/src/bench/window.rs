@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use impair::link::bench::{flat, transfer as tcp_transfer};
 use impair::link::{Link, LinkConfig, Side};
-use impair::units::Probability;
+use netkit::units::Probability;
 
 use crate::config::Config;
 use crate::conn::Stats;

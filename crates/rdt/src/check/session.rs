@@ -10,8 +10,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use impair::units::Probability;
 use impair::{PerDir, UdpProxy, UdpProxyConfig, UdpRules};
+use netkit::units::Probability;
 
 use super::program::{Exit, Running, fill, free_port};
 use super::scenarios::{Extra, Faults, Lost, Role, Scenario, drops};

@@ -14,7 +14,7 @@
 use std::time::Instant;
 
 use super::{Connection, Ending, State, Timer};
-use crate::conn::note::{Answer, Note};
+use crate::conn::note::{Answer, Ignore, Note};
 use crate::segment::Segment;
 
 impl Connection {
@@ -79,14 +79,14 @@ impl Connection {
         if expected {
             self.learn_from_number(seg);
         } else if self.dialect.is_forced() || self.cfg.format == crate::wire::Format::Binary {
-            self.ignore(seg.clone(), "FIN out of sequence");
+            self.ignore(seg.clone(), Ignore::FinOutOfSequence);
             return;
         } else {
             // Stop & Wait: a peer sends FIN only once we acknowledged all its
             // data, so a FIN numbered otherwise is still its FIN.
             self.note(Note::Ignored {
                 got: seg.clone(),
-                why: "FIN with a number we did not expect: taken as the peer's FIN",
+                why: Ignore::FinNumberUnexpected,
             });
         }
         self.take_peer_fin(seg.seq);
@@ -147,7 +147,7 @@ impl Connection {
     fn on_last_ack(&mut self, seg: &Segment) {
         if self.dialect.is_forced() || self.cfg.format == crate::wire::Format::Binary {
             if seg.ack != self.snd_nxt {
-                self.ignore(seg.clone(), "not the last ACK of our FIN");
+                self.ignore(seg.clone(), Ignore::NotTheLastAck);
                 return;
             }
         } else if seg.flags.fin

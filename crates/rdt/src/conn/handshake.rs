@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use super::{Connection, Start, State};
 use crate::config::Config;
-use crate::conn::note::{Answer, Note};
+use crate::conn::note::{Answer, Ignore, Note};
 use crate::dialect::Counter;
 use crate::segment::{Kind, Segment};
 use crate::seq::Seq;
@@ -64,7 +64,7 @@ impl Connection {
 
     pub(super) fn on_syn_sent(&mut self, now: Instant, seg: Segment) {
         if seg.kind() != Kind::SynAck {
-            self.ignore(seg, "waiting for the SYN-ACK of our SYN");
+            self.ignore(seg, Ignore::WaitingForSynAck);
             return;
         }
         // The course header has one number: ours + 1 (shared counter), or the
@@ -77,13 +77,13 @@ impl Connection {
         };
         let per_side = if self.cfg.format == crate::wire::Format::Binary {
             if seg.ack != ours_plus_one {
-                self.ignore(seg, "SYN-ACK of another SYN");
+                self.ignore(seg, Ignore::SynAckOfAnotherSyn);
                 return;
             }
             true
         } else if self.dialect.is_forced() {
             if self.shared() && n != ours_plus_one {
-                self.ignore(seg, "SYN-ACK without our number + 1");
+                self.ignore(seg, Ignore::SynAckWithoutOurNumber);
                 return;
             }
             !self.shared()
@@ -154,6 +154,28 @@ impl Connection {
     /// where the server reads, or which number it wants) every candidate ACK
     /// to the listening address too.
     fn send_handshake_acks(&mut self, again: bool) {
+        let count = if again { self.handshake_acks.len() } else { 1 };
+        self.send_handshake_ack_range(0, count, again);
+    }
+
+    /// For a server silent to our first data, which may wait for another
+    /// handshake ACK than the one it got, reading nothing else (and so never
+    /// timing out to send its SYN-ACK again while our data keeps coming):
+    /// the candidates with other numbers than the seed's, to both addresses,
+    /// and the seed's to the listening address only (where the listen-ack
+    /// readings read it). The seed's does not go again to the server's port:
+    /// its loss there is the seed's edge case, which our data must answer.
+    pub(super) fn send_other_handshake_acks(&mut self) {
+        let acks = self.handshake_acks.clone();
+        for (i, ack) in acks.into_iter().enumerate() {
+            if i > 0 {
+                self.transmit(ack.clone());
+            }
+            self.transmit_to_listener(ack);
+        }
+    }
+
+    fn send_handshake_ack_range(&mut self, from: usize, to: usize, again: bool) {
         let listen_ack = self.dialect.ack_to_listener();
         let (to_peer, to_listener) = if self.dialect.is_forced() {
             (!listen_ack, listen_ack)
@@ -161,8 +183,12 @@ impl Connection {
             (true, listen_ack || again)
         };
         // The first ACK at first; every candidate once the SYN-ACK came again.
-        let count = if again { self.handshake_acks.len() } else { 1 };
-        for ack in self.handshake_acks.clone().into_iter().take(count) {
+        let acks = self
+            .handshake_acks
+            .get(from..to)
+            .unwrap_or_default()
+            .to_vec();
+        for ack in acks {
             if to_peer {
                 self.transmit(ack.clone());
             }
@@ -176,7 +202,7 @@ impl Connection {
     /// server does not read): send it again, to both addresses.
     pub(super) fn on_stale_syn_ack(&mut self, seg: Segment) {
         if self.handshake_acks.is_empty() {
-            self.ignore(seg, "SYN-ACK on the server side");
+            self.ignore(seg, Ignore::SynAckOnServerSide);
             return;
         }
         self.stats.duplicates += 1;
@@ -197,7 +223,7 @@ impl Connection {
             Kind::Syn if seg.seq == self.irs => self.answer_duplicate_syn(seg),
             Kind::Ack => {
                 let Some(starts) = self.handshake_acked_by(seg.ack) else {
-                    self.ignore(seg, "waiting for the handshake ACK");
+                    self.ignore(seg, Ignore::WaitingForHandshakeAck);
                     return;
                 };
                 self.acknowledged(self.snd_nxt);
@@ -218,7 +244,7 @@ impl Connection {
                 // client went on; its first segment stands for the ACK and is kept.
                 let starts = self.first_starts_after_lost_ack();
                 if !starts.iter().any(|s| s.seq == seg.seq) {
-                    self.ignore(seg, "waiting for the handshake ACK");
+                    self.ignore(seg, Ignore::WaitingForHandshakeAck);
                     return;
                 }
                 self.note(Note::ImplicitAck(seg.clone()));
@@ -228,7 +254,7 @@ impl Connection {
                 self.on_synchronized(now, seg);
                 self.push_next(now);
             }
-            _ => self.ignore(seg, "waiting for the handshake ACK"),
+            _ => self.ignore(seg, Ignore::WaitingForHandshakeAck),
         }
     }
 

@@ -31,7 +31,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 pub use inbox::Read;
-pub use note::{Answer, Note};
+pub use note::{Answer, Ignore, Note};
 pub use state::State;
 pub use timer::Timer;
 
@@ -91,6 +91,23 @@ pub enum Ending {
     LastAckMissing,
     /// The connection failed with an error.
     Failed,
+}
+
+impl Ending {
+    /// What happened, in a sentence for the user, with the number of
+    /// timeouts the close waited (`Config::close_timeouts`).
+    pub fn describe(self, close_timeouts: u32) -> String {
+        match self {
+            Ending::Graceful => "closed gracefully".into(),
+            Ending::FinUnanswered => format!(
+                "closed: FIN unanswered after {close_timeouts} timeouts, peer assumed closed"
+            ),
+            Ending::LastAckMissing => {
+                format!("closed: last ACK never came in {close_timeouts} timeouts, closed anyway")
+            }
+            Ending::Failed => "failed".into(),
+        }
+    }
 }
 
 impl fmt::Display for Ending {
@@ -408,7 +425,7 @@ impl Connection {
                 if seg.seq == self.irs && self.synack.is_some() {
                     self.answer_duplicate_syn(seg);
                 } else {
-                    self.ignore(seg, "SYN of another connection");
+                    self.ignore(seg, Ignore::SynOfAnotherConnection);
                 }
                 return;
             }
@@ -417,7 +434,7 @@ impl Connection {
                 return;
             }
             Kind::Odd => {
-                self.ignore(seg, "flag combination we never use");
+                self.ignore(seg, Ignore::UnusedFlags);
                 return;
             }
             _ => {}
@@ -520,7 +537,7 @@ impl Connection {
         });
     }
 
-    fn ignore(&mut self, got: Segment, why: &'static str) {
+    fn ignore(&mut self, got: Segment, why: Ignore) {
         self.note(Note::Ignored { got, why });
     }
 
@@ -545,5 +562,20 @@ impl Connection {
             });
             self.state = to;
         }
+    }
+}
+
+#[cfg(test)]
+mod ending_tests {
+    use super::Ending;
+
+    #[test]
+    fn the_ending_says_how_many_timeouts_the_close_waited() {
+        assert_eq!(
+            Ending::FinUnanswered.describe(5),
+            "closed: FIN unanswered after 5 timeouts, peer assumed closed"
+        );
+        assert!(Ending::LastAckMissing.describe(3).contains("in 3 timeouts"));
+        assert_eq!(Ending::Graceful.describe(3), "closed gracefully");
     }
 }

@@ -44,6 +44,70 @@ impl Answer {
     }
 }
 
+/// Why a segment was not taken (or taken only in part): a [`Note::Ignored`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ignore {
+    /// A segment before the SYN-ACK of our SYN.
+    WaitingForSynAck,
+    /// A SYN-ACK acknowledging another SYN than ours.
+    SynAckOfAnotherSyn,
+    /// A SYN-ACK whose number is not ours + 1, where the reading needs it.
+    SynAckWithoutOurNumber,
+    /// A SYN-ACK sent to a server.
+    SynAckOnServerSide,
+    /// A segment a server cannot take before the handshake ACK.
+    WaitingForHandshakeAck,
+    /// A SYN with another initial number than this connection's.
+    SynOfAnotherConnection,
+    /// Flags no reading uses together.
+    UnusedFlags,
+    /// Data after the peer's FIN.
+    DataAfterFin,
+    /// Data beyond the receive window.
+    BeyondWindow,
+    /// Data the full receive buffer cannot take (left unacknowledged).
+    BufferFull,
+    /// A FIN out of sequence.
+    FinOutOfSequence,
+    /// A FIN with a number we did not expect, taken as the peer's FIN all the same.
+    FinNumberUnexpected,
+    /// An ACK that is not the last ACK of our FIN.
+    NotTheLastAck,
+    /// An ACK with another reading's number: taken if it comes again.
+    OtherReadingsNumber,
+    /// The peer expects our data from another number: sent again from there.
+    PeerExpectsFrom,
+    /// An ACK that does not acknowledge the segment in flight.
+    NotInFlight,
+}
+
+impl Ignore {
+    pub fn text(self) -> &'static str {
+        match self {
+            Ignore::WaitingForSynAck => "waiting for the SYN-ACK of our SYN",
+            Ignore::SynAckOfAnotherSyn => "SYN-ACK of another SYN",
+            Ignore::SynAckWithoutOurNumber => "SYN-ACK without our number + 1",
+            Ignore::SynAckOnServerSide => "SYN-ACK on the server side",
+            Ignore::WaitingForHandshakeAck => "waiting for the handshake ACK",
+            Ignore::SynOfAnotherConnection => "SYN of another connection",
+            Ignore::UnusedFlags => "flag combination we never use",
+            Ignore::DataAfterFin => "data after the peer's FIN",
+            Ignore::BeyondWindow => "beyond the receive window",
+            Ignore::BufferFull => "receive buffer full; left unacknowledged",
+            Ignore::FinOutOfSequence => "FIN out of sequence",
+            Ignore::FinNumberUnexpected => {
+                "FIN with a number we did not expect: taken as the peer's FIN"
+            }
+            Ignore::NotTheLastAck => "not the last ACK of our FIN",
+            Ignore::OtherReadingsNumber => "another reading's number: taken if it comes again",
+            Ignore::PeerExpectsFrom => {
+                "the peer expects our data from this number: sent again from there"
+            }
+            Ignore::NotInFlight => "does not acknowledge the segment in flight",
+        }
+    }
+}
+
 impl fmt::Display for Answer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.text())
@@ -70,7 +134,7 @@ pub enum Note {
     ImplicitAck(Segment),
     Ignored {
         got: Segment,
-        why: &'static str,
+        why: Ignore,
     },
     /// A retry loop reached its bound.
     GaveUp {
@@ -103,7 +167,7 @@ impl fmt::Display for Note {
                 f,
                 "handshake ACK lost: {s} taken as the implicit ACK, data kept"
             ),
-            Note::Ignored { got, why } => write!(f, "ignored {got}: {why}"),
+            Note::Ignored { got, why } => write!(f, "ignored {got}: {}", why.text()),
             Note::GaveUp { what, outcome } => write!(f, "gave up on {what}: {outcome}"),
             Note::Learned { what, from } => write!(f, "learned: {what} (from {from})"),
             Note::Lost { seg, how } => write!(f, "lost {seg}: {how}"),

@@ -16,7 +16,7 @@
 //! for the ACK of a segment we never received.
 
 use super::Connection;
-use crate::conn::note::{Answer, Note};
+use crate::conn::note::{Answer, Ignore, Note};
 use crate::segment::Segment;
 use crate::seq::Seq;
 use crate::wire::Format;
@@ -69,11 +69,11 @@ impl Connection {
             return;
         }
         if self.peer_fin {
-            self.ignore(seg.clone(), "data after the peer's FIN");
+            self.ignore(seg.clone(), Ignore::DataAfterFin);
             return;
         }
         if self.inbox.buffered() + seg.data.len() > self.cfg.recv_buffer {
-            self.ignore(seg.clone(), "receive buffer full; left unacknowledged");
+            self.ignore(seg.clone(), Ignore::BufferFull);
             return;
         }
         if self.rcv_last.is_some() {

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use super::{Connection, Flight, State, Timer};
 use crate::conn::Ending;
-use crate::conn::note::Note;
+use crate::conn::note::{Ignore, Note};
 use crate::error::Error;
 use crate::segment::{Kind, Segment};
 use crate::seq::Seq;
@@ -91,7 +91,7 @@ impl Connection {
             self.snd_other_seen = Some(seg.ack);
             self.note(Note::Ignored {
                 got: seg.clone(),
-                why: "another reading's number: taken if it comes again",
+                why: Ignore::OtherReadingsNumber,
             });
             return;
         }
@@ -135,7 +135,7 @@ impl Connection {
         if let Some(start) = other_start {
             self.note(Note::Ignored {
                 got: seg.clone(),
-                why: "the peer expects our data from this number: sent again from there",
+                why: Ignore::PeerExpectsFrom,
             });
             // The server said where it expects us: no more trying the other start.
             self.snd_first.retain(|s| s.seq == start.seq);
@@ -146,22 +146,30 @@ impl Connection {
             self.stats.duplicates += 1;
             self.note(Note::Ignored {
                 got: seg.clone(),
-                why: "does not acknowledge the segment in flight",
+                why: Ignore::NotInFlight,
             });
+        }
+    }
+
+    /// The segment in flight (our first data) now starts at `seq`.
+    fn move_first(&mut self, seq: Seq) {
+        let Some(flight) = &mut self.flight else {
+            return;
+        };
+        flight.segment.seq = seq;
+        self.snd_nxt = seq.plus(flight.segment.len());
+        if self.shared() {
+            self.rcv_nxt = seq;
         }
     }
 
     /// Sends the segment in flight again, starting at `seq`.
     fn restart_first(&mut self, now: Instant, seq: Seq) {
-        let Some(flight) = &mut self.flight else {
+        self.move_first(seq);
+        let Some(flight) = &self.flight else {
             return;
         };
-        flight.segment.seq = seq;
         let again = flight.segment.clone();
-        self.snd_nxt = seq.plus(again.len());
-        if self.shared() {
-            self.rcv_nxt = seq;
-        }
         self.stats.retransmissions += 1;
         self.note(Note::Retransmit(again.clone()));
         self.timers.set(Timer::Retransmit, now + self.cfg.timeout);
@@ -218,6 +226,15 @@ impl Connection {
                 }),
             }
             return;
+        }
+        if self.snd_first.len() > 1 && timeouts % 2 == 0 {
+            // A server silent to our first data may still wait for a
+            // handshake ACK with the other number (a reading whose ACK
+            // consumes none), reading nothing else, and time out slower than
+            // we do, so it never sends its SYN-ACK again to tell us: every
+            // second timeout, the other candidate ACKs go too. Once it has
+            // its ACK it says where it wants our data (`not_our_ack`).
+            self.send_other_handshake_acks();
         }
         let Some(flight) = &self.flight else { return };
         let again = flight.segment.clone();

@@ -4,8 +4,8 @@ activity's description and from the readings of its one-number header that
 real student code shows. Each reading is a flag; `--bug` makes the
 deliberately broken peers the checker must catch.
 
-    course_peer.py server PORT [--dialect R] [--bug B] [--out FILE]   # prints what it receives
-    course_peer.py client HOST PORT [--dialect R] [--bug B] < file
+    course_peer.py server PORT [--dialect R] [--bug B] [--seed N] [--out FILE]   # prints what it receives
+    course_peer.py client HOST PORT [--dialect R] [--bug B] [--seed N] < file
 
 PORT 0 picks a free port; the server prints `listening on 127.0.0.1:PORT` on
 stderr. R: seed (default), or names joined by commas:
@@ -342,6 +342,11 @@ def main():
     if "--bug" in args:
         i = args.index("--bug")
         bug = args[i + 1]
+        del args[i:i + 2]
+    if "--seed" in args:
+        # Reproducible numbers (initial sequence numbers) for the tests.
+        i = args.index("--seed")
+        random.seed(int(args[i + 1]))
         del args[i:i + 2]
     out_path = None
     if "--out" in args:

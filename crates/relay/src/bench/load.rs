@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::scan::{Seen, parse_text, relay_frame, resp_array, text};
 use crate::Error;
-use crate::proto::{Kind, Message};
+use crate::proto::{Event, Kind, Message};
 
 /// Which server the clients speak to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -337,14 +337,14 @@ impl Client {
                 text: t,
             }
             .encode(out),
-            Target::Plain => Message::Deliver {
+            Target::Plain => Message::Deliver(Event {
                 seq: 0,
                 kind: Kind::Chat,
                 origin: self.index as u64,
                 sender_seq: self.sent,
                 name: "b".into(),
                 text: t,
-            }
+            })
             .encode(out),
             Target::Redis => {
                 out.extend_from_slice(

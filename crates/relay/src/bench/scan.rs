@@ -131,21 +131,21 @@ mod tests {
     use bytes::BytesMut;
 
     use super::*;
-    use crate::proto::{Kind, Message};
+    use crate::proto::{Event, Kind, Message};
 
     #[test]
     fn chat_frames_are_read_in_place() {
         let mut b = BytesMut::new();
         let t = text(7, 123_456);
         assert_eq!(t.len(), TEXT_LEN);
-        Message::Deliver {
+        Message::Deliver(Event {
             seq: 42,
             kind: Kind::Chat,
             origin: 9,
             sender_seq: 3,
             name: "bench".into(),
             text: t.clone(),
-        }
+        })
         .encode(&mut b);
         Message::Welcome {
             client_id: 5,

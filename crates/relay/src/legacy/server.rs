@@ -21,35 +21,27 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
 use super::frame::{self, Frame, Reader};
 use super::text;
 use crate::pressure::{Level, Pressure};
-use crate::proto::{Codec, Message};
+use crate::proto::Event;
 use crate::server::{Config, Hub, Outbox, lock, new_token};
 
 /// Bytes read from the socket at a time.
 const READ: usize = 4096;
 
-/// The frames a `Deliver` frame of ours becomes for an original client.
-fn legacy_frame(native: &Bytes) -> Option<(u64, Bytes)> {
-    let mut buf = BytesMut::from(&native[..]);
-    match Codec.decode(&mut buf) {
-        Ok(Some(Message::Deliver {
-            seq,
-            kind,
-            name,
-            text: t,
-            ..
-        })) => {
-            let mut out = BytesMut::new();
-            frame::encode(seq, false, &text::payload(kind, &name, &t), &mut out);
-            Some((seq, out.freeze()))
-        }
-        _ => None,
-    }
+/// The frame an event becomes for an original client.
+fn legacy_frame(e: &Event) -> (u64, Bytes) {
+    let mut out = BytesMut::new();
+    frame::encode(
+        e.seq,
+        false,
+        &text::payload(e.kind, &e.name, &e.text),
+        &mut out,
+    );
+    (e.seq, out.freeze())
 }
 
 /// Serves one original client until it leaves, fails or is cut.
@@ -87,14 +79,7 @@ pub(crate) async fn handle(
     let writer_config = Arc::clone(&config);
     let writer = async move {
         let config = writer_config;
-        let mut queued: VecDeque<(u64, Bytes)> = replay
-            .iter()
-            .filter_map(|e| {
-                let mut b = BytesMut::new();
-                e.deliver().encode(&mut b);
-                legacy_frame(&b.freeze())
-            })
-            .collect();
+        let mut queued: VecDeque<(u64, Bytes)> = replay.iter().map(legacy_frame).collect();
         loop {
             // The next frame: the replay first, then the outbox.
             let (seq, bytes) = if let Some(f) = queued.pop_front() {
@@ -106,8 +91,8 @@ pub(crate) async fn handle(
                 };
                 let Some(native) = next else { break };
                 level.drained(rx.len());
-                match legacy_frame(&native) {
-                    Some(f) => f,
+                match Event::from_frame(&native) {
+                    Some(e) => legacy_frame(&e),
                     None => continue,
                 }
             };

@@ -24,7 +24,7 @@ use bytes::Bytes;
 pub(crate) use reassembly::Reassembly;
 pub(crate) use sender::{Event, Sender, WINDOW_UNIT};
 
-use super::{Connection, Note, Output, Timer};
+use super::{Connection, Ignore, Note, Output, Timer};
 use crate::error::Error;
 use crate::mode::Mode;
 use crate::segment::Segment;
@@ -163,7 +163,7 @@ impl Connection {
 
     fn take_window_data(&mut self, seg: &Segment) {
         if self.peer_fin {
-            self.ignore(seg.clone(), "data after the peer's FIN");
+            self.ignore(seg.clone(), Ignore::DataAfterFin);
             return;
         }
         // Room beyond the next expected number: the receive buffer less what
@@ -179,7 +179,7 @@ impl Connection {
                     return;
                 }
                 Arrival::Beyond => {
-                    self.ignore(seg.clone(), "beyond the receive window");
+                    self.ignore(seg.clone(), Ignore::BeyondWindow);
                     return;
                 }
             },
@@ -188,7 +188,7 @@ impl Connection {
                 return;
             }
             _ if data.len() > room => {
-                self.ignore(seg.clone(), "receive buffer full; left unacknowledged");
+                self.ignore(seg.clone(), Ignore::BufferFull);
                 return;
             }
             _ => vec![data],
