@@ -314,150 +314,172 @@ fn speak_for(
     }
 }
 
+type Requests = FramedRead<tokio::net::tcp::OwnedReadHalf, ServerCodec>;
+type Answers = FramedWrite<StallGuard<tokio::net::tcp::OwnedWriteHalf>, ServerCodec>;
+
+/// Serves one agency's connection: a reading side that turns requests into
+/// queued work (batches go to the store at once, pipelined) and a writing
+/// side that answers them in order.
 async fn handle(stream: TcpStream, conn: Conn, shared: Arc<Shared>) {
     let peer = conn.peer;
     let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
-    let mut reader = FramedRead::new(r, ServerCodec);
-    let mut writer = FramedWrite::new(StallGuard::new(w, shared.idle_timeout), ServerCodec);
-    let (tx, mut rx) = mpsc::channel::<Pending>(PIPELINE);
+    let reader = FramedRead::new(r, ServerCodec);
+    let writer = FramedWrite::new(StallGuard::new(w, shared.idle_timeout), ServerCodec);
+    let (tx, rx) = mpsc::channel::<Pending>(PIPELINE);
     // Requests queued and not yet answered: while there are some, the
     // connection is busy (not idle, not to be closed for room).
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let reader_in_flight = Arc::clone(&in_flight);
-    let reader_shared = Arc::clone(&shared);
-    let reader_conn = conn.clone();
+    let in_flight = AtomicUsize::new(0);
+    tokio::join!(
+        read_requests(reader, tx, &shared, &conn, &in_flight),
+        write_answers(writer, rx, &shared, &conn, &in_flight),
+    );
+    log_action!(info, "conexion_cerrada", Success, peer = peer);
+}
 
-    let read_side = async move {
-        let (shared, conn, in_flight) = (reader_shared, reader_conn, reader_in_flight);
-        let mut claim: Option<Claim> = None;
-        loop {
-            let item = tokio::select! {
-                () = conn.shutdown.cancelled() => break,
-                item = tokio::time::timeout(shared.idle_timeout, reader.next()) => item,
-            };
-            let Ok(item) = item else {
-                if in_flight.load(Ordering::Relaxed) > 0 {
-                    continue;
-                }
-                log_action!(
-                    info,
-                    "conexion_inactiva",
-                    Success,
-                    peer = conn.peer,
-                    idle_s = shared.idle_timeout.as_secs()
-                );
-                break;
-            };
-            let agency = match &item {
-                Some(Ok(Incoming::Request(r))) => Some(r.agency()),
-                Some(Ok(Incoming::Rejected { agency, .. })) => Some(*agency),
-                _ => None,
-            };
-            if let Some(agency) = agency
-                && let Err(refusal) = speak_for(agency, &mut claim, &shared, &conn)
-            {
-                in_flight.fetch_add(1, Ordering::Relaxed);
-                let _ = tx.send(Pending::Fatal(refusal)).await;
-                break;
+/// The reading side: each request (once this connection may speak for its
+/// agency) becomes queued work, until the peer closes, idles out, sends
+/// something fatal, or the server shuts down.
+async fn read_requests(
+    mut reader: Requests,
+    tx: mpsc::Sender<Pending>,
+    shared: &Shared,
+    conn: &Conn,
+    in_flight: &AtomicUsize,
+) {
+    let mut claim: Option<Claim> = None;
+    loop {
+        let item = tokio::select! {
+            () = conn.shutdown.cancelled() => break,
+            item = tokio::time::timeout(shared.idle_timeout, reader.next()) => item,
+        };
+        let Ok(item) = item else {
+            if in_flight.load(Ordering::Relaxed) > 0 {
+                continue;
             }
-            let pending = match item {
-                None => break,
-                Some(Ok(Incoming::Request(Request::Bets {
+            log_action!(
+                info,
+                "conexion_inactiva",
+                Success,
+                peer = conn.peer,
+                idle_s = shared.idle_timeout.as_secs()
+            );
+            break;
+        };
+        let agency = match &item {
+            Some(Ok(Incoming::Request(r))) => Some(r.agency()),
+            Some(Ok(Incoming::Rejected { agency, .. })) => Some(*agency),
+            _ => None,
+        };
+        if let Some(agency) = agency
+            && let Err(refusal) = speak_for(agency, &mut claim, shared, conn)
+        {
+            in_flight.fetch_add(1, Ordering::Relaxed);
+            let _ = tx.send(Pending::Fatal(refusal)).await;
+            break;
+        }
+        let Some(item) = item else { break };
+        let (pending, fatal) = match item {
+            Ok(incoming) => (pending_for(incoming, shared), false),
+            Err(e) => {
+                if !matches!(&e, Error::Net(n) if n.is_disconnect()) {
+                    log_action!(warn, "mensaje_invalido", Fail, peer = conn.peer, error = &e);
+                }
+                (Pending::Fatal(Response::Error(e.to_string())), true)
+            }
+        };
+        if in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
+            conn.activity.busy();
+        }
+        if tx.send(pending).await.is_err() || fatal {
+            break;
+        }
+    }
+    // The claim on the agency lasts as long as the reading side.
+    drop(claim);
+}
+
+/// The work one request asks for: a batch goes to the store now (its
+/// answer comes when it is stored), the rest is answered in turn.
+fn pending_for(incoming: Incoming, shared: &Shared) -> Pending {
+    match incoming {
+        Incoming::Request(Request::Bets {
+            agency,
+            first,
+            last,
+            bets,
+        }) => {
+            let count = bets.len();
+            // Per-bet lines are INFO for single bets, DEBUG for batches.
+            let bets_for_log =
+                (count == 1 || tracing::enabled!(tracing::Level::DEBUG)).then(|| {
+                    bets.iter()
+                        .map(|b| (b.documento.clone(), b.numero))
+                        .collect()
+                });
+            let job = BatchJob::new(agency, first, last, bets);
+            match shared.store.submit(job) {
+                Ok(outcome) => Pending::Batch {
                     agency,
                     first,
                     last,
-                    bets,
-                }))) => {
-                    let count = bets.len();
-                    // Per-bet lines are INFO for single bets, DEBUG for batches.
-                    let bets_for_log = (count == 1 || tracing::enabled!(tracing::Level::DEBUG))
-                        .then(|| {
-                            bets.iter()
-                                .map(|b| (b.documento.clone(), b.numero))
-                                .collect()
-                        });
-                    let job = BatchJob::new(agency, first, last, bets);
-                    match shared.store.submit(job) {
-                        Ok(outcome) => Pending::Batch {
-                            agency,
-                            first,
-                            last,
-                            count,
-                            bets_for_log,
-                            outcome: Box::pin(outcome),
-                        },
-                        Err(e) => {
-                            Pending::Fatal(Response::Error(format!("server shutting down: {e}")))
-                        }
-                    }
-                }
-                Some(Ok(Incoming::Request(Request::AskWinners { agency, wait_ms }))) => {
-                    let wait = wait_ms
-                        .map_or(shared.winners_wait, |ms| {
-                            Duration::from_millis(u64::from(ms))
-                        })
-                        .min(shared.winners_wait);
-                    Pending::Winners(agency, wait)
-                }
-                Some(Ok(Incoming::Request(Request::Resume { agency }))) => {
-                    Pending::Progress(agency)
-                }
-                Some(Ok(Incoming::Rejected { agency, reason })) => {
-                    log_action!(
-                        warn,
-                        "apuesta_recibida",
-                        Fail,
-                        agency = agency,
-                        error = &reason
-                    );
-                    Pending::Reply(Response::Error(reason))
-                }
-                Some(Err(e)) => {
-                    if !matches!(&e, Error::Net(n) if n.is_disconnect()) {
-                        log_action!(warn, "mensaje_invalido", Fail, peer = conn.peer, error = &e);
-                    }
-                    in_flight.fetch_add(1, Ordering::Relaxed);
-                    let _ = tx
-                        .send(Pending::Fatal(Response::Error(e.to_string())))
-                        .await;
-                    break;
-                }
-            };
-            if in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
-                conn.activity.busy();
-            }
-            if tx.send(pending).await.is_err() {
-                break;
+                    count,
+                    bets_for_log,
+                    outcome: Box::pin(outcome),
+                },
+                Err(e) => Pending::Fatal(Response::Error(format!("server shutting down: {e}"))),
             }
         }
-        // The claim on the agency lasts as long as the reading side.
-        drop(claim);
-    };
+        Incoming::Request(Request::AskWinners { agency, wait_ms }) => {
+            let wait = wait_ms
+                .map_or(shared.winners_wait, |ms| {
+                    Duration::from_millis(u64::from(ms))
+                })
+                .min(shared.winners_wait);
+            Pending::Winners(agency, wait)
+        }
+        Incoming::Request(Request::Resume { agency }) => Pending::Progress(agency),
+        Incoming::Rejected { agency, reason } => {
+            log_action!(
+                warn,
+                "apuesta_recibida",
+                Fail,
+                agency = agency,
+                error = &reason
+            );
+            Pending::Reply(Response::Error(reason))
+        }
+    }
+}
 
-    let write_side = async move {
-        while let Some(p) = rx.recv().await {
-            let (responses, fatal) = answer(p, &shared, &conn).await;
-            for r in &responses {
-                if writer.feed(r).await.is_err() {
-                    return;
-                }
-            }
-            // Flush when nothing else is ready to go out: pipelined acks share writes.
-            if (rx.is_empty() || fatal) && writer.flush().await.is_err() {
+/// The writing side: answers in order, pipelined answers sharing a write,
+/// until a fatal one or the reading side is done.
+async fn write_answers(
+    mut writer: Answers,
+    mut rx: mpsc::Receiver<Pending>,
+    shared: &Shared,
+    conn: &Conn,
+    in_flight: &AtomicUsize,
+) {
+    while let Some(p) = rx.recv().await {
+        let (responses, fatal) = answer(p, shared, conn).await;
+        for r in &responses {
+            if writer.feed(r).await.is_err() {
                 return;
             }
-            if in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
-                conn.activity.idle();
-            }
-            if fatal {
-                break;
-            }
         }
-        let _ = writer.close().await;
-    };
-    tokio::join!(read_side, write_side);
-    log_action!(info, "conexion_cerrada", Success, peer = peer);
+        // Flush when nothing else is ready to go out: pipelined acks share writes.
+        if (rx.is_empty() || fatal) && writer.flush().await.is_err() {
+            return;
+        }
+        if in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
+            conn.activity.idle();
+        }
+        if fatal {
+            break;
+        }
+    }
+    let _ = writer.close().await;
 }
 
 /// The responses to one queued request, and whether the connection ends after them.

@@ -493,76 +493,99 @@ async fn relay_run() -> anyhow::Result<()> {
 }
 
 /// rdt: a file over Stop & Wait with 20% loss both ways, then the seed's edge
-/// case (the handshake's last ACK lost) from a real run.
+/// case (the handshake's last ACK lost) from a real run, then selective repeat.
 fn rdt_run() -> anyhow::Result<()> {
-    use rdt::{Config, Format, Options, RdtSocket, Trace};
-
     println!(
         "== rdt: Stop & Wait over UDP, 20% loss both ways, then a lost handshake ACK, then selective repeat =="
     );
-    let config = Config {
+    let config = rdt::Config {
         timeout: Duration::from_millis(10),
-        ..Config::new(Format::Course)
+        ..rdt::Config::new(rdt::Format::Course)
     };
     let data: Vec<u8> = (0..2_000u32)
         .map(|i| b"Stop & Wait over UDP. "[i as usize % 22])
         .collect();
-    let run =
-        |server: Options, client: Options| -> anyhow::Result<(Vec<u8>, rdt::Stats, rdt::Ending)> {
-            let mut listener = RdtSocket::with_options(server);
-            listener.bind("127.0.0.1:0")?;
-            let addr = listener.local_addr()?;
-            let receiver = std::thread::spawn(move || -> anyhow::Result<Vec<u8>> {
-                let (mut conn, _) = listener.accept()?;
-                Ok(conn.recv_to_end()?.0)
-            });
-            let mut socket = RdtSocket::with_options(client);
-            socket.connect(addr)?;
-            socket.send(&data)?;
-            let stats = socket.stats().unwrap_or_default();
-            let ending = socket.close()?;
-            let got = receiver
-                .join()
-                .map_err(|_| anyhow::anyhow!("the rdt receiver panicked"))??;
-            Ok((got, stats, ending))
-        };
-    let lossy = |seed| Options {
+    rdt_lossy(&config, &data)?;
+    rdt_lost_handshake_ack(&data)?;
+    rdt_selective_repeat(&config, &data)?;
+    println!();
+    Ok(())
+}
+
+/// One transfer of `data` from a client with `client` options to a server
+/// with `server`'s: what arrived, the client's counts and how it closed.
+fn rdt_pair(
+    server: rdt::Options,
+    client: rdt::Options,
+    data: &[u8],
+) -> anyhow::Result<(Vec<u8>, rdt::Stats, rdt::Ending)> {
+    let mut listener = rdt::RdtSocket::with_options(server);
+    listener.bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let receiver = std::thread::spawn(move || -> anyhow::Result<Vec<u8>> {
+        let (mut conn, _) = listener.accept()?;
+        Ok(conn.recv_to_end()?.0)
+    });
+    let mut socket = rdt::RdtSocket::with_options(client);
+    socket.connect(addr)?;
+    socket.send(data)?;
+    let stats = socket.stats().unwrap_or_default();
+    let ending = socket.close()?;
+    let got = receiver
+        .join()
+        .map_err(|_| anyhow::anyhow!("the rdt receiver panicked"))??;
+    Ok((got, stats, ending))
+}
+
+/// "received identical" or "received DIFFERENT".
+fn received(same: bool) -> &'static str {
+    if same {
+        "received identical"
+    } else {
+        "received DIFFERENT"
+    }
+}
+
+/// Stop & Wait through 20% loss both ways (the client's loss covers both
+/// directions: its sends and its receives).
+fn rdt_lossy(config: &rdt::Config, data: &[u8]) -> anyhow::Result<()> {
+    let lossy = rdt::Options {
         loss: 0.2,
-        seed: Some(seed),
-        ..Options::new(config.clone())
+        seed: Some(2),
+        ..rdt::Options::new(config.clone())
     };
-    // The client's loss covers both directions (its sends and its receives).
-    let (got, stats, ending) = run(Options::new(config.clone()), lossy(2))?;
+    let (got, stats, ending) = rdt_pair(rdt::Options::new(config.clone()), lossy, data)?;
     let same = got == data;
     println!(
         "sent {} bytes in {}-byte segments (course format, --loss 0.2): {}, {} retransmissions, {} duplicates answered, {ending:?} close",
         data.len(),
         config.mss,
-        if same {
-            "received identical"
-        } else {
-            "received DIFFERENT"
-        },
+        received(same),
         stats.retransmissions,
         stats.duplicates
     );
     anyhow::ensure!(same, "the rdt transfer differs from what was sent");
     held("the data arrived identical through 20% loss");
+    Ok(())
+}
 
+/// The seed's edge case from a real run: the client's handshake ACK is lost
+/// and the server takes the first data segment for it.
+fn rdt_lost_handshake_ack(data: &[u8]) -> anyhow::Result<()> {
     // No random loss here, so the default timeout: it fires only if a segment
     // is really lost, and a busy machine delaying an ACK past 10 ms does not
     // turn into a retransmission the demo says there is none of.
-    let edge = Config::new(Format::Course);
-    let server_trace = Trace::new();
-    let server = Options {
+    let edge = rdt::Config::new(rdt::Format::Course);
+    let server_trace = rdt::Trace::new();
+    let server = rdt::Options {
         trace: Some(server_trace.clone()),
-        ..Options::new(edge.clone())
+        ..rdt::Options::new(edge.clone())
     };
-    let client = Options {
+    let client = rdt::Options {
         drop_sent: vec![2],
-        ..Options::new(edge)
+        ..rdt::Options::new(edge)
     };
-    let (got, stats, _) = run(server, client)?;
+    let (got, stats, _) = rdt_pair(server, client, data)?;
     let implicit = server_trace
         .events()
         .iter()
@@ -579,26 +602,27 @@ fn rdt_run() -> anyhow::Result<()> {
     );
     anyhow::ensure!(implicit && got == data, "the lost-ACK case went wrong");
     held("the server took the first data segment as the lost ACK, and the data arrived identical");
+    Ok(())
+}
 
-    // The course's next step: a window of segments, each acknowledged (SACK
-    // blocks), only the lost ones sent again; the same 20% loss.
-    let windowed = Config {
+/// The course's next step: a window of segments, each acknowledged (SACK
+/// blocks), only the lost ones sent again; the same 20% loss.
+fn rdt_selective_repeat(config: &rdt::Config, data: &[u8]) -> anyhow::Result<()> {
+    let windowed = rdt::Config {
         mode: rdt::Mode::SelectiveRepeat,
         window: 8,
         mss: 100,
-        ..Config {
-            format: Format::Binary,
-            ..config.clone()
-        }
+        format: rdt::Format::Binary,
+        ..config.clone()
     };
-    let client_trace = Trace::new();
-    let client = Options {
+    let client_trace = rdt::Trace::new();
+    let client = rdt::Options {
         loss: 0.2,
         seed: Some(5),
         trace: Some(client_trace.clone()),
-        ..Options::new(windowed.clone())
+        ..rdt::Options::new(windowed.clone())
     };
-    let (got, stats, _) = run(Options::new(windowed), client)?;
+    let (got, stats, _) = rdt_pair(rdt::Options::new(windowed), client, data)?;
     let by_sack = client_trace
         .events()
         .iter()
@@ -606,15 +630,10 @@ fn rdt_run() -> anyhow::Result<()> {
         .count();
     println!(
         "selective repeat (binary format, window 8, MSS 100), --loss 0.2: {}, {} retransmissions, {by_sack} of them found lost by SACK blocks before their timer",
-        if got == data {
-            "received identical"
-        } else {
-            "received DIFFERENT"
-        },
+        received(got == data),
         stats.retransmissions
     );
     anyhow::ensure!(got == data, "the selective-repeat transfer differs");
     held("the data arrived identical through 20% loss with 8 segments in flight");
-    println!();
     Ok(())
 }

@@ -56,32 +56,7 @@ enum Cmd {
     #[command(
         after_help = "Examples:\n  protolab hftp get big.iso --connections 4\n  protolab hftp get log.txt --offset 100 --size 50 -o part.txt --raw\n  protolab hftp get log.txt -o - | grep ERROR"
     )]
-    Get {
-        #[command(flatten)]
-        at: ServerArg,
-        /// File name on the server.
-        file: String,
-        /// Output file, or `-` for standard output (default: the same name in
-        /// the current directory). Standard output, `/dev/null` or a pipe get
-        /// the slices in order over one connection.
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-        /// First byte.
-        #[arg(long, default_value_t = 0)]
-        offset: u64,
-        /// Bytes (default: to the end).
-        #[arg(long)]
-        size: Option<u64>,
-        /// Ask for raw slices instead of base64.
-        #[arg(long)]
-        raw: bool,
-        /// Connections at once.
-        #[arg(long, default_value_t = 1)]
-        connections: usize,
-        /// Bytes per slice.
-        #[arg(long, default_value_t = 8 << 20)]
-        slice_size: u64,
-    },
+    Get(GetArgs),
     /// Download throughput, small-request rate and server memory, against raw TCP.
     #[command(after_help = "Example:\n  cargo run --release -- hftp bench --size 1GiB")]
     Bench {
@@ -117,6 +92,35 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `hftp get`.
+#[derive(Debug, Args)]
+struct GetArgs {
+    #[command(flatten)]
+    at: ServerArg,
+    /// File name on the server.
+    file: String,
+    /// Output file, or `-` for standard output (default: the same name in
+    /// the current directory). Standard output, `/dev/null` or a pipe get
+    /// the slices in order over one connection.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// First byte.
+    #[arg(long, default_value_t = 0)]
+    offset: u64,
+    /// Bytes (default: to the end).
+    #[arg(long)]
+    size: Option<u64>,
+    /// Ask for raw slices instead of base64.
+    #[arg(long)]
+    raw: bool,
+    /// Connections at once.
+    #[arg(long, default_value_t = 1)]
+    connections: usize,
+    /// Bytes per slice.
+    #[arg(long, default_value_t = 8 << 20)]
+    slice_size: u64,
 }
 
 #[derive(Debug, Args)]
@@ -179,68 +183,7 @@ pub async fn run(args: HftpArgs) -> anyhow::Result<()> {
             println!("{}", c.metadata(&file).await?);
             c.quit().await?;
         }
-        Cmd::Get {
-            at,
-            file,
-            output,
-            offset,
-            size,
-            raw,
-            connections,
-            slice_size,
-        } => {
-            let output = output.unwrap_or_else(|| PathBuf::from(&file));
-            let mut probe = hftp::client::Client::connect_with(&at.server, at.wait.0).await?;
-            let total = size.unwrap_or(probe.metadata(&file).await?.saturating_sub(offset));
-            let _ = probe.quit().await;
-            let done = Arc::new(AtomicU64::new(0));
-            let (bar, ticker) = progress_bar(total, Arc::clone(&done));
-            let d = hftp::client::Download {
-                server: at.server,
-                name: file.clone(),
-                offset,
-                size: Some(total),
-                encoding: if raw {
-                    hftp::proto::Encoding::Raw
-                } else {
-                    hftp::proto::Encoding::Base64
-                },
-                connections,
-                slice_size,
-                wait: at.wait.0,
-            };
-            let start = std::time::Instant::now();
-            let to_stdout = output.as_os_str() == "-";
-            // What the output is called in errors and in the summary.
-            let to = if to_stdout {
-                PathBuf::from("standard output")
-            } else {
-                output.clone()
-            };
-            let result = if to_stdout {
-                hftp::client::download_to(&d, &mut tokio::io::stdout(), &to, &done).await
-            } else {
-                hftp::client::download(&d, &output, done).await
-            };
-            ticker.abort();
-            bar.finish_and_clear();
-            let n = match result {
-                // The reader of our output left (`| head`): like any Unix
-                // filter, stop quietly.
-                Err(hftp::error::Error::Output { source, .. })
-                    if to_stdout && source.kind() == std::io::ErrorKind::BrokenPipe =>
-                {
-                    return Ok(());
-                }
-                other => other?,
-            };
-            let secs = start.elapsed().as_secs_f64();
-            note!(
-                "{file}: {n} bytes to {} in {secs:.2} s ({:.1} MB/s)",
-                to.display(),
-                n as f64 / secs.max(1e-9) / 1e6
-            );
-        }
+        Cmd::Get(a) => get(a).await?,
         Cmd::Bench {
             size,
             duration,
@@ -270,6 +213,73 @@ pub async fn run(args: HftpArgs) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// `hftp get`: the file's size first (unless given), then the download with
+/// a progress bar, and a one-line summary.
+async fn get(a: GetArgs) -> anyhow::Result<()> {
+    let GetArgs {
+        at,
+        file,
+        output,
+        offset,
+        size,
+        raw,
+        connections,
+        slice_size,
+    } = a;
+    let output = output.unwrap_or_else(|| PathBuf::from(&file));
+    let mut probe = hftp::client::Client::connect_with(&at.server, at.wait.0).await?;
+    let total = size.unwrap_or(probe.metadata(&file).await?.saturating_sub(offset));
+    let _ = probe.quit().await;
+    let done = Arc::new(AtomicU64::new(0));
+    let (bar, ticker) = progress_bar(total, Arc::clone(&done));
+    let d = hftp::client::Download {
+        server: at.server,
+        name: file.clone(),
+        offset,
+        size: Some(total),
+        encoding: if raw {
+            hftp::proto::Encoding::Raw
+        } else {
+            hftp::proto::Encoding::Base64
+        },
+        connections,
+        slice_size,
+        wait: at.wait.0,
+    };
+    let start = std::time::Instant::now();
+    let to_stdout = output.as_os_str() == "-";
+    // What the output is called in errors and in the summary.
+    let to = if to_stdout {
+        PathBuf::from("standard output")
+    } else {
+        output.clone()
+    };
+    let result = if to_stdout {
+        hftp::client::download_to(&d, &mut tokio::io::stdout(), &to, &done).await
+    } else {
+        hftp::client::download(&d, &output, done).await
+    };
+    ticker.abort();
+    bar.finish_and_clear();
+    let n = match result {
+        // The reader of our output left (`| head`): like any Unix
+        // filter, stop quietly.
+        Err(hftp::error::Error::Output { source, .. })
+            if to_stdout && source.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            return Ok(());
+        }
+        other => other?,
+    };
+    let secs = start.elapsed().as_secs_f64();
+    note!(
+        "{file}: {n} bytes to {} in {secs:.2} s ({:.1} MB/s)",
+        to.display(),
+        n as f64 / secs.max(1e-9) / 1e6
+    );
     Ok(())
 }
 

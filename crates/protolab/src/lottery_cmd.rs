@@ -311,64 +311,98 @@ pub fn print_winners(report: &SimReport) {
     );
 }
 
+/// `lottery serve`: the store (SQLite or PostgreSQL), the listener, the run.
+async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let store = a.store.clone().or_else(database_url);
+    let mut cfg = ServerConfig::new(a.listen.resolve()?, a.db.clone());
+    match &store {
+        Some(url) => cfg.backend = Backend::Postgres(url.parse()?),
+        None => crate::paths::file_to_write(&a.db, "database")?,
+    }
+    cfg.agencies = a.agencies;
+    cfg.backlog = a.backlog;
+    cfg.max_connections = a.max_connections;
+    cfg.idle_timeout = a.idle_timeout.0;
+    cfg.winners_wait = a.winners_wait.0;
+    let signal = crate::listen::signals()?;
+    let cfg_store = cfg.backend.describe();
+    let server = Server::bind(cfg).await?;
+    println!(
+        "lottery server: listening on {} (store {}, draw after {} agencies)",
+        server.local_addr()?,
+        cfg_store,
+        a.agencies
+    );
+    let _ = std::io::stdout().flush();
+    server.run(signal).await?;
+
+    Ok(())
+}
+
+/// `lottery client`: one agency's bets (a data set's, or one from the
+/// course's variables), then its winners.
+async fn client(a: ClientArgs) -> anyhow::Result<()> {
+    let bets = match &a.dataset {
+        Some(p) => lottery::dataset::load_agency(p, a.id)?,
+        None => vec![single_bet(&a.single)?],
+    };
+    let mut cfg = AgencyConfig::new(a.id, &a.server);
+    cfg.max_amount = a.batch_max_amount;
+    cfg.window = a.window;
+    cfg.legacy = a.legacy;
+    cfg.attempts = a.attempts.max(1);
+    let report = run_agency(&cfg, &bets).await?;
+    let resumed = if report.resumed_from > 0 {
+        format!(" ({} already on the server)", report.resumed_from)
+    } else {
+        String::new()
+    };
+    let winners = if a.legacy {
+        String::new()
+    } else if report.winners.is_empty() {
+        "; 0 winner(s)".to_string()
+    } else {
+        format!(
+            "; {} winner(s): {}",
+            report.winners.len(),
+            report.winners.join(", ")
+        )
+    };
+    println!(
+        "agency {}: {} bets acknowledged{resumed}, {} batches sent{winners}",
+        report.agency, report.bets, report.batches,
+    );
+
+    Ok(())
+}
+
+/// `lottery pg-sandbox`: a throwaway PostgreSQL cluster until Ctrl-C.
+async fn pg_sandbox(port: u16) -> anyhow::Result<()> {
+    let sandbox =
+        tokio::task::spawn_blocking(move || lottery::pg_sandbox::Sandbox::start_on(port)).await??;
+    let target = sandbox.create_database("lottery").await?;
+    println!("PostgreSQL is up: {target}");
+    println!(
+        "  protolab lottery serve --store {target}\n  protolab lottery simulate --servers 3 --store {target} --kill-one"
+    );
+    println!(
+        "(cluster in {}; Ctrl-C stops it and removes it)",
+        sandbox.dir().display()
+    );
+    let _ = std::io::stdout().flush();
+    netkit::shutdown::signal()
+        .context("cannot install signal handlers")?
+        .await;
+    tokio::task::spawn_blocking(move || drop(sandbox)).await?;
+    note!("PostgreSQL stopped and removed");
+
+    Ok(())
+}
+
 pub async fn run(args: LotteryArgs) -> anyhow::Result<()> {
     match args.cmd {
-        Cmd::Serve(a) => {
-            let store = a.store.clone().or_else(database_url);
-            let mut cfg = ServerConfig::new(a.listen.resolve()?, a.db.clone());
-            match &store {
-                Some(url) => cfg.backend = Backend::Postgres(url.parse()?),
-                None => crate::paths::file_to_write(&a.db, "database")?,
-            }
-            cfg.agencies = a.agencies;
-            cfg.backlog = a.backlog;
-            cfg.max_connections = a.max_connections;
-            cfg.idle_timeout = a.idle_timeout.0;
-            cfg.winners_wait = a.winners_wait.0;
-            let signal = crate::listen::signals()?;
-            let cfg_store = cfg.backend.describe();
-            let server = Server::bind(cfg).await?;
-            println!(
-                "lottery server: listening on {} (store {}, draw after {} agencies)",
-                server.local_addr()?,
-                cfg_store,
-                a.agencies
-            );
-            let _ = std::io::stdout().flush();
-            server.run(signal).await?;
-        }
-        Cmd::Client(a) => {
-            let bets = match &a.dataset {
-                Some(p) => lottery::dataset::load_agency(p, a.id)?,
-                None => vec![single_bet(&a.single)?],
-            };
-            let mut cfg = AgencyConfig::new(a.id, &a.server);
-            cfg.max_amount = a.batch_max_amount;
-            cfg.window = a.window;
-            cfg.legacy = a.legacy;
-            cfg.attempts = a.attempts.max(1);
-            let report = run_agency(&cfg, &bets).await?;
-            let resumed = if report.resumed_from > 0 {
-                format!(" ({} already on the server)", report.resumed_from)
-            } else {
-                String::new()
-            };
-            let winners = if a.legacy {
-                String::new()
-            } else if report.winners.is_empty() {
-                "; 0 winner(s)".to_string()
-            } else {
-                format!(
-                    "; {} winner(s): {}",
-                    report.winners.len(),
-                    report.winners.join(", ")
-                )
-            };
-            println!(
-                "agency {}: {} bets acknowledged{resumed}, {} batches sent{winners}",
-                report.agency, report.bets, report.batches,
-            );
-        }
+        Cmd::Serve(a) => serve(a).await?,
+        Cmd::Client(a) => client(a).await?,
         Cmd::Generate(a) => {
             let data = generate(&GenConfig {
                 agencies: a.agencies,
@@ -392,26 +426,7 @@ pub async fn run(args: LotteryArgs) -> anyhow::Result<()> {
             );
         }
         Cmd::Simulate(a) => crate::lottery_multi::simulate(a).await?,
-        Cmd::PgSandbox { port } => {
-            let sandbox =
-                tokio::task::spawn_blocking(move || lottery::pg_sandbox::Sandbox::start_on(port))
-                    .await??;
-            let target = sandbox.create_database("lottery").await?;
-            println!("PostgreSQL is up: {target}");
-            println!(
-                "  protolab lottery serve --store {target}\n  protolab lottery simulate --servers 3 --store {target} --kill-one"
-            );
-            println!(
-                "(cluster in {}; Ctrl-C stops it and removes it)",
-                sandbox.dir().display()
-            );
-            let _ = std::io::stdout().flush();
-            netkit::shutdown::signal()
-                .context("cannot install signal handlers")?
-                .await;
-            tokio::task::spawn_blocking(move || drop(sandbox)).await?;
-            note!("PostgreSQL stopped and removed");
-        }
+        Cmd::PgSandbox { port } => pg_sandbox(port).await?,
         Cmd::Export { db, out } => {
             anyhow::ensure!(db.exists(), "no database at {}", db.display());
             let n = match out {

@@ -457,7 +457,10 @@ fn errors_are_one_clear_line_and_a_nonzero_exit() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("must be between 0 and 1"));
+}
 
+#[test]
+fn zero_timeouts_are_refused_naming_the_flag() {
     // A zero timeout would cut every connection at once, or retransmit or
     // ping in a busy loop: refused, naming the flag.
     for (args, flag) in [
@@ -498,7 +501,10 @@ fn errors_are_one_clear_line_and_a_nonzero_exit() {
             "{err}"
         );
     }
+}
 
+#[test]
+fn zero_counts_are_refused_naming_the_flag() {
     // Zero counts would drop everything, nothing, or exit at once: refused too.
     let udp = [
         "impair",
@@ -559,7 +565,10 @@ fn errors_are_one_clear_line_and_a_nonzero_exit() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(&format!("'{flag}': {why}")), "{err}");
     }
+}
 
+#[test]
+fn an_address_in_use_is_one_line_and_exit_1() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let out = protolab()
@@ -777,7 +786,7 @@ fn hftp_serve_answers_and_exits_0_on_sigterm() {
 }
 
 #[test]
-fn hftp_client_and_checker_against_the_server() {
+fn hftp_client_against_our_server() {
     let dir = tempfile::tempdir().unwrap();
     let data: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
     std::fs::write(dir.path().join("data.bin"), &data).unwrap();
@@ -864,6 +873,19 @@ fn hftp_client_and_checker_against_the_server() {
         String::from_utf8_lossy(&missing.stderr).trim_end(),
         "error: the server has no file \"nope.txt\" (202)"
     );
+    signal(&child, "-TERM");
+    assert_eq!(wait_bounded(&mut child).code(), Some(0));
+}
+
+#[test]
+fn hftp_checker_against_our_server_text_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = protolab();
+    cmd.args(["hftp", "serve", "-a", "127.0.0.1", "-p", "0", "-d"])
+        .arg(dir.path())
+        .stderr(Stdio::null());
+    let (mut child, _out, addr) = spawn_listening(&mut cmd);
+    let server = addr.to_string();
     let check = protolab()
         .args(["hftp", "check", &server, "--dir"])
         .arg(dir.path())

@@ -23,6 +23,7 @@ struct Served {
     child: Child,
     addr: SocketAddr,
     log: Arc<Mutex<String>>,
+    drain: Option<std::thread::JoinHandle<()>>,
 }
 
 fn serve(db: &Path, agencies: usize) -> Served {
@@ -44,7 +45,7 @@ fn serve(db: &Path, agencies: usize) -> Served {
     let log = Arc::new(Mutex::new(String::new()));
     let mut err = child.stderr.take().unwrap();
     let sink = log.clone();
-    std::thread::spawn(move || {
+    let drain = std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         while let Ok(n) = err.read(&mut buf) {
             if n == 0 {
@@ -55,7 +56,12 @@ fn serve(db: &Path, agencies: usize) -> Served {
                 .push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     });
-    Served { child, addr, log }
+    Served {
+        child,
+        addr,
+        log,
+        drain: Some(drain),
+    }
 }
 
 impl Served {
@@ -69,7 +75,13 @@ impl Served {
                 .success()
         );
     }
-    fn log(&self) -> String {
+    /// Everything the server wrote to stderr. Call once it has exited:
+    /// this waits for the drain to reach the end of the pipe (lines still in
+    /// the pipe when the process ended are not lost).
+    fn log(&mut self) -> String {
+        if let Some(drain) = self.drain.take() {
+            drain.join().unwrap();
+        }
         self.log.lock().unwrap().clone()
     }
 }

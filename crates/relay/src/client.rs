@@ -239,14 +239,13 @@ async fn queue(wtx: &mpsc::Sender<Message>, m: Message) -> Result<(), Error> {
     })
 }
 
-async fn talk(
+/// The handshake: our Hello (new, or resuming with our id, token and last
+/// sequence number), the server's Welcome (our id and token, kept).
+async fn greet(
     cfg: &ClientConfig,
     st: &mut State,
-    lines: &mut mpsc::Receiver<String>,
-    show: &mut impl FnMut(&Delivered),
     frames: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, Codec>,
     wtx: &mpsc::Sender<Message>,
-    writer: &mut tokio::task::JoinHandle<Result<(), Error>>,
 ) -> Result<(), Error> {
     queue(
         wtx,
@@ -287,6 +286,19 @@ async fn talk(
             .into());
         }
     }
+    Ok(())
+}
+
+async fn talk(
+    cfg: &ClientConfig,
+    st: &mut State,
+    lines: &mut mpsc::Receiver<String>,
+    show: &mut impl FnMut(&Delivered),
+    frames: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, Codec>,
+    wtx: &mpsc::Sender<Message>,
+    writer: &mut tokio::task::JoinHandle<Result<(), Error>>,
+) -> Result<(), Error> {
+    greet(cfg, st, frames, wtx).await?;
     // Lines sent before but not seen sequenced go again, same numbers.
     let resend: Vec<Message> = st
         .pending

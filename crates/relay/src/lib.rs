@@ -21,6 +21,7 @@ pub mod pressure;
 pub mod proto;
 pub mod sequencer;
 pub mod server;
+mod session;
 pub mod web;
 
 pub use error::Error;

@@ -16,19 +16,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
-use netkit::server::{Conn, ServeReport, ServerConfig, ServerStats, serve};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use netkit::server::{ServeReport, ServerConfig, ServerStats, serve};
 use tokio::sync::mpsc;
-use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::log::EventLog;
 use crate::pressure::{Level, Pressure};
-use crate::proto::{Codec, Message};
-use crate::sequencer::{Event, KnownClient, Limits, Refusal, Sequencer};
+use crate::sequencer::{Event, Limits, Refusal, Sequencer};
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -115,7 +110,7 @@ impl Outbox {
 pub(crate) struct Hub {
     pub(crate) seq: Sequencer,
     pub(crate) outboxes: HashMap<u64, Outbox>,
-    log: Option<EventLog>,
+    pub(crate) log: Option<EventLog>,
     pub(crate) pressure: Arc<Pressure>,
 }
 
@@ -241,7 +236,7 @@ pub async fn run_with(
         listener,
         rt,
         Arc::new(ServerStats::default()),
-        move |s, c| handle(s, c, Arc::clone(&hub), Arc::clone(&config)),
+        move |s, c| crate::session::handle(s, c, Arc::clone(&hub), Arc::clone(&config)),
         async {
             shutdown.await;
             stop.cancel();
@@ -284,235 +279,4 @@ pub(crate) fn refusal_text(r: &Refusal) -> String {
         Refusal::Unknown => "cannot resume: unknown client id or wrong token (only the server gives ids; start as a new client with id 0)".to_string(),
         Refusal::NoIds => "no client ids left on this server".to_string(),
     }
-}
-
-async fn send(w: &mut (impl tokio::io::AsyncWrite + Unpin), m: &Message) -> std::io::Result<()> {
-    let mut b = BytesMut::new();
-    m.encode(&mut b);
-    w.write_all(&b).await
-}
-
-async fn handle(stream: TcpStream, conn: Conn, hub: Arc<Mutex<Hub>>, config: Arc<Config>) {
-    let _ = stream.set_nodelay(true);
-    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(config.send_buffer);
-    let (r, w) = stream.into_split();
-    // A client that takes nothing for `stall` is cut: it holds the senders
-    // back meanwhile.
-    let mut w = netkit::StallGuard::new(w, config.stall);
-    let mut frames = FramedRead::new(r, Codec);
-    let silent = config.heartbeat * 3;
-    // The handshake.
-    let hello = match tokio::time::timeout(silent, frames.next()).await {
-        Ok(Some(Ok(Message::Hello {
-            client_id,
-            token,
-            resume_from,
-            name,
-        }))) => (client_id, token, resume_from, name),
-        Ok(Some(Ok(other))) => {
-            let _ = send(
-                &mut w,
-                &Message::Error {
-                    text: format!("expected Hello first, got {other:?}"),
-                },
-            )
-            .await;
-            return;
-        }
-        Ok(Some(Err(e))) => {
-            let _ = send(
-                &mut w,
-                &Message::Error {
-                    text: e.to_string(),
-                },
-            )
-            .await;
-            return;
-        }
-        Ok(None) | Err(_) => return,
-    };
-    let (tx, mut rx) = mpsc::channel::<Bytes>(config.outbox);
-    let kick = CancellationToken::new();
-    let reason = Arc::new(Mutex::new(None::<String>));
-    let (pressure, level) = {
-        let h = lock(&hub);
-        let p = Arc::clone(&h.pressure);
-        (Arc::clone(&p), Arc::new(Level::new(config.outbox, p)))
-    };
-    let joined = {
-        let mut h = lock(&hub);
-        match h
-            .seq
-            .hello(hello.0, hello.1, hello.2, &hello.3, new_token())
-        {
-            Ok(j) => {
-                if j.new
-                    && let Some(log) = h.log.as_mut()
-                {
-                    let known = KnownClient {
-                        id: j.client_id,
-                        token: j.token,
-                        name: j.name.clone(),
-                    };
-                    if let Err(e) = log.append_client(&known) {
-                        tracing::error!(error = %e, client = j.client_id, "cannot write the event log");
-                    }
-                }
-                h.enter(
-                    j.client_id,
-                    Outbox::new(tx, &kick, &reason, &level),
-                    &j.join,
-                );
-                Ok((j.client_id, j.token, j.name, j.replay, h.seq.next_seq()))
-            }
-            Err(refusal) => Err(refusal),
-        }
-    };
-    let (id, token, shown, replay, next_seq) = match joined {
-        Ok(x) => x,
-        Err(r) => {
-            let text = refusal_text(&r);
-            tracing::info!(client = hello.0, reason = %text, "hello refused");
-            let _ = send(&mut w, &Message::Error { text }).await;
-            return;
-        }
-    };
-    tracing::info!(client = id, name = %shown, replay = replay.len(), "client joined");
-    let writer_kick = kick.clone();
-    let writer_level = Arc::clone(&level);
-    let writer_reason = Arc::clone(&reason);
-    let writer_stall = config.stall;
-    let writer = async move {
-        let mut out = BytesMut::new();
-        Message::Welcome {
-            client_id: id,
-            token,
-            next_seq,
-            name: shown,
-        }
-        .encode(&mut out);
-        for e in &replay {
-            e.deliver().encode(&mut out);
-        }
-        if w.write_all(&out).await.is_err() {
-            writer_kick.cancel();
-            return w;
-        }
-        let mut ping = tokio::time::interval(config.heartbeat);
-        ping.tick().await;
-        let mut nonce = 0u64;
-        loop {
-            out.clear();
-            tokio::select! {
-                () = writer_kick.cancelled() => break,
-                frame = rx.recv() => {
-                    let Some(frame) = frame else { break };
-                    out.extend_from_slice(&frame);
-                    while let Ok(more) = rx.try_recv() {
-                        out.extend_from_slice(&more);
-                    }
-                }
-                _ = ping.tick() => {
-                    nonce += 1;
-                    Message::Ping { nonce }.encode(&mut out);
-                }
-            }
-            let written = tokio::select! {
-                () = writer_kick.cancelled() => break,
-                r = w.write_all(&out) => r,
-            };
-            if let Err(e) = written {
-                if e.kind() == std::io::ErrorKind::TimedOut
-                    && let Ok(mut r) = writer_reason.lock()
-                {
-                    r.get_or_insert_with(|| format!("too slow: nothing read for {writer_stall:?}"));
-                }
-                writer_kick.cancel();
-                break;
-            }
-            writer_level.drained(rx.len());
-        }
-        w
-    };
-    let reader_kick = kick.clone();
-    let reader_hub = Arc::clone(&hub);
-    let reader = async move {
-        let why = loop {
-            let next = tokio::select! {
-                () = reader_kick.cancelled() => break None,
-                () = conn.shutdown.cancelled() => break Some("server shutting down".to_string()),
-                n = tokio::time::timeout(silent, frames.next()) => n,
-            };
-            match next {
-                Err(_) => break Some("heartbeat timeout".to_string()),
-                Ok(None) => break Some("connection closed".to_string()),
-                Ok(Some(Err(e))) => break Some(format!("bad frame: {e}")),
-                Ok(Some(Ok(m))) => match m {
-                    Message::Chat { sender_seq, text } => {
-                        // Backpressure: no line is taken while a client lags.
-                        tokio::select! {
-                            () = reader_kick.cancelled() => break None,
-                            () = conn.shutdown.cancelled() => break Some("server shutting down".to_string()),
-                            _ = pressure.wait_calm() => {}
-                        }
-                        let mut h = lock(&reader_hub);
-                        if let Some(e) = h.seq.chat(id, sender_seq, &text) {
-                            h.publish(&e);
-                        }
-                    }
-                    Message::Ack { seq } => lock(&reader_hub).seq.ack(id, seq),
-                    // Any frame proves the client alive; that is all a ping or
-                    // pong from it is for.
-                    Message::Pong { .. } | Message::Ping { .. } => {}
-                    Message::Leave => {
-                        // Everyone sees the leave; then the client's position
-                        // stops holding history back (it will not resume).
-                        let mut h = lock(&reader_hub);
-                        h.outboxes.remove(&id);
-                        if let Some(e) = h.seq.disconnected(id, "left") {
-                            h.publish(&e);
-                        }
-                        h.seq.forget(id);
-                        break Some("left".to_string());
-                    }
-                    other => break Some(format!("unexpected message from a client: {other:?}")),
-                },
-            }
-        };
-        reader_kick.cancel();
-        why
-    };
-    let (mut w, why) = tokio::join!(writer, reader);
-    drop(level);
-    // Record the leave unless the hub already cut this client off.
-    {
-        let mut h = lock(&hub);
-        let was_here = h.outboxes.remove(&id).is_some();
-        if was_here {
-            // A client cut for not reading leaves as "too slow", like one
-            // whose outbox filled.
-            let stalled = reason
-                .lock()
-                .ok()
-                .is_some_and(|r| r.as_deref().is_some_and(|t| t.starts_with("too slow")));
-            let leave_reason = if stalled {
-                "too slow"
-            } else {
-                why.as_deref().unwrap_or("gone")
-            };
-            if let Some(leave) = h.seq.disconnected(id, leave_reason) {
-                h.publish(&leave);
-            }
-        }
-    }
-    let text = reason
-        .lock()
-        .ok()
-        .and_then(|r| r.clone())
-        .or(why.filter(|w| w != "left" && w != "connection closed"));
-    if let Some(text) = text {
-        tracing::info!(client = id, reason = %text, "client disconnected");
-        let _ = send(&mut w, &Message::Error { text }).await;
-    }
-    let _ = w.shutdown().await;
 }

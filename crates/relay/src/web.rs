@@ -18,13 +18,14 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::extract::ws::{Message as WsMessage, WebSocket};
 use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use netkit::log_action;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use web::{Gate, Page, json_string};
 
-use crate::pressure::Level;
+use crate::pressure::{Level, Pressure};
 use crate::proto::Kind;
 use crate::sequencer::Event;
 use crate::server::{Config, Hub, Outbox, lock, new_token, refusal_text};
@@ -98,14 +99,28 @@ fn parse_hello(text: &str) -> Option<(u64, u128, u64, String)> {
     (!name.is_empty() && name.len() <= 64).then_some((id, token, from, name))
 }
 
+type Sink = SplitSink<WebSocket, WsMessage>;
+type Stream = SplitStream<WebSocket>;
+
+/// A page's `hello`: id, token, resume point, name.
+type Hello = (u64, u128, u64, String);
+
+/// What both halves of one page's session share.
+#[derive(Clone)]
+struct PageSession {
+    id: u64,
+    /// Cancelled when either half ends (or the hub cuts the client).
+    kick: CancellationToken,
+    /// The server's shutdown.
+    stop: CancellationToken,
+}
+
+/// One page: its hello, joining the hub, then a writer (welcome, replay,
+/// events as JSON) and a reader (chat and ack commands) until either ends,
+/// then the leave.
 async fn session(socket: WebSocket, shared: &Shared, peer: SocketAddr) {
     let (mut sink, mut stream) = socket.split();
-    let silent = shared.config.heartbeat * 3;
-    let hello = match tokio::time::timeout(silent, stream.next()).await {
-        Ok(Some(Ok(WsMessage::Text(t)))) => parse_hello(t.as_str()),
-        _ => None,
-    };
-    let Some((client_id, token, from, name)) = hello else {
+    let Some(hello) = read_hello(&mut stream, shared.config.heartbeat * 3).await else {
         let _ = sink
             .send(WsMessage::Text(
                 error_json("expected: hello ID TOKEN FROM NAME").into(),
@@ -114,121 +129,39 @@ async fn session(socket: WebSocket, shared: &Shared, peer: SocketAddr) {
         log_action!(warn, "ws_open", Fail, peer = peer, error = "no hello");
         return;
     };
-    let (tx, mut rx) = mpsc::channel::<Bytes>(shared.config.outbox);
+    let (tx, rx) = mpsc::channel::<Bytes>(shared.config.outbox);
     let kick = CancellationToken::new();
     let reason = Arc::new(Mutex::new(None::<String>));
-    let joined = {
-        let mut h = lock(&shared.hub);
-        let level = Arc::new(Level::new(shared.config.outbox, Arc::clone(&h.pressure)));
-        match h.seq.hello(client_id, token, from, &name, new_token()) {
-            Ok(j) => {
-                h.enter(
-                    j.client_id,
-                    Outbox::new(tx, &kick, &reason, &level),
-                    &j.join,
-                );
-                Ok((j, level, Arc::clone(&h.pressure), h.seq.next_seq()))
-            }
-            Err(r) => Err(refusal_text(&r)),
-        }
-    };
-    let (j, level, pressure, next_seq) = match joined {
-        Ok(x) => x,
+    let Joined {
+        first,
+        level,
+        pressure,
+        id,
+    } = match join(shared, &hello, tx, &kick, &reason) {
+        Ok(joined) => joined,
         Err(text) => {
             let _ = sink.send(WsMessage::Text(error_json(&text).into())).await;
             log_action!(info, "ws_open", Fail, peer = peer, error = text);
             return;
         }
     };
-    let id = j.client_id;
     log_action!(
         info,
         "ws_open",
         Success,
         peer = peer,
         client = id,
-        name = j.name
+        name = hello.3
     );
-    let mut welcome = format!(
-        r#"{{"type":"welcome","client_id":{id},"token":"{:032x}","next_seq":{next_seq},"name":"#,
-        j.token
+    let s = PageSession {
+        id,
+        kick,
+        stop: shared.gate.shutdown.clone(),
+    };
+    let ((), why) = tokio::join!(
+        write_events(sink, rx, first, &level, s.clone()),
+        read_commands(stream, &shared.hub, &pressure, s.clone()),
     );
-    json_string(&j.name, &mut welcome);
-    welcome.push('}');
-    let writer_kick = kick.clone();
-    let stop = shared.gate.shutdown.clone();
-    let writer = async move {
-        let mut first = vec![welcome];
-        first.extend(j.replay.iter().map(event_json));
-        for m in first {
-            if sink.send(WsMessage::Text(m.into())).await.is_err() {
-                writer_kick.cancel();
-                return;
-            }
-        }
-        loop {
-            let next = tokio::select! {
-                () = writer_kick.cancelled() => break,
-                () = stop.cancelled() => break,
-                f = rx.recv() => f,
-            };
-            let Some(native) = next else { break };
-            level.drained(rx.len());
-            if let Some(json) = Event::from_frame(&native).map(|e| event_json(&e))
-                && sink.send(WsMessage::Text(json.into())).await.is_err()
-            {
-                break;
-            }
-        }
-        writer_kick.cancel();
-        let _ = sink.close().await;
-    };
-    let reader_kick = kick.clone();
-    let stop = shared.gate.shutdown.clone();
-    let hub = Arc::clone(&shared.hub);
-    let reader = async move {
-        let why = loop {
-            let next = tokio::select! {
-                () = reader_kick.cancelled() => break "gone".to_string(),
-                () = stop.cancelled() => break "server shutting down".to_string(),
-                n = stream.next() => n,
-            };
-            let text = match next {
-                None | Some(Ok(WsMessage::Close(_))) => break "connection closed".to_string(),
-                Some(Err(e)) => break format!("bad message: {e}"),
-                Some(Ok(WsMessage::Text(t))) => t,
-                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
-                Some(Ok(WsMessage::Binary(_))) => break "bad message: binary".to_string(),
-            };
-            let (verb, rest) = text.as_str().split_once(' ').unwrap_or((text.as_str(), ""));
-            match verb {
-                "chat" => {
-                    let Some((n, line)) = rest.split_once(' ') else {
-                        break "bad message: chat SENDER_SEQ TEXT".to_string();
-                    };
-                    let Ok(n) = n.parse::<u64>() else {
-                        break "bad message: chat SENDER_SEQ TEXT".to_string();
-                    };
-                    tokio::select! {
-                        () = reader_kick.cancelled() => break "gone".to_string(),
-                        _ = pressure.wait_calm() => {}
-                    }
-                    let mut h = lock(&hub);
-                    if let Some(e) = h.seq.chat(id, n, line) {
-                        h.publish(&e);
-                    }
-                }
-                "ack" => match rest.parse::<u64>() {
-                    Ok(seq) => lock(&hub).seq.ack(id, seq),
-                    Err(_) => break "bad message: ack SEQ".to_string(),
-                },
-                _ => break format!("bad message: unknown command {verb:?}"),
-            }
-        };
-        reader_kick.cancel();
-        why
-    };
-    let ((), why) = tokio::join!(writer, reader);
     let mut h = lock(&shared.hub);
     if h.outboxes.remove(&id).is_some() {
         let stored = reason.lock().ok().and_then(|r| r.clone());
@@ -247,9 +180,180 @@ async fn session(socket: WebSocket, shared: &Shared, peer: SocketAddr) {
     );
 }
 
+/// The page's first message, within `silent`, if it is a `hello`.
+async fn read_hello(stream: &mut Stream, silent: std::time::Duration) -> Option<Hello> {
+    match tokio::time::timeout(silent, stream.next()).await {
+        Ok(Some(Ok(WsMessage::Text(t)))) => parse_hello(t.as_str()),
+        _ => None,
+    }
+}
+
+/// What joining gave a page: the first messages (welcome, replay) as JSON,
+/// its outbox's level, the hub's pressure and its id.
+struct Joined {
+    first: Vec<String>,
+    level: Arc<Level>,
+    pressure: Arc<Pressure>,
+    id: u64,
+}
+
+/// The sequencer takes the page's client (new or resumed) and its outbox
+/// joins the hub; or the refusal's text.
+fn join(
+    shared: &Shared,
+    hello: &Hello,
+    tx: mpsc::Sender<Bytes>,
+    kick: &CancellationToken,
+    reason: &Arc<Mutex<Option<String>>>,
+) -> Result<Joined, String> {
+    let mut h = lock(&shared.hub);
+    let level = Arc::new(Level::new(shared.config.outbox, Arc::clone(&h.pressure)));
+    let (client_id, token, from, name) = hello;
+    let j = h
+        .seq
+        .hello(*client_id, *token, *from, name, new_token())
+        .map_err(|r| refusal_text(&r))?;
+    h.enter(j.client_id, Outbox::new(tx, kick, reason, &level), &j.join);
+    let mut welcome = format!(
+        r#"{{"type":"welcome","client_id":{},"token":"{:032x}","next_seq":{},"name":"#,
+        j.client_id,
+        j.token,
+        h.seq.next_seq()
+    );
+    json_string(&j.name, &mut welcome);
+    welcome.push('}');
+    let mut first = vec![welcome];
+    first.extend(j.replay.iter().map(event_json));
+    Ok(Joined {
+        first,
+        level,
+        pressure: Arc::clone(&h.pressure),
+        id: j.client_id,
+    })
+}
+
+/// The writing half: the first messages, then every event the hub queues,
+/// as JSON, until the session ends or the page stops taking them.
+async fn write_events(
+    mut sink: Sink,
+    mut rx: mpsc::Receiver<Bytes>,
+    first: Vec<String>,
+    level: &Level,
+    s: PageSession,
+) {
+    for m in first {
+        if sink.send(WsMessage::Text(m.into())).await.is_err() {
+            s.kick.cancel();
+            return;
+        }
+    }
+    loop {
+        let next = tokio::select! {
+            () = s.kick.cancelled() => break,
+            () = s.stop.cancelled() => break,
+            f = rx.recv() => f,
+        };
+        let Some(native) = next else { break };
+        level.drained(rx.len());
+        if let Some(json) = Event::from_frame(&native).map(|e| event_json(&e))
+            && sink.send(WsMessage::Text(json.into())).await.is_err()
+        {
+            break;
+        }
+    }
+    s.kick.cancel();
+    let _ = sink.close().await;
+}
+
+/// The reading half: `chat SENDER_SEQ TEXT` (taken only while no client
+/// lags) and `ack SEQ`; why it ended.
+async fn read_commands(
+    mut stream: Stream,
+    hub: &Mutex<Hub>,
+    pressure: &Pressure,
+    s: PageSession,
+) -> String {
+    let why = loop {
+        let next = tokio::select! {
+            () = s.kick.cancelled() => break "gone".to_string(),
+            () = s.stop.cancelled() => break "server shutting down".to_string(),
+            n = stream.next() => n,
+        };
+        let text = match next {
+            None | Some(Ok(WsMessage::Close(_))) => break "connection closed".to_string(),
+            Some(Err(e)) => break format!("bad message: {e}"),
+            Some(Ok(WsMessage::Text(t))) => t,
+            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
+            Some(Ok(WsMessage::Binary(_))) => break "bad message: binary".to_string(),
+        };
+        match parse_command(text.as_str()) {
+            Ok(Command::Chat(n, line)) => {
+                tokio::select! {
+                    () = s.kick.cancelled() => break "gone".to_string(),
+                    _ = pressure.wait_calm() => {}
+                }
+                let mut h = lock(hub);
+                if let Some(e) = h.seq.chat(s.id, n, line) {
+                    h.publish(&e);
+                }
+            }
+            Ok(Command::Ack(seq)) => lock(hub).seq.ack(s.id, seq),
+            Err(why) => break why,
+        }
+    };
+    s.kick.cancel();
+    why
+}
+
+/// A page's command after its hello.
+#[derive(Debug, PartialEq, Eq)]
+enum Command<'a> {
+    /// `chat SENDER_SEQ TEXT`.
+    Chat(u64, &'a str),
+    /// `ack SEQ`.
+    Ack(u64),
+}
+
+/// Parses a command, or says what is wrong with it.
+fn parse_command(text: &str) -> Result<Command<'_>, String> {
+    let (verb, rest) = text.split_once(' ').unwrap_or((text, ""));
+    match verb {
+        "chat" => rest
+            .split_once(' ')
+            .and_then(|(n, line)| Some(Command::Chat(n.parse().ok()?, line)))
+            .ok_or_else(|| "bad message: chat SENDER_SEQ TEXT".to_string()),
+        "ack" => rest
+            .parse()
+            .map(Command::Ack)
+            .map_err(|_| "bad message: ack SEQ".to_string()),
+        _ => Err(format!("bad message: unknown command {verb:?}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commands_parse_and_bad_ones_say_why() {
+        assert_eq!(
+            parse_command("chat 3 hola mundo"),
+            Ok(Command::Chat(3, "hola mundo"))
+        );
+        assert_eq!(parse_command("ack 12"), Ok(Command::Ack(12)));
+        assert!(
+            parse_command("chat x hola")
+                .unwrap_err()
+                .contains("chat SENDER_SEQ TEXT")
+        );
+        assert!(parse_command("chat 3").is_err());
+        assert!(parse_command("ack").unwrap_err().contains("ack SEQ"));
+        assert!(
+            parse_command("dance")
+                .unwrap_err()
+                .contains("unknown command")
+        );
+    }
 
     #[test]
     fn hellos_parse_and_bad_ones_do_not() {

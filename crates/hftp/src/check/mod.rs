@@ -19,7 +19,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use rules::write_fixtures;
-pub use rules::{Needs, RULES};
+pub use rules::{Needs, RULES, Rule};
 use talk::Ctx;
 
 use crate::proto::Status;
@@ -231,11 +231,11 @@ pub async fn run(server: &str, dir: &Path, opts: Options) -> Result<Report, std:
     // bounded too, so a server that trickles bytes cannot hold the run.
     let rule_bound = opts.wait * 4 + Duration::from_secs(1);
     let mut outcomes = Vec::new();
-    for (i, (rule, needs)) in RULES.iter().enumerate() {
-        let verdict = match (needs, lab) {
+    for rule in RULES {
+        let verdict = match (rule.needs, lab) {
             (Needs::Help, Lab::L2025) => Verdict::Skip("the 2025 lab has no help"),
             (Needs::Raw, Lab::L2025) => Verdict::Skip("the 2025 lab has no raw slices"),
-            _ => match tokio::time::timeout(rule_bound, rules::run(i, &ctx, dir)).await {
+            _ => match tokio::time::timeout(rule_bound, (rule.run)(&ctx)).await {
                 Ok(Ok(())) => Verdict::Pass(ctx.take_warnings()),
                 Ok(Err(why)) => Verdict::Fail(why),
                 Err(_) => Verdict::Fail(format!(
@@ -244,7 +244,10 @@ pub async fn run(server: &str, dir: &Path, opts: Options) -> Result<Report, std:
             },
         };
         let _ = ctx.take_warnings();
-        outcomes.push(Outcome { rule, verdict });
+        outcomes.push(Outcome {
+            rule: rule.name,
+            verdict,
+        });
     }
     Ok(Report {
         lab,

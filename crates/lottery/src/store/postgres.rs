@@ -372,13 +372,10 @@ async fn answer_query(link: &mut Link, job: Job) {
                     .query(&s.winners, &[&i32::from(WINNING_NUMBER)])
                     .await
                     .map_err(e)?;
-                let mut w = Vec::with_capacity(rows.len());
-                for r in rows {
-                    w.push((
-                        agency_of(r.try_get(0).map_err(e)?)?,
-                        r.try_get(1).map_err(e)?,
-                    ));
-                }
+                let w = rows
+                    .iter()
+                    .map(winner_of)
+                    .collect::<Result<Vec<_>, String>>()?;
                 Ok::<Winners, String>(group_winners(w))
             })
             .await;
@@ -421,22 +418,7 @@ async fn answer_query(link: &mut Link, job: Job) {
         Job::All(reply) => {
             run(link, reply, async |c, s| {
                 let rows = c.query(&s.all, &[]).await.map_err(e)?;
-                let mut all = Vec::with_capacity(rows.len());
-                for r in rows {
-                    let numero: i32 = r.try_get(5).map_err(e)?;
-                    all.push((
-                        agency_of(r.try_get(0).map_err(e)?)?,
-                        Bet {
-                            nombre: r.try_get(1).map_err(e)?,
-                            apellido: r.try_get(2).map_err(e)?,
-                            documento: r.try_get(3).map_err(e)?,
-                            nacimiento: r.try_get(4).map_err(e)?,
-                            numero: u16::try_from(numero)
-                                .map_err(|_| format!("numero {numero} out of range"))?,
-                        },
-                    ));
-                }
-                Ok(all)
+                rows.iter().map(bet_of).collect::<Result<Vec<_>, String>>()
             })
             .await;
         }
@@ -452,6 +434,31 @@ async fn answer_query(link: &mut Link, job: Job) {
         }
         Job::Batch(..) => {}
     }
+}
+
+/// One row of the `bets` view: its agency and the bet.
+fn bet_of(r: &tokio_postgres::Row) -> Result<(u8, Bet), String> {
+    let e = |e: tokio_postgres::Error| describe(&e);
+    let numero: i32 = r.try_get(5).map_err(e)?;
+    Ok((
+        agency_of(r.try_get(0).map_err(e)?)?,
+        Bet {
+            nombre: r.try_get(1).map_err(e)?,
+            apellido: r.try_get(2).map_err(e)?,
+            documento: r.try_get(3).map_err(e)?,
+            nacimiento: r.try_get(4).map_err(e)?,
+            numero: u16::try_from(numero).map_err(|_| format!("numero {numero} out of range"))?,
+        },
+    ))
+}
+
+/// One winner row: its agency and documento.
+fn winner_of(r: &tokio_postgres::Row) -> Result<(u8, String), String> {
+    let e = |e: tokio_postgres::Error| describe(&e);
+    Ok((
+        agency_of(r.try_get(0).map_err(e)?)?,
+        r.try_get(1).map_err(e)?,
+    ))
 }
 
 /// Reads the `lottery` row's state query.

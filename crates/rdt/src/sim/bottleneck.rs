@@ -108,6 +108,77 @@ pub struct Schedule {
     pub run: Duration,
 }
 
+/// The link's drop-tail queue: what is in it, and when it is free again.
+struct DropTail {
+    link: Bottleneck,
+    /// (leaves at, bytes) of what is queued, in order.
+    queue: VecDeque<(Instant, usize)>,
+    queued: usize,
+    free_at: Instant,
+}
+
+impl DropTail {
+    fn new(link: Bottleneck, start: Instant) -> DropTail {
+        DropTail {
+            link,
+            queue: VecDeque::new(),
+            queued: 0,
+            free_at: start,
+        }
+    }
+
+    /// A datagram of `len` bytes offered at `now`: when it leaves the link,
+    /// or `None` if the full queue drops it.
+    fn offer(&mut self, now: Instant, len: usize) -> Option<Instant> {
+        while self.queue.front().is_some_and(|(left, _)| *left <= now) {
+            if let Some((_, gone)) = self.queue.pop_front() {
+                self.queued -= gone;
+            }
+        }
+        if self.queued + len > self.link.queue {
+            return None;
+        }
+        let per_byte = 1.0 / self.link.rate as f64;
+        let leaves = self.free_at.max(now) + Duration::from_secs_f64(len as f64 * per_byte);
+        self.free_at = leaves;
+        self.queue.push_back((leaves, len));
+        self.queued += len;
+        Some(leaves)
+    }
+}
+
+/// The next moment anything happens: a datagram arrives, a timer fires, a
+/// flow starts.
+fn next_event(
+    wire: &Wire,
+    clients: &[Option<Connection>],
+    servers: &[Option<Connection>],
+    starts: &[Instant],
+) -> Option<Instant> {
+    [
+        wire.heap.peek().map(|Reverse(a)| a.at),
+        clients
+            .iter()
+            .flatten()
+            .filter_map(Connection::poll_timeout)
+            .min(),
+        starts
+            .iter()
+            .zip(clients)
+            .filter(|(_, c)| c.is_none())
+            .map(|(at, _)| *at)
+            .min(),
+        servers
+            .iter()
+            .flatten()
+            .filter_map(Connection::poll_timeout)
+            .min(),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+}
+
 /// Runs `flows` connections with `cfg` over `link` as `plan` says.
 pub fn run(cfg: &Config, flows: usize, link: Bottleneck, plan: Schedule) -> Shares {
     let start = Instant::now();
@@ -123,16 +194,13 @@ pub fn run(cfg: &Config, flows: usize, link: Bottleneck, plan: Schedule) -> Shar
     ]);
     let mut servers: Vec<Option<Connection>> = (0..flows).map(|_| None).collect();
     let mut wire = Wire::default();
-    let mut queue: VecDeque<(Instant, usize)> = VecDeque::new();
-    let mut queued = 0usize;
-    let mut link_free = start;
+    let mut queue = DropTail::new(link, start);
     let mut shares = Shares {
         bytes: vec![0; flows],
         dropped: 0,
     };
     let end = start + plan.run;
     let from = start + plan.warmup;
-    let per_byte = Duration::from_secs(1).as_secs_f64() / link.rate as f64;
     loop {
         for (flow, at) in starts.iter().enumerate() {
             if clients[flow].is_none() && *at <= now {
@@ -151,21 +219,10 @@ pub fn run(cfg: &Config, flows: usize, link: Bottleneck, plan: Schedule) -> Shar
                 let (Output::Transmit(seg) | Output::TransmitToListener(seg)) = out else {
                     continue;
                 };
-                while queue.front().is_some_and(|(left, _)| *left <= now) {
-                    if let Some((_, len)) = queue.pop_front() {
-                        queued -= len;
-                    }
+                match queue.offer(now, seg.data.len() + 20) {
+                    Some(leaves) => wire.put(leaves + link.delay, flow, true, seg),
+                    None => shares.dropped += 1,
                 }
-                let len = seg.data.len() + 20;
-                if queued + len > link.queue {
-                    shares.dropped += 1;
-                    continue;
-                }
-                let leaves = link_free.max(now) + Duration::from_secs_f64(len as f64 * per_byte);
-                link_free = leaves;
-                queue.push_back((leaves, len));
-                queued += len;
-                wire.put(leaves + link.delay, flow, true, seg);
             }
             if let Some(server) = &mut servers[flow] {
                 while let Some(out) = server.poll_output() {
@@ -182,28 +239,7 @@ pub fn run(cfg: &Config, flows: usize, link: Bottleneck, plan: Schedule) -> Shar
                 }
             }
         }
-        let next = [
-            wire.heap.peek().map(|Reverse(a)| a.at),
-            clients
-                .iter()
-                .flatten()
-                .filter_map(Connection::poll_timeout)
-                .min(),
-            starts
-                .iter()
-                .zip(&clients)
-                .filter(|(_, c)| c.is_none())
-                .map(|(at, _)| *at)
-                .min(),
-            servers
-                .iter()
-                .flatten()
-                .filter_map(Connection::poll_timeout)
-                .min(),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
+        let next = next_event(&wire, &clients, &servers, &starts);
         let Some(next) = next else { break };
         if next > end {
             break;

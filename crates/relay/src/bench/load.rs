@@ -185,6 +185,49 @@ async fn connect(
     Ok((stream, publisher))
 }
 
+/// What a client says first: the relay's Hello, Redis's SUBSCRIBE, nothing
+/// to the plain fan-out.
+fn greeting(target: Target, index: usize, out: &mut BytesMut) {
+    match target {
+        Target::Relay => Message::Hello {
+            client_id: 0,
+            token: 0,
+            resume_from: 0,
+            name: format!("b{index}"),
+        }
+        .encode(out),
+        Target::Redis => out.extend_from_slice(b"*2\r\n$9\r\nSUBSCRIBE\r\n$5\r\nbench\r\n"),
+        Target::Plain => {}
+    }
+}
+
+impl Client {
+    /// Client `index` of `plan`, before anything arrived.
+    fn new(index: usize, plan: &Plan, target: Target) -> Client {
+        Client {
+            index,
+            expected: plan.senders as u64 * plan.chats_per_sender,
+            // Relay: joins are numbered 1..=N on a fresh server; a client is
+            // ready once it has seen the last one (whatever order the Hellos
+            // came in).
+            ready_seq: if target == Target::Relay {
+                plan.clients as u64
+            } else {
+                0
+            },
+            welcomed: false,
+            ready: false,
+            got: 0,
+            own_back: 0,
+            sent: 0,
+            last_seq: None,
+            last_acked: 0,
+            since_ack: 0,
+            latencies: Vec::new(),
+        }
+    }
+}
+
 /// One client: handshake, then read, count, check, answer and (if a sender) send.
 async fn client(
     index: usize,
@@ -205,39 +248,10 @@ async fn client(
         pw
     });
     let mut out = BytesMut::new();
-    match shared.target {
-        Target::Relay => Message::Hello {
-            client_id: 0,
-            token: 0,
-            resume_from: 0,
-            name: format!("b{index}"),
-        }
-        .encode(&mut out),
-        Target::Redis => out.extend_from_slice(b"*2\r\n$9\r\nSUBSCRIBE\r\n$5\r\nbench\r\n"),
-        Target::Plain => {}
-    }
+    greeting(shared.target, index, &mut out);
     w.write_all(&out).await?;
     out.clear();
-    let mut state = Client {
-        index,
-        expected: plan.senders as u64 * plan.chats_per_sender,
-        // Relay: joins are numbered 1..=N on a fresh server; a client is ready
-        // once it has seen the last one (whatever order the Hellos came in).
-        ready_seq: if shared.target == Target::Relay {
-            plan.clients as u64
-        } else {
-            0
-        },
-        welcomed: false,
-        ready: false,
-        got: 0,
-        own_back: 0,
-        sent: 0,
-        last_seq: None,
-        last_acked: 0,
-        since_ack: 0,
-        latencies: Vec::new(),
-    };
+    let mut state = Client::new(index, plan, shared.target);
     state.check_ready(&shared);
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut pace = plan.pace.map(|p| {
