@@ -258,6 +258,60 @@ impl Sandbox {
         )
     }
 
+    /// Freezes the server (SIGSTOP to the postmaster and every process it
+    /// started): connections stay open and nothing answers, as with a
+    /// database that hangs. [`Sandbox::resume_server`] thaws it.
+    pub fn pause_server(&self) -> Result<(), Error> {
+        self.signal_server(rustix::process::Signal::STOP)
+    }
+
+    /// Thaws a server [`Sandbox::pause_server`] froze.
+    pub fn resume_server(&self) -> Result<(), Error> {
+        self.signal_server(rustix::process::Signal::CONT)
+    }
+
+    /// Sends `signal` to the postmaster (its pid is the first line of
+    /// `postmaster.pid`) and to its children.
+    fn signal_server(&self, signal: rustix::process::Signal) -> Result<(), Error> {
+        let fail = |why: String| Error::Postgres(format!("cannot signal the test cluster: {why}"));
+        let pid_file = std::fs::read_to_string(self.data().join("postmaster.pid"))
+            .map_err(|e| fail(e.to_string()))?;
+        let postmaster: i32 = pid_file
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .ok_or_else(|| fail("no pid in postmaster.pid".into()))?;
+        let mut pids = vec![postmaster];
+        for entry in std::fs::read_dir("/proc").map_err(|e| fail(e.to_string()))? {
+            let Ok(entry) = entry else { continue };
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            // /proc/PID/stat: "pid (comm) state ppid ...": the fields after
+            // the last ')' are safe to split on spaces.
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            if ppid == Some(postmaster) {
+                pids.push(pid);
+            }
+        }
+        for pid in pids {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                rustix::process::kill_process(pid, signal).map_err(|e| fail(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port

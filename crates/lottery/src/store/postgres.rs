@@ -36,11 +36,24 @@ pub mod schema;
 /// Longest wait for a connection to the database.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Longest wait, by default, for one group commit or query: a database that hangs without
+/// closing the connection (a stopped process, a partitioned network) fails
+/// the group instead of holding the writer; nothing of it is acknowledged,
+/// agencies retry (on this server or another), and a group the database did
+/// commit after all is recognised then as stored (exactly once).
+pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Dead peers are found by the kernel too: keepalives on an idle connection,
+/// and a bound on unacknowledged data on a busy one.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+
 /// A PostgreSQL database to store in: `postgres://USER@HOST:PORT/DB` (or the
 /// `key=value` form PostgreSQL's tools take).
 #[derive(Clone)]
 pub struct PgTarget {
     config: Box<Config>,
+    /// Longest wait for one group commit or query ([`OPERATION_TIMEOUT`]).
+    operation_timeout: Duration,
 }
 
 impl fmt::Debug for PgTarget {
@@ -71,14 +84,28 @@ impl FromStr for PgTarget {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
+        config
+            .keepalives(true)
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(Duration::from_secs(2))
+            .keepalives_retries(3)
+            .tcp_user_timeout(OPERATION_TIMEOUT);
         config.application_name("protolab-lottery");
         Ok(PgTarget {
             config: Box::new(config),
+            operation_timeout: OPERATION_TIMEOUT,
         })
     }
 }
 
 impl PgTarget {
+    /// The same database, waiting at most `limit` for one group commit or
+    /// query (tests shorten it; the default is [`OPERATION_TIMEOUT`]).
+    pub fn with_operation_timeout(mut self, limit: Duration) -> PgTarget {
+        self.operation_timeout = limit;
+        self
+    }
+
     /// The driver's configuration.
     pub fn config(&self) -> &Config {
         &self.config
@@ -88,7 +115,10 @@ impl PgTarget {
     pub fn with_database(&self, db: &str) -> PgTarget {
         let mut config = self.config.clone();
         config.dbname(db);
-        PgTarget { config }
+        PgTarget {
+            config,
+            operation_timeout: self.operation_timeout,
+        }
     }
 
     /// Creates database `name` (lowercase letters, digits, `_`) on the same
@@ -281,6 +311,13 @@ impl Link {
         }
     }
 
+    /// Forgets the connection: the next use makes a new one (dropping the
+    /// client closes the socket; a statement the server still runs is
+    /// its to finish or roll back).
+    fn forget(&mut self) {
+        self.live = None;
+    }
+
     /// Forgets the connection if that error broke it.
     fn after_error(&mut self) {
         if self.live.as_ref().is_some_and(|(c, _)| c.is_closed()) {
@@ -328,14 +365,39 @@ pub(super) async fn start(
     ))
 }
 
+/// Runs `op` on the link within its target's operation timeout; on an error the
+/// connection is forgotten if it broke, on the timeout always.
+async fn bounded<T>(
+    link: &mut Link,
+    op: impl AsyncFnOnce(&mut Link) -> Result<T, String>,
+) -> Result<T, String> {
+    let limit = link.target.operation_timeout;
+    match tokio::time::timeout(limit, op(link)).await {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => {
+            link.after_error();
+            Err(e)
+        }
+        Err(_) => {
+            link.forget();
+            netkit::log_action!(
+                warn,
+                "store_timeout",
+                Fail,
+                db = link.target,
+                after_ms = limit.as_millis()
+            );
+            Err(format!("the database did not answer within {limit:?}"))
+        }
+    }
+}
+
 async fn writer(mut link: Link, mut rx: mpsc::UnboundedReceiver<Job>) {
     while let Some(first) = rx.recv().await {
         let (batches, queries) = super::take_group(first, &mut rx);
         if !batches.is_empty() {
-            let outcome = ingest::commit(&mut link, &batches).await;
-            if outcome.is_err() {
-                link.after_error();
-            }
+            let outcome =
+                bounded(&mut link, async |link| ingest::commit(link, &batches).await).await;
             super::answer_batches(batches, outcome);
         }
         for q in queries {
@@ -355,13 +417,11 @@ async fn answer_query(link: &mut Link, job: Job) {
         reply: Reply<T>,
         q: impl AsyncFnOnce(&Client, &Statements) -> Result<T, String>,
     ) {
-        let r = match link.ready().await {
-            Ok((c, s)) => q(c, s).await,
-            Err(e) => Err(e),
-        };
-        if r.is_err() {
-            link.after_error();
-        }
+        let r = bounded(link, async |link| {
+            let (c, s) = link.ready().await?;
+            q(c, s).await
+        })
+        .await;
         let _ = reply.send(r);
     }
     let e = |e: tokio_postgres::Error| describe(&e);

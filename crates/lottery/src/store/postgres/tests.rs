@@ -219,3 +219,37 @@ async fn while_the_database_is_away_nothing_is_acknowledged_then_it_resumes() {
     assert_eq!(store.count().await.unwrap(), 40);
     assert_eq!(store.progress(1).await.unwrap().next, 40);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_hangs_fails_the_group_in_bounded_time_then_it_resumes() {
+    // Its own cluster: freezing the shared one would stop other tests.
+    if Sandbox::for_tests().is_none() {
+        return;
+    }
+    let sandbox = Sandbox::start().unwrap();
+    let limit = Duration::from_millis(1500);
+    let target = sandbox
+        .create_database("hang")
+        .await
+        .unwrap()
+        .with_operation_timeout(limit);
+    let (store, _w, _) = Store::open(&Backend::Postgres(target), 5).await.unwrap();
+    let first = BatchJob::new(1, Some(0), false, bets(0, 20, 1));
+    assert_eq!(store.store(first).await.unwrap(), Stored::New(20));
+    // Frozen: the connection stays open and nothing answers (not a close,
+    // which the previous test covers).
+    sandbox.pause_server().unwrap();
+    let second = BatchJob::new(1, Some(20), false, bets(20, 20, 1));
+    let started = std::time::Instant::now();
+    let err = tokio::time::timeout(limit * 4, store.store(second.clone()))
+        .await
+        .expect("the writer gives up on a hung database")
+        .unwrap_err();
+    assert!(err.to_string().contains("did not answer within"), "{err}");
+    assert!(started.elapsed() >= limit, "not before the limit");
+    sandbox.resume_server().unwrap();
+    // The next group connects again; the refused batch goes in once.
+    assert_eq!(store.store(second.clone()).await.unwrap(), Stored::New(20));
+    assert_eq!(store.store(second).await.unwrap(), Stored::Duplicate);
+    assert_eq!(store.count().await.unwrap(), 40);
+}
