@@ -10,67 +10,17 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, Locator};
 use netkit::testing::Served;
-use relay::client::{ClientConfig, Delivered, run as run_client};
-use relay::proto::Kind;
-use relay::server::{Config, Extra, run_with};
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
-use tokio::time::timeout;
+use relay::server::Config;
 use web::webdriver::{Driver, keep_screenshot};
 
-const BOUND: Duration = Duration::from_secs(30);
+mod common;
+use common::*;
+
 
 async fn start() -> (SocketAddr, SocketAddr, Served<()>) {
-    let native = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let web = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addrs = (native.local_addr().unwrap(), web.local_addr().unwrap());
-    let server = Served::spawn(addrs.0, |shutdown| async move {
-        let extra = Extra {
-            legacy: None,
-            web: Some(web),
-        };
-        run_with(native, extra, Config::default(), shutdown)
-            .await
-            .unwrap();
-    });
-    (addrs.0, addrs.1, server)
+    start_with_web(Config::default()).await
 }
 
-fn native(
-    addr: SocketAddr,
-    name: &str,
-) -> (mpsc::Sender<String>, mpsc::UnboundedReceiver<Delivered>) {
-    let (tx, rx) = mpsc::channel(64);
-    let (seen_tx, seen) = mpsc::unbounded_channel();
-    let cfg = ClientConfig {
-        server: addr.to_string(),
-        name: name.into(),
-        attempts: 20,
-        state: None,
-    };
-    tokio::spawn(async move {
-        let _ = run_client(&cfg, rx, |d| {
-            let _ = seen_tx.send(d.clone());
-        })
-        .await;
-    });
-    (tx, seen)
-}
-
-async fn delivered(rx: &mut mpsc::UnboundedReceiver<Delivered>, text: &str) -> Delivered {
-    timeout(BOUND, async {
-        loop {
-            let d = rx.recv().await.unwrap();
-            if d.kind == Kind::Chat && d.text == text {
-                return d;
-            }
-        }
-    })
-    .await
-    .unwrap()
-}
-
-/// The page's log, one line of text per event.
 async fn page_lines(c: &Client) -> Vec<String> {
     let v = c
         .execute(

@@ -11,13 +11,16 @@ use std::time::Duration;
 
 use impair::{TcpProxy, TcpProxyConfig, TcpRules};
 use netkit::testing::Served;
-use relay::client::{ClientConfig, Delivered, run as run_client};
+use relay::client::Delivered;
 use relay::proto::Kind;
 use relay::server::{Config, Extra, run_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
+
+mod common;
+use common::*;
 
 const BOUND: Duration = Duration::from_secs(60);
 
@@ -127,28 +130,6 @@ impl Drop for Original {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// One of our clients: its line sender, and what it saw, as it comes.
-fn native(
-    addr: SocketAddr,
-    name: &str,
-) -> (mpsc::Sender<String>, mpsc::UnboundedReceiver<Delivered>) {
-    let (tx, rx) = mpsc::channel(1024);
-    let (seen_tx, seen) = mpsc::unbounded_channel();
-    let cfg = ClientConfig {
-        server: addr.to_string(),
-        name: name.into(),
-        attempts: 20,
-        state: None,
-    };
-    tokio::spawn(async move {
-        let _ = run_client(&cfg, rx, |d| {
-            let _ = seen_tx.send(d.clone());
-        })
-        .await;
-    });
-    (tx, seen)
 }
 
 async fn collect_until(

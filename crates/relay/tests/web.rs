@@ -4,21 +4,19 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use netkit::testing::Served;
-use relay::client::{ClientConfig, Delivered, run as run_client};
-use relay::proto::Kind;
-use relay::server::{Config, Extra, run_with};
+use relay::server::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-const BOUND: Duration = Duration::from_secs(30);
+mod common;
+use common::*;
+
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
@@ -27,17 +25,7 @@ async fn start() -> (SocketAddr, SocketAddr, Served<()>) {
 }
 
 async fn start_with(config: Config) -> (SocketAddr, SocketAddr, Served<()>) {
-    let native = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let web = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addrs = (native.local_addr().unwrap(), web.local_addr().unwrap());
-    let server = Served::spawn(addrs.0, |shutdown| async move {
-        let extra = Extra {
-            legacy: None,
-            web: Some(web),
-        };
-        run_with(native, extra, config, shutdown).await.unwrap();
-    });
-    (addrs.0, addrs.1, server)
+    start_with_web(config).await
 }
 
 async fn ws(
@@ -91,40 +79,6 @@ async fn until(s: &mut Ws, needle: &str) -> String {
             return m;
         }
     }
-}
-
-fn native(
-    addr: SocketAddr,
-    name: &str,
-) -> (mpsc::Sender<String>, mpsc::UnboundedReceiver<Delivered>) {
-    let (tx, rx) = mpsc::channel(64);
-    let (seen_tx, seen) = mpsc::unbounded_channel();
-    let cfg = ClientConfig {
-        server: addr.to_string(),
-        name: name.into(),
-        attempts: 20,
-        state: None,
-    };
-    tokio::spawn(async move {
-        let _ = run_client(&cfg, rx, |d| {
-            let _ = seen_tx.send(d.clone());
-        })
-        .await;
-    });
-    (tx, seen)
-}
-
-async fn delivered(rx: &mut mpsc::UnboundedReceiver<Delivered>, text: &str) -> Delivered {
-    timeout(BOUND, async {
-        loop {
-            let d = rx.recv().await.unwrap();
-            if d.kind == Kind::Chat && d.text == text {
-                return d;
-            }
-        }
-    })
-    .await
-    .unwrap()
 }
 
 #[tokio::test]
