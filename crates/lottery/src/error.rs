@@ -143,6 +143,10 @@ pub enum Error {
     #[error("throwaway PostgreSQL: {0}")]
     Sandbox(String),
 
+    /// A scenario (several servers, a kill) did not hold.
+    #[error("{0}")]
+    Scenario(String),
+
     /// Gave up after retrying.
     #[error("gave up after {attempts} attempts: {last}")]
     GaveUp {

@@ -28,6 +28,7 @@ pub mod draw;
 pub mod error;
 pub mod export;
 pub mod generate;
+pub mod multi;
 pub mod pg_sandbox;
 pub mod proto;
 pub mod server;

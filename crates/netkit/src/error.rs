@@ -21,6 +21,11 @@ pub enum Error {
         why: String,
     },
 
+    /// A server process (ours, under test) could not be started or said
+    /// nothing usable.
+    #[error("{0}")]
+    Process(String),
+
     /// A client could not reach its server.
     #[error("cannot connect to {addr}: {why}")]
     Connect {

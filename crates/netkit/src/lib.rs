@@ -14,6 +14,7 @@
 //! - [`logfmt`]: the `action: X | result: Y | key: value` log line format.
 //! - [`ceiling`]: the machine's loopback request/response ceiling, for benchmarks.
 //! - [`peer`]: another program speaking a protocol, run beside ours (reference peers).
+//! - [`process`]: one of our servers as a process (benchmarks, multi-server scenarios).
 //! - `testing` (feature `test-util`): the wire tests' server harness.
 
 pub mod activity;
@@ -26,6 +27,7 @@ pub mod json;
 pub mod line;
 pub mod logfmt;
 pub mod peer;
+pub mod process;
 pub mod server;
 pub mod shutdown;
 pub mod stall;

@@ -16,7 +16,6 @@ use web::webdriver::{Driver, keep_screenshot};
 mod common;
 use common::*;
 
-
 async fn start() -> (SocketAddr, SocketAddr, Served<()>) {
     start_with_web(Config::default()).await
 }

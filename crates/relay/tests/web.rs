@@ -17,7 +17,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 mod common;
 use common::*;
 
-
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
 async fn start() -> (SocketAddr, SocketAddr, Served<()>) {

@@ -6,10 +6,9 @@
 //! stops it; [`Report`] prints the tables and the `BENCH` lines.
 
 mod report;
-mod server_process;
 
+use netkit::process::ServerProcess;
 pub use report::Report;
-use server_process::ServerProcess;
 
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
