@@ -92,9 +92,7 @@ impl Connection {
         self.take_peer_fin(seg.seq);
         match self.state {
             State::Established | State::CloseWait => {
-                if self.shared() && self.sender_idle() {
-                    self.tie(self.rcv_nxt);
-                }
+                self.tie_at_peer_fin(self.rcv_nxt);
                 if self.unsent.is_empty() && self.sender_idle() {
                     self.send_fin(now, true);
                 } else {

@@ -315,10 +315,7 @@ impl Connection {
         let Some(first) = starts.first() else { return };
         self.rcv_nxt = first.seq;
         self.rcv_alts = starts.iter().skip(1).map(|s| s.seq).collect();
-        if self.shared() && self.sender_idle() {
-            self.snd_nxt = first.seq;
-            self.snd_una = first.seq;
-        }
+        self.follow_peer(first.seq);
         self.rcv_first = if starts.len() > 1 || starts[0].counter.is_some() {
             starts
         } else {
@@ -347,11 +344,7 @@ impl Connection {
         }
         self.rcv_first.clear();
         self.settle_start(s, seg);
-        if !self.shared() {
-            // Our own numbers go on from our SYN-ACK's.
-            self.snd_nxt = self.isn.plus(1);
-            self.snd_una = self.snd_nxt;
-        }
+        self.own_numbers_from_syn_ack();
     }
 
     pub(super) fn answer_duplicate_syn(&mut self, seg: Segment) {

@@ -18,6 +18,7 @@ mod close;
 mod handshake;
 mod inbox;
 mod note;
+mod numbering;
 mod recv;
 mod send;
 mod state;
@@ -479,19 +480,6 @@ impl Connection {
         self.flight = None;
         self.snd_una = upto;
         self.timers.stop(Timer::Retransmit);
-    }
-
-    /// The shared counter: both directions continue from `n`.
-    fn tie(&mut self, n: Seq) {
-        self.snd_una = n;
-        self.snd_nxt = n;
-        self.rcv_nxt = n;
-        self.rcv_alts.clear();
-        self.rcv_first.clear();
-    }
-
-    fn shared(&self) -> bool {
-        self.dialect.shared()
     }
 
     fn transmit(&mut self, seg: Segment) {

@@ -106,10 +106,7 @@ impl Connection {
         self.rcv_alts = next[1..].to_vec();
         self.rcv_last_acks.clone_from(&next);
         self.rcv_last_ack = 0;
-        if self.shared() && self.sender_idle() {
-            self.snd_nxt = self.rcv_nxt;
-            self.snd_una = self.rcv_nxt;
-        }
+        self.follow_peer(self.rcv_nxt);
         self.send_cumulative_acks();
     }
 

@@ -112,11 +112,7 @@ impl Connection {
         let was_fin = took.flags.fin;
         self.stats.bytes_acked += took.data.len() as u64;
         self.acknowledged(seg.ack);
-        if self.shared() {
-            self.tie(seg.ack);
-        } else {
-            self.snd_nxt = seg.ack;
-        }
+        self.after_our_ack(seg.ack);
         if was_fin {
             self.our_fin_acked(now, seg);
         } else {
@@ -158,9 +154,7 @@ impl Connection {
         };
         flight.segment.seq = seq;
         self.snd_nxt = seq.plus(flight.segment.len());
-        if self.shared() {
-            self.rcv_nxt = seq;
-        }
+        self.first_data_from(seq);
     }
 
     /// Sends the segment in flight again, starting at `seq`.

@@ -82,9 +82,7 @@ impl Connection {
         let after = sender.una().unwrap_or(snd_nxt);
         self.stats.bytes_acked += u64::from(after.0.wrapping_sub(before.0));
         self.snd_una = after;
-        if self.shared() && self.sender_idle() {
-            self.rcv_nxt = snd_nxt;
-        }
+        self.peer_follows(snd_nxt);
         self.drain_sender();
         self.push_next(now);
     }
@@ -207,10 +205,7 @@ impl Connection {
         }
         self.stats.bytes_delivered += len as u64;
         self.rcv_nxt = self.rcv_nxt.plus(len);
-        if self.shared() && self.sender_idle() {
-            self.snd_nxt = self.rcv_nxt;
-            self.snd_una = self.rcv_nxt;
-        }
+        self.follow_peer(self.rcv_nxt);
     }
 
     /// The coalesced ACK of the data handled since the last poll.
