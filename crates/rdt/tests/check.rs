@@ -92,7 +92,7 @@ fn every_reference_peer_passes_every_scenario_and_is_named_by_its_reading() {
             };
             if visible {
                 assert!(
-                    spoken.to_string().contains(name),
+                    spoken.names().contains(&name),
                     "{reading} ({role}): named {spoken}\n{report}"
                 );
             }
