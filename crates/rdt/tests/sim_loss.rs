@@ -288,7 +288,10 @@ fn close_gives_up_after_three_timeouts_without_a_fin_ack() {
             .any(|(_, n)| matches!(n, Note::GaveUp { what: "FIN", .. }))
     );
     // The server never saw a FIN: it waits until its idle limit and says so.
-    assert!(report.server_error.unwrap().contains("peer silent"));
+    assert!(matches!(
+        report.server_error,
+        Some(rdt::Error::PeerSilent(_))
+    ));
 }
 
 #[test]
@@ -345,7 +348,17 @@ fn no_server_connect_fails_with_a_clear_error_within_its_bound() {
     let report = Sim::new(config(Format::Course), net, 1, one_way(5)).run(LIMIT);
     assert!(report.finished);
     let err = report.client_error.unwrap();
-    assert!(err.contains("no answer to SYN after 15 tries"), "{err}");
+    assert!(
+        matches!(
+            err,
+            rdt::Error::GaveUp {
+                what: "SYN",
+                tries: 15,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(report.elapsed, TIMEOUT * 15);
 }
 
@@ -358,7 +371,17 @@ fn a_peer_that_vanishes_mid_transfer_ends_the_send_with_an_error() {
     let report = sim.run(LIMIT);
     assert!(report.finished);
     let err = report.client_error.unwrap();
-    assert!(err.contains("no answer to DATA after 50 tries"), "{err}");
+    assert!(
+        matches!(
+            err,
+            rdt::Error::GaveUp {
+                what: "DATA",
+                tries: 50,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]

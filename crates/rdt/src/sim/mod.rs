@@ -19,6 +19,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
 use crate::conn::{Connection, Ending, Note, Output, Read, Stats};
+use crate::error::Error;
 use crate::segment::{Kind, Segment};
 use crate::seq::Seq;
 
@@ -94,8 +95,10 @@ pub struct Report {
     pub client_received: Vec<u8>,
     /// Sizes of the server's `recv` results, in order.
     pub server_reads: Vec<usize>,
-    pub client_error: Option<String>,
-    pub server_error: Option<String>,
+    /// The first error each end's application saw (typed: tests match the
+    /// variant, not its text).
+    pub client_error: Option<Error>,
+    pub server_error: Option<Error>,
     pub client_ending: Option<Ending>,
     pub server_ending: Option<Ending>,
     pub client_stats: Stats,
@@ -483,7 +486,7 @@ fn read_all(
     size: usize,
     into: &mut Vec<u8>,
     mut sizes: Option<&mut Vec<usize>>,
-    error: &mut Option<String>,
+    error: &mut Option<Error>,
 ) {
     loop {
         match conn.read(size) {
@@ -495,12 +498,12 @@ fn read_all(
             }
             Ok(Read::Pending | Read::End) => break,
             Err(e) => {
-                error.get_or_insert(e.to_string());
+                error.get_or_insert(e);
                 break;
             }
         }
     }
     if let Some(e) = conn.take_error() {
-        error.get_or_insert(e.to_string());
+        error.get_or_insert(e);
     }
 }
