@@ -1,13 +1,20 @@
 //! The socket side of one endpoint: a UDP socket, the format's codec, the
 //! built-in loss (spec "Programs": `--loss P --seed N`, dropping both ways so
 //! the seed's lossy runs need no root), `--debug` lines and the trace.
-//! Fault injection as a wrapper (DESIGN habit 9): the core never knows.
+//! Fault injection as a wrapper (DESIGN habit 9): the core never knows. The
+//! loss is impair's datagram engine (the one `impair udp` and the simulator
+//! run), one per direction; rdt adds only its rules by segment kind.
 //! It waits for datagrams with the core's deadline through [`Waiter`].
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use impair::datagram::{DatagramEngine, Verdict};
+use impair::{Direction, UdpRules};
+use netkit::units::Probability;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -95,7 +102,8 @@ pub(crate) struct Link {
     pub udp: UdpSocket,
     opts: Options,
     rng: ChaCha8Rng,
-    sent: u64,
+    /// The built-in loss, when there is any.
+    impairment: Option<Box<Impairment>>,
     out: Vec<u8>,
     buf: Vec<u8>,
     waiter: Waiter,
@@ -125,11 +133,13 @@ impl Link {
         }
         let waiter = Waiter::new(&udp).map_err(|e| Error::io("set up the socket's poller", e))?;
         let kind_seen = vec![0; opts.drop_kinds.len()];
+        let mut rng = rng;
+        let impairment = Impairment::new(&opts, &mut rng).map(Box::new);
         Ok(Link {
             udp,
             opts,
             rng,
-            sent: 0,
+            impairment,
             out: Vec::with_capacity(MAX_DATAGRAM),
             buf: vec![0; MAX_DATAGRAM + 1],
             kind_seen,
@@ -150,17 +160,19 @@ impl Link {
 
     /// Encodes and sends one segment, unless the built-in loss takes it.
     pub fn send(&mut self, seg: &Segment, to: SocketAddr) -> Result<(), Error> {
-        self.sent += 1;
-        let lost = self.opts.drop_sent.contains(&self.sent)
-            || self.dropped_by_kind(Way::Sent, seg)
-            || (self.opts.loss > 0.0 && self.rng.random_bool(self.opts.loss));
-        if lost {
+        let by_kind = self.dropped_by_kind(Way::Sent, seg);
+        self.out.clear();
+        self.opts.config.format.encode(seg, &mut self.out);
+        // Every datagram goes through the engine, so its index counts them all.
+        let passes = self
+            .impairment
+            .as_mut()
+            .is_none_or(|i| Impairment::passes(&mut i.sent, &self.out));
+        if by_kind || !passes {
             tracing::debug!(target: "rdt", "send {seg} -> {to}: LOST (simulated)");
             self.trace(TraceKind::SentLost, || seg.to_string());
             return Ok(());
         }
-        self.out.clear();
-        self.opts.config.format.encode(seg, &mut self.out);
         self.udp
             .send_to(&self.out, to)
             .map_err(|e| Error::io(format!("send to {to}"), e))?;
@@ -194,9 +206,12 @@ impl Link {
                 return Ok(Incoming::Nothing);
             }
         };
-        if self.dropped_by_kind(Way::Received, &seg)
-            || (self.opts.loss > 0.0 && self.rng.random_bool(self.opts.loss))
-        {
+        let by_kind = self.dropped_by_kind(Way::Received, &seg);
+        let passes = self
+            .impairment
+            .as_mut()
+            .is_none_or(|i| Impairment::passes(&mut i.received, &self.buf[..n]));
+        if by_kind || !passes {
             tracing::debug!(target: "rdt", "recv {seg} <- {from}: LOST (simulated)");
             self.trace(TraceKind::ReceivedLost, || seg.to_string());
             return Ok(Incoming::Nothing);
@@ -262,5 +277,48 @@ impl Link {
         if let (Some(trace), Ok(local)) = (&self.opts.trace, self.udp.local_addr()) {
             trace.hosts(local, peer);
         }
+    }
+}
+
+/// The built-in loss, each way: impair's engine with only `loss` (both ways)
+/// and `drop_nth` (what this socket sends) set. Such rules never delay,
+/// duplicate or alter a datagram, so what passes is the datagram itself, due at
+/// once, and the link sends (or delivers) its own copy.
+#[derive(Debug)]
+struct Impairment {
+    sent: DatagramEngine,
+    received: DatagramEngine,
+}
+
+impl Impairment {
+    /// None when the options ask for no loss. The engines draw from two
+    /// streams of a seed taken from the link's generator.
+    fn new(opts: &Options, rng: &mut ChaCha8Rng) -> Option<Impairment> {
+        if opts.loss <= 0.0 && opts.drop_sent.is_empty() {
+            return None;
+        }
+        let loss = Probability::new(opts.loss.clamp(0.0, 1.0)).unwrap_or(Probability::ZERO);
+        let seed: u64 = rng.random();
+        let engine = |drop_nth: &[u64], dir| {
+            let rules = UdpRules {
+                loss,
+                drop_nth: drop_nth.to_vec(),
+                ..UdpRules::default()
+            };
+            DatagramEngine::new(rules, impair::stream_rng(seed, 0, dir), Arc::default())
+        };
+        Some(Impairment {
+            sent: engine(&opts.drop_sent, Direction::Up),
+            received: engine(&[], Direction::Down),
+        })
+    }
+
+    /// Whether `datagram` gets through `engine`.
+    fn passes(engine: &mut DatagramEngine, datagram: &[u8]) -> bool {
+        let now = Instant::now();
+        let decision = engine.on_datagram(now, Bytes::copy_from_slice(datagram));
+        // Nothing is delayed: empty the queue, so it never holds anything.
+        while engine.poll_emit(now).is_some() {}
+        !matches!(decision.verdict, Verdict::Drop(_))
     }
 }

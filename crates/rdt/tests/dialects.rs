@@ -213,9 +213,7 @@ fn sweep(net: &Network, seeds: std::ops::Range<u64>) {
 
 #[test]
 fn each_reading_through_twenty_percent_loss_over_many_seeds() {
-    let mut net = Network::perfect();
-    net.loss = 0.2;
-    sweep(&net, 0..60);
+    sweep(&Network::perfect().loss(0.2), 0..60);
 }
 
 /// Two forced ends of the same reading talk (each reading is a complete
@@ -243,10 +241,9 @@ fn each_reading_talks_to_itself_and_auto_to_auto() {
 
 #[test]
 fn each_reading_through_loss_reordering_and_duplication() {
-    let mut net = Network::perfect();
-    net.loss = 0.2;
-    net.duplicate = 0.05;
-    net.reorder = 0.1;
-    net.reorder_delay = TIMEOUT * 2;
+    let net = Network::perfect()
+        .loss(0.2)
+        .duplicate(0.05)
+        .reorder(0.1, TIMEOUT * 2);
     sweep(&net, 1_000..1_060);
 }

@@ -296,10 +296,7 @@ fn close_gives_up_after_three_timeouts_without_a_fin_ack() {
 
 #[test]
 fn duplicates_in_every_state_are_answered_and_never_delivered_twice() {
-    let net = Network {
-        duplicate: 1.0,
-        ..Network::perfect()
-    };
+    let net = Network::perfect().duplicate(1.0);
     for format in [Format::Course, Format::Binary] {
         // Both directions at once only in binary: the course format's single
         // shared counter carries one direction at a time.
@@ -341,10 +338,7 @@ fn duplicates_in_every_state_are_answered_and_never_delivered_twice() {
 
 #[test]
 fn no_server_connect_fails_with_a_clear_error_within_its_bound() {
-    let net = Network {
-        loss: 1.0,
-        ..Network::perfect()
-    };
+    let net = Network::perfect().loss(1.0);
     let report = Sim::new(config(Format::Course), net, 1, one_way(5)).run(LIMIT);
     assert!(report.finished);
     let err = report.client_error.unwrap();
@@ -398,10 +392,7 @@ fn recv_returns_min_of_message_and_buff_size_and_keeps_the_rest() {
 
 #[test]
 fn corrupt_binary_datagrams_are_dropped_and_repaired() {
-    let net = Network {
-        corrupt: 0.2,
-        ..Network::perfect()
-    };
+    let net = Network::perfect().corrupt(0.2);
     let script = one_way(2_000);
     let report =
         Sim::new(config(Format::Binary), net, 11, script.clone()).run(Duration::from_secs(600));
@@ -457,4 +448,57 @@ fn duplicate_data_is_acknowledged_again_while_closing() {
         20 + 2,
         "delivered once"
     );
+}
+
+// The simulator is a steppable pair: a test can look and act between events.
+
+#[test]
+fn stepping_shows_the_handshake_one_crossing_at_a_time() {
+    let script = one_way(40);
+    let mut sim = sim(Format::Course, script.clone());
+    let mut seen: Vec<(State, Option<State>)> = Vec::new();
+    while sim.step() {
+        let now = (sim.client().state(), sim.server().map(|s| s.state()));
+        if seen.last() != Some(&now) {
+            seen.push(now);
+        }
+    }
+    assert!(sim.is_finished());
+    // The SYN arrives (the server is born), the SYN-ACK arrives, the ACK arrives.
+    assert_eq!(
+        seen[..3],
+        [
+            (State::SynSent, Some(State::SynReceived)),
+            (State::Established, Some(State::SynReceived)),
+            (State::Established, Some(State::Established)),
+        ]
+    );
+    assert_eq!(seen.last(), Some(&(State::Closed, Some(State::Closed))));
+    assert_clean(&sim.into_report(true), &script);
+}
+
+#[test]
+fn a_bounded_drive_stops_after_its_steps_and_the_next_carries_on() {
+    let script = one_way(400);
+    let mut sim = sim(Format::Binary, script.clone());
+    assert!(!sim.drive_bounded(LIMIT, 3));
+    assert!(!sim.is_finished());
+    assert!(sim.drive(LIMIT));
+    let report = sim.into_report(true);
+    assert_clean(&report, &script);
+}
+
+#[test]
+fn a_message_written_between_steps_is_delivered_after_the_scripted_one() {
+    let script = one_way(300);
+    let mut sim = sim(Format::Binary, script.clone());
+    while !sim.client().is_established() {
+        assert!(sim.step(), "the handshake completes");
+    }
+    let now = sim.now();
+    sim.client().write_message(now, &message(77)).unwrap();
+    assert!(sim.drive(LIMIT));
+    let report = sim.into_report(true);
+    assert_eq!(report.server_received, [message(300), message(77)].concat());
+    assert!(report.server_error.is_none() && report.client_error.is_none());
 }

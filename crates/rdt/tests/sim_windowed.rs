@@ -182,12 +182,9 @@ fn selective_repeat_finds_losses_by_duplicate_acks_when_the_peer_sends_no_sack()
 #[test]
 fn the_wrap_point_of_the_sequence_space_is_crossed_in_every_mode() {
     for mode in [Mode::GoBackN, Mode::SelectiveRepeat] {
-        let net = Network {
-            loss: 0.1,
-            reorder: 0.2,
-            reorder_delay: Duration::from_millis(5),
-            ..Network::perfect()
-        };
+        let net = Network::perfect()
+            .loss(0.1)
+            .reorder(0.2, Duration::from_millis(5));
         let script = Script {
             client_sends: vec![message(20_000)],
             server_sends: vec![message(7_000)],
@@ -216,7 +213,7 @@ fn the_sender_never_has_more_in_flight_than_the_receiver_advertises() {
         let report = run(cfg, Network::perfect(), 5, &script);
         support::assert_clean(&report, &script);
         // The highest acknowledged number the client knew at each send.
-        let delay = Network::perfect().delay;
+        let delay = rdt::sim::PERFECT_DELAY;
         let mut worst = 0;
         for t in report
             .transits
@@ -250,10 +247,7 @@ fn go_back_n_speaks_the_course_format_with_a_named_reading() {
         dialect: DialectChoice::Forced(Reading::SEED),
         ..support::config(Format::Course)
     };
-    let net = Network {
-        loss: 0.1,
-        ..Network::perfect()
-    };
+    let net = Network::perfect().loss(0.1);
     for seed in 0..50 {
         let script = support::one_way(700);
         let report = run(cfg.clone(), net.clone(), seed, &script);

@@ -1,6 +1,7 @@
 //! A deterministic network simulator (spec "Design", DESIGN habit 8): two
 //! connection cores, a virtual clock, and a seeded network that drops,
-//! duplicates, delays, reorders and corrupts datagrams. Segments cross it
+//! duplicates, delays, reorders and corrupts datagrams (impair's engine,
+//! `network.rs`). Segments cross it
 //! encoded, so the wire formats are exercised too. The drive loop is bounded in
 //! steps and in virtual time, so a livelock shows as an unfinished run.
 //!
@@ -9,71 +10,21 @@
 //! answers the close. The server may send messages back.
 
 pub mod bottleneck;
+mod network;
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+
+use network::{Action, KindRule, Wire};
+pub use network::{Dir, Fate, Network, PERFECT_DELAY, Transit};
 
 use crate::config::Config;
 use crate::conn::{Connection, Ending, Note, Output, Read, Stats};
 use crate::error::Error;
 use crate::segment::{Kind, Segment};
 use crate::seq::Seq;
-
-/// Which way a datagram travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Dir {
-    ToServer,
-    ToClient,
-}
-
-/// What the network does to datagrams, each way.
-#[derive(Debug, Clone)]
-pub struct Network {
-    pub loss: f64,
-    pub duplicate: f64,
-    /// Probability a datagram takes an extra random delay (so later ones overtake it).
-    pub reorder: f64,
-    pub reorder_delay: Duration,
-    /// Probability one bit is flipped (only the binary format can detect it).
-    pub corrupt: f64,
-    pub delay: Duration,
-}
-
-impl Network {
-    pub fn perfect() -> Network {
-        Network {
-            loss: 0.0,
-            duplicate: 0.0,
-            reorder: 0.0,
-            reorder_delay: Duration::ZERO,
-            corrupt: 0.0,
-            delay: Duration::from_micros(50),
-        }
-    }
-}
-
-/// What happened to one datagram the network carried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fate {
-    Delivered,
-    Lost,
-    Corrupted,
-}
-
-/// One datagram put on the simulated network.
-#[derive(Debug, Clone)]
-pub struct Transit {
-    pub at: Duration,
-    pub dir: Dir,
-    pub segment: Segment,
-    pub bytes: Vec<u8>,
-    pub fate: Fate,
-    pub duplicated: bool,
-}
 
 /// What each side's application does.
 #[derive(Debug, Clone, Default)]
@@ -111,47 +62,22 @@ pub struct Report {
     pub server_reading: Option<crate::dialect::Reading>,
 }
 
-/// What a rule does to the `nth` segment of a kind in a direction.
-#[derive(Debug, Clone, Copy)]
-enum Action {
-    Drop,
-    /// Deliver it, and a second copy this much later.
-    EchoLate(Duration),
-}
-
-struct Rule {
-    dir: Dir,
-    kind: Kind,
-    nth: usize,
-    seen: usize,
-    action: Action,
-}
-
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct Pending {
-    at: Instant,
-    order: u64,
-    dir: Dir,
-    bytes: Vec<u8>,
-}
-
 /// Step bound: far above any run the tests make, low enough to stop a livelock fast.
-const MAX_STEPS: usize = 2_000_000;
+pub const MAX_STEPS: usize = 2_000_000;
 
-/// The simulator.
+/// The simulator: a steppable pair of cores and the network between them.
+/// [`Sim::run`] drives it to the end; a test that wants to look or intervene
+/// between events calls [`Sim::step`] and reaches the ends through
+/// [`Sim::client`] and [`Sim::server`].
 pub struct Sim {
     cfg: Config,
     server_cfg: Config,
-    net: Network,
-    rng: ChaCha8Rng,
     start: Instant,
     now: Instant,
     client: Connection,
     server: Option<Connection>,
     server_isn: Seq,
-    queue: BinaryHeap<Reverse<Pending>>,
-    order: u64,
-    rules: Vec<Rule>,
+    wire: Wire,
     script: Script,
     report: Report,
     client_closing: bool,
@@ -184,26 +110,16 @@ impl Sim {
         let client_isn = crate::isn::initial(cfg.format, &mut rng);
         let server_isn = crate::isn::initial(cfg.format, &mut rng);
         let start = Instant::now();
-        let mut client = Connection::connect(cfg.clone(), start, client_isn);
-        for message in &script.client_sends {
-            // A fresh connection accepts writes; an error here is a bug in the core.
-            client
-                .write_message(start, message)
-                .expect("a new connection takes messages");
-        }
+        let client = connect(&cfg, &script, start, client_isn);
         Sim {
             cfg,
             server_cfg,
-            net,
-            rng,
             start,
             now: start,
             client,
             server: None,
             server_isn,
-            queue: BinaryHeap::new(),
-            order: 0,
-            rules: Vec::new(),
+            wire: Wire::new(net, seed, start),
             script,
             report: Report {
                 finished: false,
@@ -231,81 +147,122 @@ impl Sim {
     /// Starts the client at `client` and the server at `server` (the wrap
     /// point of the sequence space, say) instead of the seeded numbers.
     pub fn isns(mut self, client: Seq, server: Seq) -> Sim {
-        self.client = Connection::connect(self.cfg.clone(), self.start, client);
-        for message in &self.script.client_sends {
-            self.client
-                .write_message(self.start, message)
-                .expect("a new connection takes messages");
-        }
+        self.client = connect(&self.cfg, &self.script, self.start, client);
         self.server_isn = server;
         self
     }
 
     /// Loses the `nth` (1-based) segment of `kind` sent in direction `dir`.
     pub fn drop_nth(mut self, dir: Dir, kind: Kind, nth: usize) -> Sim {
-        self.rules.push(Rule {
-            dir,
-            kind,
-            nth,
-            seen: 0,
-            action: Action::Drop,
-        });
+        self.wire
+            .rules
+            .push(KindRule::new(dir, kind, nth, Action::Drop));
         self
     }
 
     /// Delivers the `nth` (1-based) segment of `kind` in direction `dir`, and a
     /// duplicate of it `late` afterwards (a copy the network held back).
     pub fn echo_nth_late(mut self, dir: Dir, kind: Kind, nth: usize, late: Duration) -> Sim {
-        self.rules.push(Rule {
-            dir,
-            kind,
-            nth,
-            seen: 0,
-            action: Action::EchoLate(late),
-        });
+        self.wire
+            .rules
+            .push(KindRule::new(dir, kind, nth, Action::EchoLate(late)));
         self
     }
 
-    /// Runs until both ends are closed, `limit` of virtual time passes, or the step bound.
-    pub fn run(mut self, limit: Duration) -> Report {
+    /// The client's core.
+    pub fn client(&mut self) -> &mut Connection {
+        &mut self.client
+    }
+
+    /// The server's core, once a SYN has reached it.
+    pub fn server(&mut self) -> Option<&mut Connection> {
+        self.server.as_mut()
+    }
+
+    /// The virtual clock (what to pass the cores' calls made between steps).
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Virtual time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    /// Both ends are closed.
+    pub fn is_finished(&self) -> bool {
+        self.client.is_closed() && self.server.as_ref().is_none_or(Connection::is_closed)
+    }
+
+    /// When something next happens: a datagram due, a timer of either end.
+    pub fn next_event(&self) -> Option<Instant> {
+        [
+            self.wire.poll_timeout(),
+            self.client.poll_timeout(),
+            self.server.as_ref().and_then(Connection::poll_timeout),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// One step: the applications act and what the ends queued goes on the
+    /// network; then the clock moves to the next event, which happens (due
+    /// datagrams arrive, due timers fire). False when nothing is left to do
+    /// (both ends closed, or no event pending).
+    pub fn step(&mut self) -> bool {
+        self.settle();
+        if self.is_finished() {
+            return false;
+        }
+        let Some(next) = self.next_event() else {
+            return false;
+        };
+        self.report.steps += 1;
+        self.advance(next);
+        true
+    }
+
+    /// Steps until both ends are closed (true), `limit` of virtual time has
+    /// passed, nothing is pending, or [`MAX_STEPS`] steps were made (false).
+    pub fn drive(&mut self, limit: Duration) -> bool {
+        self.drive_bounded(limit, MAX_STEPS)
+    }
+
+    /// As [`Sim::drive`], stopping after `max_steps` steps of this call.
+    pub fn drive_bounded(&mut self, limit: Duration, max_steps: usize) -> bool {
         let deadline = self.start + limit;
-        let mut steps = 0;
-        loop {
-            steps += 1;
-            self.flush();
-            self.applications();
-            self.flush();
-            if self.client.is_closed() && self.server.as_ref().is_none_or(Connection::is_closed) {
-                self.report.finished = true;
-                break;
+        for _ in 0..max_steps {
+            self.settle();
+            if self.is_finished() {
+                return true;
             }
-            if steps >= MAX_STEPS {
-                break;
-            }
-            let next = [
-                self.queue.peek().map(|Reverse(p)| p.at),
-                self.client.poll_timeout(),
-                self.server.as_ref().and_then(Connection::poll_timeout),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
-            let Some(next) = next else { break };
-            if next > deadline {
-                break;
-            }
-            self.now = self.now.max(next);
-            self.deliver_due();
-            self.client.handle_timeout(self.now);
-            if let Some(server) = &mut self.server {
-                server.handle_timeout(self.now);
+            match self.next_event() {
+                Some(next) if next <= deadline => {
+                    self.report.steps += 1;
+                    self.advance(next);
+                }
+                _ => return false,
             }
         }
-        self.flush();
-        self.applications();
+        self.settle();
+        self.is_finished()
+    }
+
+    /// Runs until both ends are closed, `limit` of virtual time passes, or the
+    /// step bound, and reports.
+    pub fn run(mut self, limit: Duration) -> Report {
+        let finished = self.drive(limit);
+        self.into_report(finished)
+    }
+
+    /// What happened so far.
+    pub fn into_report(mut self, finished: bool) -> Report {
+        self.settle();
         let mut report = self.report;
-        report.steps = steps;
+        report.finished = finished;
         report.elapsed = self.now - self.start;
+        report.transits = self.wire.transits;
         report.client_ending = self.client.ending();
         report.client_stats = self.client.stats();
         report.client_reading = Some(self.client.dialect().reading());
@@ -315,6 +272,25 @@ impl Sim {
             report.server_reading = Some(server.dialect().reading());
         }
         report
+    }
+
+    /// The applications act; what both ends queued goes on the network.
+    fn settle(&mut self) {
+        self.flush();
+        self.applications();
+        self.flush();
+    }
+
+    /// The clock moves to `next`; due datagrams arrive and due timers fire.
+    fn advance(&mut self, next: Instant) {
+        self.now = self.now.max(next);
+        for (dir, bytes) in self.wire.take_due(self.now) {
+            self.arrive(dir, &bytes);
+        }
+        self.client.handle_timeout(self.now);
+        if let Some(server) = &mut self.server {
+            server.handle_timeout(self.now);
+        }
     }
 
     /// Moves every queued transmit onto the network.
@@ -342,111 +318,34 @@ impl Sim {
     fn send(&mut self, dir: Dir, seg: &Segment) {
         let mut bytes = Vec::new();
         self.cfg.format.encode(seg, &mut bytes);
-        let mut ruled = false;
-        let mut echo = None;
-        for rule in self
-            .rules
-            .iter_mut()
-            .filter(|r| r.dir == dir && r.kind == seg.kind())
-        {
-            rule.seen += 1;
-            if rule.seen == rule.nth {
-                match rule.action {
-                    Action::Drop => ruled = true,
-                    Action::EchoLate(late) => echo = Some(late),
-                }
-            }
-        }
-        if let Some(late) = echo {
-            self.report.transits.push(Transit {
-                at: self.now - self.start + late,
-                dir,
-                segment: seg.clone(),
-                bytes: bytes.clone(),
-                fate: Fate::Delivered,
-                duplicated: true,
-            });
-            self.order += 1;
-            self.queue.push(Reverse(Pending {
-                at: self.now + self.net.delay + late,
-                order: self.order,
-                dir,
-                bytes: bytes.clone(),
-            }));
-        }
-        let copies = if self.rng.random_bool(self.net.duplicate) {
-            2
-        } else {
-            1
-        };
-        for copy in 0..copies {
-            let fate = if ruled || self.rng.random_bool(self.net.loss) {
-                Fate::Lost
-            } else if self.rng.random_bool(self.net.corrupt) {
-                Fate::Corrupted
-            } else {
-                Fate::Delivered
-            };
-            let mut wire = bytes.clone();
-            if fate == Fate::Corrupted && !wire.is_empty() {
-                let bit = self.rng.random_range(0..wire.len() * 8);
-                wire[bit / 8] ^= 1 << (bit % 8);
-            }
-            self.report.transits.push(Transit {
-                at: self.now - self.start,
-                dir,
-                segment: seg.clone(),
-                bytes: wire.clone(),
-                fate,
-                duplicated: copy > 0,
-            });
-            if fate == Fate::Lost {
-                continue;
-            }
-            let mut delay = self.net.delay;
-            if self.rng.random_bool(self.net.reorder) && !self.net.reorder_delay.is_zero() {
-                delay += self.net.reorder_delay.mul_f64(self.rng.random::<f64>());
-            }
-            self.order += 1;
-            self.queue.push(Reverse(Pending {
-                at: self.now + delay,
-                order: self.order,
-                dir,
-                bytes: wire,
-            }));
-        }
+        self.wire.send(self.now, dir, seg, &bytes);
     }
 
-    fn deliver_due(&mut self) {
-        while self.queue.peek().is_some_and(|Reverse(p)| p.at <= self.now) {
-            let Some(Reverse(p)) = self.queue.pop() else {
-                break;
-            };
-            // A datagram that does not decode is dropped, as the socket shell does.
-            let Ok(seg) = self.cfg.format.decode(&p.bytes) else {
-                continue;
-            };
-            match p.dir {
-                Dir::ToClient => self.client.handle_segment(self.now, seg),
-                Dir::ToServer => match &mut self.server {
-                    Some(server) => server.handle_segment(self.now, seg),
-                    None if seg.kind() == Kind::Syn => {
-                        let mut server = Connection::accept(
-                            self.server_cfg.clone(),
-                            self.now,
-                            &seg,
-                            self.server_isn,
-                        );
-                        for message in &self.script.server_sends {
-                            server
-                                .write_message(self.now, message)
-                                .expect("a new connection takes messages");
-                        }
-                        self.server = Some(server);
+    fn arrive(&mut self, dir: Dir, bytes: &[u8]) {
+        // A datagram that does not decode is dropped, as the socket shell does.
+        let Ok(seg) = self.cfg.format.decode(bytes) else {
+            return;
+        };
+        match dir {
+            Dir::ToClient => self.client.handle_segment(self.now, seg),
+            Dir::ToServer => match &mut self.server {
+                Some(server) => server.handle_segment(self.now, seg),
+                None if seg.kind() == Kind::Syn => {
+                    let mut server = Connection::accept(
+                        self.server_cfg.clone(),
+                        self.now,
+                        &seg,
+                        self.server_isn,
+                    );
+                    for message in &self.script.server_sends {
+                        server
+                            .write_message(self.now, message)
+                            .expect("a new connection takes messages");
                     }
-                    None => {}
-                },
-            }
+                    self.server = Some(server);
+                }
+                None => {}
+            },
         }
     }
 
@@ -479,6 +378,18 @@ impl Sim {
             self.client.close(self.now);
         }
     }
+}
+
+/// The client's core at `start`, with the script's messages written.
+fn connect(cfg: &Config, script: &Script, start: Instant, isn: Seq) -> Connection {
+    let mut client = Connection::connect(cfg.clone(), start, isn);
+    for message in &script.client_sends {
+        // A fresh connection accepts writes; an error here is a bug in the core.
+        client
+            .write_message(start, message)
+            .expect("a new connection takes messages");
+    }
+    client
 }
 
 fn read_all(

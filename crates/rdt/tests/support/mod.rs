@@ -176,19 +176,18 @@ pub fn same_bytes(got: &[u8], want: &[u8], ctx: &str) {
 }
 
 /// A random bad network of the sweeps: up to 30% loss both ways, 10%
-/// duplication, 20% reordering (by up to two timeouts), corruption up to 5%
+/// duplication, 20% reordering (held behind the next datagram, up to two
+/// timeouts), corruption up to 5%
 /// when the format can detect it, one-way delay 10 µs to 2 ms.
 pub fn lossy_network(rng: &mut impl rand::Rng, corrupt: bool) -> Network {
-    Network {
-        loss: rng.random_range(0.0..=0.30),
-        duplicate: rng.random_range(0.0..=0.10),
-        reorder: rng.random_range(0.0..=0.20),
-        reorder_delay: TIMEOUT * 2,
-        corrupt: if corrupt {
+    Network::perfect()
+        .loss(rng.random_range(0.0..=0.30))
+        .duplicate(rng.random_range(0.0..=0.10))
+        .reorder(rng.random_range(0.0..=0.20), TIMEOUT * 2)
+        .corrupt(if corrupt {
             rng.random_range(0.0..=0.05)
         } else {
             0.0
-        },
-        delay: Duration::from_micros(rng.random_range(10..=2_000)),
-    }
+        })
+        .delay(Duration::from_micros(rng.random_range(10..=2_000)))
 }
