@@ -12,7 +12,7 @@
 //!   recovery (RFC 5681 §3.2): ssthresh = max(cwnd/2, 2 MSS), cwnd =
 //!   ssthresh + 3 MSS, +1 MSS per further duplicate ACK, cwnd = ssthresh when
 //!   the recovery ends; a timeout is Tahoe's.
-//! - **CUBIC** (RFC 9438, [`cubic`]): Reno's recovery with β = 0.7 and the
+//! - **CUBIC** (RFC 9438, `cubic.rs`): Reno's recovery with β = 0.7 and the
 //!   cubic growth function in congestion avoidance, never slower than Reno's.
 //! - **none**: cwnd is unlimited; the window and the peer's limit alone apply.
 

@@ -6,9 +6,12 @@
 //! needs an answer (SYN, SYN-ACK, data, FIN, FIN-ACK) is retransmitted on a
 //! fixed timeout, each retry loop with a bound (spec "Loss handling").
 //!
-//! Split by role (DESIGN "Growing rdt"): [`handshake`] (SYN-SENT,
-//! SYN-RECEIVED), [`send`] (the segment in flight, its ACK, retransmission),
-//! [`recv`] (in-order data, ACKs), [`close`] (FIN, FIN-ACK, the final ACKs).
+//! Split by role (DESIGN "Growing rdt"): `handshake` (SYN-SENT,
+//! SYN-RECEIVED), `send` (the segment in flight, its ACK, retransmission),
+//! `recv` (in-order data, ACKs), `close` (FIN, FIN-ACK, the final ACKs);
+//! `write` cuts the application's messages into segments, `outward` holds
+//! what the shell gets back (outputs, counters, the ending), `numbering`
+//! the shared-counter rule of the seed's reading.
 //! How numbers advance is the peer's reading of the course header
 //! ([`crate::dialect`]): learned segment by segment, or forced; the binary
 //! format has one reading, one sequence space per side. See
@@ -19,20 +22,22 @@ mod handshake;
 mod inbox;
 mod note;
 mod numbering;
+mod outward;
 mod recv;
 mod send;
 mod state;
 mod timer;
 mod window;
+mod write;
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::time::Instant;
 
 use bytes::Bytes;
 
 pub use inbox::Read;
 pub use note::{Answer, Ignore, Note};
+pub use outward::{Ending, Output, Stats};
 pub use state::State;
 pub use timer::Timer;
 
@@ -52,74 +57,6 @@ struct Flight {
     segment: Segment,
     first_sent: Instant,
     timeouts: u32,
-}
-
-/// Counters a caller can print after a session.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Stats {
-    pub segments_sent: u64,
-    pub segments_received: u64,
-    pub retransmissions: u64,
-    pub timeouts: u64,
-    pub duplicates: u64,
-    /// Data bytes the peer received in order (length segments included).
-    pub bytes_delivered: u64,
-    /// Our data bytes the peer has acknowledged (length segments included).
-    pub bytes_acked: u64,
-    /// The longest data field the peer sent in one segment.
-    pub largest_received: usize,
-}
-
-/// What the core produced: a segment for the wire or a note for the reader.
-#[derive(Debug, Clone)]
-pub enum Output {
-    /// To the peer.
-    Transmit(Segment),
-    /// To the address the client connected to (the listening socket), not the
-    /// per-connection port: a handshake ACK for peers that read it there.
-    TransmitToListener(Segment),
-    Note(Note),
-}
-
-/// How a connection ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ending {
-    /// Every FIN answered and acknowledged.
-    Graceful,
-    /// `close()` saw no FIN-ACK in its timeouts and assumed the peer closed (seed rule).
-    FinUnanswered,
-    /// `recv_close()` saw no last ACK in its timeouts and closed anyway (seed rule).
-    LastAckMissing,
-    /// The connection failed with an error.
-    Failed,
-}
-
-impl Ending {
-    /// What happened, in a sentence for the user, with the number of
-    /// timeouts the close waited (`Config::close_timeouts`).
-    pub fn describe(self, close_timeouts: u32) -> String {
-        match self {
-            Ending::Graceful => "closed gracefully".into(),
-            Ending::FinUnanswered => format!(
-                "closed: FIN unanswered after {close_timeouts} timeouts, peer assumed closed"
-            ),
-            Ending::LastAckMissing => {
-                format!("closed: last ACK never came in {close_timeouts} timeouts, closed anyway")
-            }
-            Ending::Failed => "failed".into(),
-        }
-    }
-}
-
-impl fmt::Display for Ending {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Ending::Graceful => "graceful close",
-            Ending::FinUnanswered => "FIN unanswered: peer assumed closed",
-            Ending::LastAckMissing => "last ACK missing: closed anyway",
-            Ending::Failed => "failed",
-        })
-    }
 }
 
 /// A start the peer's (or our) first data may have, and what it would mean.
@@ -314,54 +251,6 @@ impl Connection {
 
     // ----- what the application does -----
 
-    /// Queues one message: its length segment, then its data in MSS pieces
-    /// (the seed's `send`).
-    pub fn write_message(&mut self, now: Instant, message: &[u8]) -> Result<(), Error> {
-        self.write_bytes(now, Bytes::copy_from_slice(message))
-    }
-
-    /// [`Connection::write_message`] without the copy: a shell that copies a
-    /// large message first takes `now` after it, so the segments' send times
-    /// (and the timers from them) are when they really leave.
-    pub fn write_bytes(&mut self, now: Instant, message: Bytes) -> Result<(), Error> {
-        if !matches!(
-            self.state,
-            State::SynSent | State::SynReceived | State::Established
-        ) || self.close_requested
-        {
-            return Err(Error::Closed);
-        }
-        // The length segment goes whole, whatever the MSS (the seed's).
-        self.unsent
-            .push_back((Bytes::from(message.len().to_string()), true));
-        if !message.is_empty() {
-            self.unsent.push_back((message, false));
-        }
-        self.push_next(now);
-        Ok(())
-    }
-
-    /// Length of the next segment's payload: at most MSS of what is queued.
-    fn next_piece_len(&self) -> Option<usize> {
-        self.unsent.front().map(|(b, whole)| {
-            if *whole {
-                b.len()
-            } else {
-                b.len().min(self.cfg.mss)
-            }
-        })
-    }
-
-    /// The next segment's payload, cut from the queue (messages are cut
-    /// into MSS pieces as they go, not when written).
-    fn next_piece(&mut self) -> Option<Bytes> {
-        let (front, whole) = self.unsent.front_mut()?;
-        if !*whole && front.len() > self.cfg.mss {
-            return Some(front.split_to(self.cfg.mss));
-        }
-        self.unsent.pop_front().map(|(b, _)| b)
-    }
-
     /// Up to `max` bytes of the current message (the seed's `recv`).
     pub fn read(&mut self, max: usize) -> Result<Read, Error> {
         self.inbox.read(max)
@@ -550,20 +439,5 @@ impl Connection {
             });
             self.state = to;
         }
-    }
-}
-
-#[cfg(test)]
-mod ending_tests {
-    use super::Ending;
-
-    #[test]
-    fn the_ending_says_how_many_timeouts_the_close_waited() {
-        assert_eq!(
-            Ending::FinUnanswered.describe(5),
-            "closed: FIN unanswered after 5 timeouts, peer assumed closed"
-        );
-        assert!(Ending::LastAckMissing.describe(3).contains("in 3 timeouts"));
-        assert_eq!(Ending::Graceful.describe(3), "closed gracefully");
     }
 }

@@ -1,0 +1,60 @@
+//! The application's writes (the seed's `send`): each message becomes its
+//! length segment, sent whole, then its data, cut into MSS pieces as the
+//! sender takes them (not when written).
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{Connection, State};
+use crate::error::Error;
+
+impl Connection {
+    /// Queues one message: its length segment, then its data in MSS pieces
+    /// (the seed's `send`).
+    pub fn write_message(&mut self, now: Instant, message: &[u8]) -> Result<(), Error> {
+        self.write_bytes(now, Bytes::copy_from_slice(message))
+    }
+
+    /// [`Connection::write_message`] without the copy: a shell that copies a
+    /// large message first takes `now` after it, so the segments' send times
+    /// (and the timers from them) are when they really leave.
+    pub fn write_bytes(&mut self, now: Instant, message: Bytes) -> Result<(), Error> {
+        if !matches!(
+            self.state,
+            State::SynSent | State::SynReceived | State::Established
+        ) || self.close_requested
+        {
+            return Err(Error::Closed);
+        }
+        // The length segment goes whole, whatever the MSS (the seed's).
+        self.unsent
+            .push_back((Bytes::from(message.len().to_string()), true));
+        if !message.is_empty() {
+            self.unsent.push_back((message, false));
+        }
+        self.push_next(now);
+        Ok(())
+    }
+
+    /// Length of the next segment's payload: at most MSS of what is queued.
+    pub(super) fn next_piece_len(&self) -> Option<usize> {
+        self.unsent.front().map(|(b, whole)| {
+            if *whole {
+                b.len()
+            } else {
+                b.len().min(self.cfg.mss)
+            }
+        })
+    }
+
+    /// The next segment's payload, cut from the queue (messages are cut
+    /// into MSS pieces as they go, not when written).
+    pub(super) fn next_piece(&mut self) -> Option<Bytes> {
+        let (front, whole) = self.unsent.front_mut()?;
+        if !*whole && front.len() > self.cfg.mss {
+            return Some(front.split_to(self.cfg.mss));
+        }
+        self.unsent.pop_front().map(|(b, _)| b)
+    }
+}
