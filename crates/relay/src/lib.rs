@@ -14,6 +14,7 @@
 
 pub mod bench;
 pub mod client;
+mod cut;
 pub mod error;
 pub mod legacy;
 pub mod log;

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
+use crate::cut::Cut;
 use crate::log::EventLog;
 use crate::pressure::{Level, Pressure};
 use crate::sequencer::{Event, Limits, Refusal, Sequencer};
@@ -83,24 +84,17 @@ pub(crate) struct Outbox {
     /// Encoded `Deliver` frames: an event is encoded once and shared by every
     /// recipient (a reference count, not a copy, per recipient).
     pub(crate) queue: mpsc::Sender<Bytes>,
-    /// Cancelled with a reason to end the connection.
-    pub(crate) kick: CancellationToken,
-    pub(crate) reason: Arc<Mutex<Option<String>>>,
+    /// Ends the connection, with a reason.
+    pub(crate) cut: Cut,
     pub(crate) level: Arc<Level>,
 }
 
 impl Outbox {
     /// A client's outbox: its queue and how to end its connection.
-    pub(crate) fn new(
-        queue: mpsc::Sender<Bytes>,
-        kick: &CancellationToken,
-        reason: &Arc<Mutex<Option<String>>>,
-        level: &Arc<Level>,
-    ) -> Self {
+    pub(crate) fn new(queue: mpsc::Sender<Bytes>, cut: &Cut, level: &Arc<Level>) -> Self {
         Self {
             queue,
-            kick: kick.clone(),
-            reason: Arc::clone(reason),
+            cut: cut.clone(),
             level: Arc::clone(level),
         }
     }
@@ -152,10 +146,7 @@ impl Hub {
         }
         for id in slow {
             if let Some(out) = self.outboxes.remove(&id) {
-                if let Ok(mut r) = out.reason.lock() {
-                    r.get_or_insert_with(|| "too slow: outbox full".to_string());
-                }
-                out.kick.cancel();
+                out.cut.end_because(|| "too slow: outbox full".to_string());
             }
             if let Some(leave) = self.seq.disconnected(id, "too slow") {
                 self.publish(&leave);

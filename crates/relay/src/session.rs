@@ -15,8 +15,8 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
-use tokio_util::sync::CancellationToken;
 
+use crate::cut::Cut;
 use crate::pressure::{Level, Pressure};
 use crate::proto::{Codec, Event, Message};
 use crate::sequencer::{KnownClient, Refusal};
@@ -44,10 +44,8 @@ struct Joined {
 #[derive(Clone)]
 struct Session {
     id: u64,
-    /// Cancelled when either half ends (or the hub cuts the client).
-    kick: CancellationToken,
-    /// Why the hub or the writer cut the client, if they did.
-    reason: Arc<Mutex<Option<String>>>,
+    /// Ended when either half ends (or the hub cuts the client), with why.
+    cut: Cut,
     level: Arc<Level>,
     config: Arc<Config>,
 }
@@ -73,8 +71,7 @@ pub(crate) async fn handle(
     let pressure = Arc::clone(&lock(&hub).pressure);
     let mut session = Session {
         id: hello.client_id,
-        kick: CancellationToken::new(),
-        reason: Arc::new(Mutex::new(None)),
+        cut: Cut::default(),
         level: Arc::new(Level::new(config.outbox, Arc::clone(&pressure))),
         config,
     };
@@ -94,10 +91,8 @@ pub(crate) async fn handle(
     );
     leave(&hub, &session, why.as_deref());
     let text = session
-        .reason
-        .lock()
-        .ok()
-        .and_then(|r| r.clone())
+        .cut
+        .reason()
         .or(why.filter(|w| w != "left" && w != "connection closed"));
     if let Some(text) = text {
         tracing::info!(client = session.id, reason = %text, "client disconnected");
@@ -165,11 +160,7 @@ fn join(
             tracing::error!(error = %e, client = j.client_id, "cannot write the event log");
         }
     }
-    h.enter(
-        j.client_id,
-        Outbox::new(tx, &s.kick, &s.reason, &s.level),
-        &j.join,
-    );
+    h.enter(j.client_id, Outbox::new(tx, &s.cut, &s.level), &j.join);
     tracing::info!(client = j.client_id, name = %j.name, replay = j.replay.len(), "client joined");
     Ok(Joined {
         id: j.client_id,
@@ -193,7 +184,7 @@ async fn write(mut w: Writer, mut rx: mpsc::Receiver<Bytes>, joined: Joined, s: 
         e.deliver().encode(&mut out);
     }
     if w.write_all(&out).await.is_err() {
-        s.kick.cancel();
+        s.cut.end();
         return w;
     }
     let mut ping = tokio::time::interval(s.config.heartbeat);
@@ -202,7 +193,7 @@ async fn write(mut w: Writer, mut rx: mpsc::Receiver<Bytes>, joined: Joined, s: 
     loop {
         out.clear();
         tokio::select! {
-            () = s.kick.cancelled() => break,
+            () = s.cut.ended() => break,
             frame = rx.recv() => {
                 let Some(frame) = frame else { break };
                 out.extend_from_slice(&frame);
@@ -216,17 +207,16 @@ async fn write(mut w: Writer, mut rx: mpsc::Receiver<Bytes>, joined: Joined, s: 
             }
         }
         let written = tokio::select! {
-            () = s.kick.cancelled() => break,
+            () = s.cut.ended() => break,
             r = w.write_all(&out) => r,
         };
         if let Err(e) = written {
-            if e.kind() == std::io::ErrorKind::TimedOut
-                && let Ok(mut r) = s.reason.lock()
-            {
+            if e.kind() == std::io::ErrorKind::TimedOut {
                 let stall = s.config.stall;
-                r.get_or_insert_with(|| format!("too slow: nothing read for {stall:?}"));
+                s.cut
+                    .give_reason(|| format!("too slow: nothing read for {stall:?}"));
             }
-            s.kick.cancel();
+            s.cut.end();
             break;
         }
         s.level.drained(rx.len());
@@ -246,7 +236,7 @@ async fn read(
     let silent = s.config.heartbeat * 3;
     let why = loop {
         let next = tokio::select! {
-            () = s.kick.cancelled() => break None,
+            () = s.cut.ended() => break None,
             () = conn.shutdown.cancelled() => break Some("server shutting down".to_string()),
             n = tokio::time::timeout(silent, frames.next()) => n,
         };
@@ -260,7 +250,7 @@ async fn read(
             Message::Chat { sender_seq, text } => {
                 // Backpressure: no line is taken while a client lags.
                 tokio::select! {
-                    () = s.kick.cancelled() => break None,
+                    () = s.cut.ended() => break None,
                     () = conn.shutdown.cancelled() => break Some("server shutting down".to_string()),
                     _ = pressure.wait_calm() => {}
                 }
@@ -287,7 +277,7 @@ async fn read(
             other => break Some(format!("unexpected message from a client: {other:?}")),
         }
     };
-    s.kick.cancel();
+    s.cut.end();
     why
 }
 
@@ -298,11 +288,7 @@ fn leave(hub: &Mutex<Hub>, s: &Session, why: Option<&str>) {
     if h.outboxes.remove(&s.id).is_none() {
         return;
     }
-    let stalled = s
-        .reason
-        .lock()
-        .ok()
-        .is_some_and(|r| r.as_deref().is_some_and(|t| t.starts_with("too slow")));
+    let stalled = s.cut.reason().is_some_and(|t| t.starts_with("too slow"));
     let reason = if stalled {
         "too slow"
     } else {

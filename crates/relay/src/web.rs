@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use web::{Gate, Page, json_string};
 
+use crate::cut::Cut;
 use crate::pressure::{Level, Pressure};
 use crate::proto::Kind;
 use crate::sequencer::Event;
@@ -109,8 +110,8 @@ type Hello = (u64, u128, u64, String);
 #[derive(Clone)]
 struct PageSession {
     id: u64,
-    /// Cancelled when either half ends (or the hub cuts the client).
-    kick: CancellationToken,
+    /// Ended when either half ends (or the hub cuts the client).
+    cut: Cut,
     /// The server's shutdown.
     stop: CancellationToken,
 }
@@ -130,14 +131,13 @@ async fn session(socket: WebSocket, shared: &Shared, peer: SocketAddr) {
         return;
     };
     let (tx, rx) = mpsc::channel::<Bytes>(shared.config.outbox);
-    let kick = CancellationToken::new();
-    let reason = Arc::new(Mutex::new(None::<String>));
+    let cut = Cut::default();
     let Joined {
         first,
         level,
         pressure,
         id,
-    } = match join(shared, &hello, tx, &kick, &reason) {
+    } = match join(shared, &hello, tx, &cut) {
         Ok(joined) => joined,
         Err(text) => {
             let _ = sink.send(WsMessage::Text(error_json(&text).into())).await;
@@ -155,7 +155,7 @@ async fn session(socket: WebSocket, shared: &Shared, peer: SocketAddr) {
     );
     let s = PageSession {
         id,
-        kick,
+        cut: cut.clone(),
         stop: shared.gate.shutdown.clone(),
     };
     let ((), why) = tokio::join!(
@@ -164,7 +164,7 @@ async fn session(socket: WebSocket, shared: &Shared, peer: SocketAddr) {
     );
     let mut h = lock(&shared.hub);
     if h.outboxes.remove(&id).is_some() {
-        let stored = reason.lock().ok().and_then(|r| r.clone());
+        let stored = cut.reason();
         let leave = stored.unwrap_or_else(|| why.clone());
         if let Some(e) = h.seq.disconnected(id, &leave) {
             h.publish(&e);
@@ -203,8 +203,7 @@ fn join(
     shared: &Shared,
     hello: &Hello,
     tx: mpsc::Sender<Bytes>,
-    kick: &CancellationToken,
-    reason: &Arc<Mutex<Option<String>>>,
+    cut: &Cut,
 ) -> Result<Joined, String> {
     let mut h = lock(&shared.hub);
     let level = Arc::new(Level::new(shared.config.outbox, Arc::clone(&h.pressure)));
@@ -213,7 +212,7 @@ fn join(
         .seq
         .hello(*client_id, *token, *from, name, new_token())
         .map_err(|r| refusal_text(&r))?;
-    h.enter(j.client_id, Outbox::new(tx, kick, reason, &level), &j.join);
+    h.enter(j.client_id, Outbox::new(tx, cut, &level), &j.join);
     let mut welcome = format!(
         r#"{{"type":"welcome","client_id":{},"token":"{:032x}","next_seq":{},"name":"#,
         j.client_id,
@@ -243,13 +242,13 @@ async fn write_events(
 ) {
     for m in first {
         if sink.send(WsMessage::Text(m.into())).await.is_err() {
-            s.kick.cancel();
+            s.cut.end();
             return;
         }
     }
     loop {
         let next = tokio::select! {
-            () = s.kick.cancelled() => break,
+            () = s.cut.ended() => break,
             () = s.stop.cancelled() => break,
             f = rx.recv() => f,
         };
@@ -261,7 +260,7 @@ async fn write_events(
             break;
         }
     }
-    s.kick.cancel();
+    s.cut.end();
     let _ = sink.close().await;
 }
 
@@ -275,7 +274,7 @@ async fn read_commands(
 ) -> String {
     let why = loop {
         let next = tokio::select! {
-            () = s.kick.cancelled() => break "gone".to_string(),
+            () = s.cut.ended() => break "gone".to_string(),
             () = s.stop.cancelled() => break "server shutting down".to_string(),
             n = stream.next() => n,
         };
@@ -289,7 +288,7 @@ async fn read_commands(
         match parse_command(text.as_str()) {
             Ok(Command::Chat(n, line)) => {
                 tokio::select! {
-                    () = s.kick.cancelled() => break "gone".to_string(),
+                    () = s.cut.ended() => break "gone".to_string(),
                     _ = pressure.wait_calm() => {}
                 }
                 let mut h = lock(hub);
@@ -301,7 +300,7 @@ async fn read_commands(
             Err(why) => break why,
         }
     };
-    s.kick.cancel();
+    s.cut.end();
     why
 }
 

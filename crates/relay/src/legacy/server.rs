@@ -22,10 +22,10 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::frame::{self, Frame, Reader};
 use super::text;
+use crate::cut::Cut;
 use crate::pressure::{Level, Pressure};
 use crate::proto::Event;
 use crate::server::{Config, Hub, Outbox, lock, new_token};
@@ -50,10 +50,8 @@ fn legacy_frame(e: &Event) -> (u64, Bytes) {
 struct Session {
     id: u64,
     peer: std::net::SocketAddr,
-    /// Cancelled when either half ends (or the hub cuts the client).
-    kick: CancellationToken,
-    /// Why the hub or the writer cut the client, if they did.
-    reason: Arc<Mutex<Option<String>>>,
+    /// Ended when either half ends (or the hub cuts the client), with why.
+    cut: Cut,
     level: Arc<Level>,
     config: Arc<Config>,
 }
@@ -71,8 +69,7 @@ pub(crate) async fn handle(
     let mut s = Session {
         id: 0,
         peer: conn.peer,
-        kick: CancellationToken::new(),
-        reason: Arc::new(Mutex::new(None)),
+        cut: Cut::default(),
         // Its own level, apart from the hub's pressure: see the module docs.
         level: Arc::new(Level::new(config.outbox, Arc::new(Pressure::default()))),
         config,
@@ -88,7 +85,7 @@ pub(crate) async fn handle(
         read(r, &conn, &hub, acked_tx, s.clone()),
     );
     leave(&hub, &s, why.clone());
-    let text = s.reason.lock().ok().and_then(|r| r.clone()).or(why);
+    let text = s.cut.reason().or(why);
     tracing::info!(client = id, peer = %s.peer, reason = text.as_deref().unwrap_or("gone"), "original chat client left");
     let _ = w.shutdown().await;
 }
@@ -101,11 +98,7 @@ fn join(hub: &Mutex<Hub>, tx: mpsc::Sender<Bytes>, s: &Session) -> Option<(u64, 
         .seq
         .hello(0, 0, 0, &text::address_name(s.peer), new_token())
         .ok()?;
-    h.enter(
-        j.client_id,
-        Outbox::new(tx, &s.kick, &s.reason, &s.level),
-        &j.join,
-    );
+    h.enter(j.client_id, Outbox::new(tx, &s.cut, &s.level), &j.join);
     Some((j.client_id, j.replay))
 }
 
@@ -125,7 +118,7 @@ async fn write(
             f
         } else {
             let next = tokio::select! {
-                () = s.kick.cancelled() => break,
+                () = s.cut.ended() => break,
                 f = rx.recv() => f,
             };
             let Some(native) = next else { break };
@@ -136,7 +129,7 @@ async fn write(
             }
         };
         if !send_until_acked(&mut w, seq, &bytes, &mut acked, &s).await {
-            s.kick.cancel();
+            s.cut.end();
             break;
         }
     }
@@ -155,7 +148,7 @@ async fn send_until_acked(
 ) -> bool {
     for sends in 1..=s.config.legacy_attempts {
         let written = tokio::select! {
-            () = s.kick.cancelled() => return false,
+            () = s.cut.ended() => return false,
             r = w.write_all(bytes) => r,
         };
         if written.is_err() {
@@ -167,17 +160,14 @@ async fn send_until_acked(
                 return true;
             }
             tokio::select! {
-                () = s.kick.cancelled() => return false,
+                () = s.cut.ended() => return false,
                 () = tokio::time::sleep_until(deadline) => break,
                 changed = acked.changed() => if changed.is_err() { return false },
             }
         }
-        if sends == s.config.legacy_attempts
-            && let Ok(mut r) = s.reason.lock()
-        {
-            r.get_or_insert_with(|| {
-                format!("stopped acknowledging (frame {seq} sent {sends} times)")
-            });
+        if sends == s.config.legacy_attempts {
+            s.cut
+                .give_reason(|| format!("stopped acknowledging (frame {seq} sent {sends} times)"));
         }
     }
     false
@@ -205,7 +195,7 @@ async fn read(
             std::time::Duration::from_secs(86_400)
         };
         let got = tokio::select! {
-            () = s.kick.cancelled() => break None,
+            () = s.cut.ended() => break None,
             () = conn.shutdown.cancelled() => break Some("server shutting down".to_string()),
             n = tokio::time::timeout(wait, r.read(&mut buf)) => n,
         };
@@ -240,13 +230,13 @@ async fn read(
                     shown = name;
                 }
                 Err(e) => {
-                    s.kick.cancel();
+                    s.cut.end();
                     return Some(format!("bad frame: {e}"));
                 }
             }
         }
     };
-    s.kick.cancel();
+    s.cut.end();
     why
 }
 
@@ -255,7 +245,7 @@ async fn read(
 fn leave(hub: &Mutex<Hub>, s: &Session, why: Option<String>) {
     let mut h = lock(hub);
     if h.outboxes.remove(&s.id).is_some() {
-        let stored = s.reason.lock().ok().and_then(|r| r.clone());
+        let stored = s.cut.reason();
         let leave = stored.or(why).unwrap_or_else(|| "gone".to_string());
         if let Some(e) = h.seq.disconnected(s.id, &leave) {
             h.publish(&e);
