@@ -759,20 +759,28 @@ fn classic_math_serve_answers_and_exits_0_on_sigterm() {
     assert_eq!(wait_bounded(&mut child).code(), Some(0));
 }
 
+/// `protolab [--threads N] hftp serve` on 127.0.0.1 and a free port, serving `dir`.
+fn start_hftp(
+    dir: &std::path::Path,
+    threads: Option<&str>,
+) -> (Child, BufReader<std::process::ChildStdout>, SocketAddr) {
+    let mut cmd = protolab();
+    if let Some(n) = threads {
+        cmd.args(["--threads", n]);
+    }
+    cmd.args(["hftp", "serve", "-a", "127.0.0.1", "-p", "0", "-d"])
+        .arg(dir)
+        .stderr(Stdio::null());
+    spawn_listening(&mut cmd)
+}
+
 #[test]
 fn hftp_serve_answers_and_exits_0_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("hello.txt"), b"hi!").unwrap();
     // The default runtime, the current-thread one (`--threads 1`) and a sized one.
     for threads in [None, Some("1"), Some("2")] {
-        let mut cmd = protolab();
-        if let Some(n) = threads {
-            cmd.args(["--threads", n]);
-        }
-        cmd.args(["hftp", "serve", "-a", "127.0.0.1", "-p", "0", "-d"])
-            .arg(dir.path())
-            .stderr(Stdio::null());
-        let (mut child, _out, addr) = spawn_listening(&mut cmd);
+        let (mut child, _out, addr) = start_hftp(dir.path(), threads);
         let mut c = TcpStream::connect(addr).unwrap();
         c.set_read_timeout(Some(BOUND)).unwrap();
         c.write_all(b"get_file_listing\r\nget_slice hello.txt 0 3\r\nquit\r\n")
@@ -790,11 +798,7 @@ fn hftp_client_against_our_server() {
     let dir = tempfile::tempdir().unwrap();
     let data: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
     std::fs::write(dir.path().join("data.bin"), &data).unwrap();
-    let mut cmd = protolab();
-    cmd.args(["hftp", "serve", "-a", "127.0.0.1", "-p", "0", "-d"])
-        .arg(dir.path())
-        .stderr(Stdio::null());
-    let (mut child, _out, addr) = spawn_listening(&mut cmd);
+    let (mut child, _out, addr) = start_hftp(dir.path(), None);
     let server = addr.to_string();
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("copy.bin");
@@ -880,11 +884,7 @@ fn hftp_client_against_our_server() {
 #[test]
 fn hftp_checker_against_our_server_text_and_json() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = protolab();
-    cmd.args(["hftp", "serve", "-a", "127.0.0.1", "-p", "0", "-d"])
-        .arg(dir.path())
-        .stderr(Stdio::null());
-    let (mut child, _out, addr) = spawn_listening(&mut cmd);
+    let (mut child, _out, addr) = start_hftp(dir.path(), None);
     let server = addr.to_string();
     let check = protolab()
         .args(["hftp", "check", &server, "--dir"])
