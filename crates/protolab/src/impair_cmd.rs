@@ -280,7 +280,7 @@ pub async fn run(args: ImpairArgs) -> anyhow::Result<()> {
     match args.kind {
         Kind::Udp(a) => {
             let upstream = resolve(&a.common.upstream).await?;
-            let mut cfg = UdpProxyConfig::new(a.common.listen.resolve()?, upstream);
+            let mut cfg = UdpProxyConfig::new(a.common.listen.resolve().await?, upstream);
             cfg.rules = udp_rules(&a.rules);
             cfg.seed = a.common.run.seed;
             cfg.log_decisions = a.common.run.log;
@@ -294,7 +294,7 @@ pub async fn run(args: ImpairArgs) -> anyhow::Result<()> {
         }
         Kind::Tcp(a) => {
             let upstream = resolve(&a.common.upstream).await?;
-            let mut cfg = TcpProxyConfig::new(a.common.listen.resolve()?, upstream);
+            let mut cfg = TcpProxyConfig::new(a.common.listen.resolve().await?, upstream);
             cfg.rules = tcp_rules(&a);
             cfg.seed = a.common.run.seed;
             cfg.log_decisions = a.common.run.log;

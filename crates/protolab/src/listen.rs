@@ -31,9 +31,9 @@ pub struct ListenArgs {
 }
 
 impl ListenArgs {
-    /// The socket address these say (a host name is looked up: its first address).
-    pub fn resolve(&self) -> anyhow::Result<SocketAddr> {
-        use std::net::ToSocketAddrs as _;
+    /// The socket address these say (a host name is looked up, without
+    /// blocking the runtime's threads: its first address).
+    pub async fn resolve(&self) -> anyhow::Result<SocketAddr> {
         let target = if self.address.parse::<SocketAddr>().is_ok() {
             self.address.clone()
         } else if self.address.contains(':') && !self.address.starts_with('[') {
@@ -42,8 +42,8 @@ impl ListenArgs {
         } else {
             format!("{}:{}", self.address, self.port)
         };
-        target
-            .to_socket_addrs()
+        tokio::net::lookup_host(&target)
+            .await
             .with_context(|| format!("cannot resolve the listening address {target}"))?
             .next()
             .with_context(|| format!("{target} has no address"))
@@ -56,7 +56,7 @@ pub async fn listen(
     args: &ListenArgs,
 ) -> anyhow::Result<(TcpListener, impl Future<Output = netkit::shutdown::Signal>)> {
     let signal = signals()?;
-    let listener = netkit::server::bind(args.resolve()?).await?;
+    let listener = netkit::server::bind(args.resolve().await?).await?;
     Ok((listener, signal))
 }
 
@@ -76,22 +76,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_ip_takes_the_port_and_an_address_with_a_port_keeps_its_own() {
+    #[tokio::test]
+    async fn an_ip_takes_the_port_and_an_address_with_a_port_keeps_its_own() {
         assert_eq!(
-            args("127.0.0.1", 9000).resolve().unwrap(),
+            args("127.0.0.1", 9000).resolve().await.unwrap(),
             "127.0.0.1:9000".parse().unwrap()
         );
         assert_eq!(
-            args("127.0.0.1:8081", 9000).resolve().unwrap(),
+            args("127.0.0.1:8081", 9000).resolve().await.unwrap(),
             "127.0.0.1:8081".parse().unwrap()
         );
         assert_eq!(
-            args("::1", 7).resolve().unwrap(),
+            args("::1", 7).resolve().await.unwrap(),
             "[::1]:7".parse().unwrap()
         );
         assert_eq!(
-            args("localhost", 5).resolve().unwrap().port(),
+            args("localhost", 5).resolve().await.unwrap().port(),
             5,
             "a host name is looked up"
         );

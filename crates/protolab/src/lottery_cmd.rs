@@ -314,7 +314,7 @@ pub fn print_winners(report: &SimReport) {
 /// `lottery serve`: the store (SQLite or PostgreSQL), the listener, the run.
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let store = a.store.clone().or_else(database_url);
-    let mut cfg = ServerConfig::new(a.listen.resolve()?, a.db.clone());
+    let mut cfg = ServerConfig::new(a.listen.resolve().await?, a.db.clone());
     match &store {
         Some(url) => cfg.backend = Backend::Postgres(url.parse()?),
         None => crate::paths::file_to_write(&a.db, "database")?,

@@ -198,7 +198,11 @@ pub async fn run(args: RdtArgs) -> anyhow::Result<()> {
             listen,
             output,
             common,
-        } => recv(listen.resolve()?, output.as_ref(), &common),
+        } => {
+            // A blocking thread of the runtime: it may wait for the lookup.
+            let addr = tokio::runtime::Handle::current().block_on(listen.resolve())?;
+            recv(addr, output.as_ref(), &common)
+        }
         Cmd::Bench { json, only, plot } => {
             let out = crate::bench_out::BenchOut::new(json);
             let tables = match only {
