@@ -5,6 +5,12 @@
 //! simulator's business), on a virtual clock, deterministically. The figure
 //! is each flow's in-order goodput over a measurement window that starts
 //! after a warm-up, so slow start's race does not count.
+//!
+//! Why not impair's datagram engine (which the two-end simulator uses): the
+//! fairness test needs one drop-tail queue, counted in bytes, shared by every
+//! flow and apart from the propagation delay; the engine is one direction of
+//! one flow, and its queue limit counts every datagram not yet delivered,
+//! those in propagation included. This file models a router, not impairments.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
