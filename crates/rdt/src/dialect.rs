@@ -18,6 +18,8 @@ use std::fmt;
 
 use bytes::Bytes;
 
+use crate::few::Few;
+
 /// Who owns the numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counter {
@@ -380,8 +382,8 @@ impl Dialect {
 
     /// The advances a data segment of `len` bytes, `wire_len` on the wire,
     /// may make, one per unit still possible (distinct, the current guess first).
-    pub fn advances(&self, len: usize, wire_len: usize) -> Vec<u32> {
-        let mut out: Vec<u32> = Vec::with_capacity(3);
+    pub fn advances(&self, len: usize, wire_len: usize) -> Few<u32> {
+        let mut out = Few::default();
         let guess = self.reading.unit;
         for u in std::iter::once(guess).chain(Unit::ALL) {
             if self.units & u.bit() == 0 {
@@ -392,9 +394,7 @@ impl Dialect {
                 Unit::Segments => 1,
                 Unit::Encoded => wire_len,
             } as u32;
-            if !out.contains(&a) {
-                out.push(a);
-            }
+            out.push_new(a);
         }
         out
     }
@@ -533,28 +533,28 @@ mod tests {
     fn the_unit_is_narrowed_by_each_advance_seen() {
         let mut d = Dialect::new(DialectChoice::Auto);
         // A 4-byte length segment of 20 bytes on the wire: three candidates.
-        assert_eq!(d.advances(4, 20), vec![4, 1, 20]);
+        assert_eq!(&d.advances(4, 20)[..], [4, 1, 20]);
         // One byte of data: bytes and segments agree; not settled yet.
         assert_eq!(d.observe_advance(1, 17, 1), None);
         assert!(!d.unit_known());
-        assert_eq!(d.advances(16, 33), vec![16, 1]);
+        assert_eq!(&d.advances(16, 33)[..], [16, 1]);
         // Then 16 bytes advanced the number by 1: segments.
         assert_eq!(
             d.observe_advance(16, 33, 1),
             Some(Learned::Unit(Unit::Segments))
         );
-        assert_eq!(d.advances(16, 33), vec![1]);
+        assert_eq!(&d.advances(16, 33)[..], [1]);
         assert_eq!(d.reading().unit, Unit::Segments);
         // Nothing learned twice; an impossible advance changes nothing.
         assert_eq!(d.observe_advance(16, 33, 1), None);
         assert_eq!(d.observe_advance(16, 33, 7), None);
-        assert_eq!(d.advances(16, 33), vec![1]);
+        assert_eq!(&d.advances(16, 33)[..], [1]);
     }
 
     #[test]
     fn a_forced_reading_learns_nothing() {
         let mut d = Dialect::new(DialectChoice::Forced(Reading::parse("encoded").unwrap()));
-        assert_eq!(d.advances(16, 36), vec![36]);
+        assert_eq!(&d.advances(16, 36)[..], [36]);
         assert_eq!(d.observe_advance(16, 36, 16), None);
         assert_eq!(d.set_counter(Counter::PerSide), None);
         assert_eq!(d.observe_filler(&Bytes::from_static(b"0"), false), None);

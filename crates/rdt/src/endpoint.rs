@@ -5,12 +5,13 @@
 //! not each other.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::conn::{Connection, Output};
 use crate::error::Error;
 use crate::link::{Incoming, Link};
 use crate::segment::{Kind, Segment};
+use crate::wait::Until;
 
 /// Datagrams taken in one turn before the core's answers go out.
 const BURST: usize = 64;
@@ -24,6 +25,8 @@ pub(crate) struct Endpoint {
     /// A client's: the address it connected to (the server's listening
     /// socket), where some readings want the handshake ACK.
     listener: Option<SocketAddr>,
+    /// The clock when the last datagram was taken or timer run.
+    last_now: Instant,
 }
 
 impl Endpoint {
@@ -34,6 +37,7 @@ impl Endpoint {
             peer,
             conn,
             listener: None,
+            last_now: Instant::now(),
         }
     }
 
@@ -44,6 +48,7 @@ impl Endpoint {
             peer: server,
             conn,
             listener: Some(server),
+            last_now: Instant::now(),
         }
     }
 
@@ -65,8 +70,10 @@ impl Endpoint {
                     self.conn.stats().bytes_acked,
                 );
             }
-            if let Some(done) = step(&mut self.conn)? {
-                self.flush()?;
+            let done = step(&mut self.conn)?;
+            // What the step made the core send goes before any wait.
+            self.flush()?;
+            if let Some(done) = done {
                 return Ok(done);
             }
             if let Some(err) = self.conn.take_error() {
@@ -75,16 +82,17 @@ impl Endpoint {
             if self.conn.is_closed() {
                 return Err(Error::Closed);
             }
-            let now = Instant::now();
-            let wait = self
-                .conn
-                .poll_timeout()
-                .map(|at| at.saturating_duration_since(now));
-            if wait == Some(Duration::ZERO) {
-                self.conn.handle_timeout(now);
+            // Timers are checked against the clock of the last event (read
+            // once per datagram taken): a timer due since then is found by
+            // the wait below, which reads the clock only if it must block.
+            let deadline = self.conn.poll_timeout();
+            if deadline.is_some_and(|at| at <= self.last_now) {
+                self.last_now = Instant::now();
+                self.conn.handle_timeout(self.last_now);
                 continue;
             }
-            match self.link.receive(wait)? {
+            let until = deadline.map_or(Until::Forever, Until::At);
+            match self.link.receive(until)? {
                 Incoming::Segment(seg, from) => {
                     self.take(seg, from);
                     // Stop & Wait has one segment in flight: looking for a
@@ -94,7 +102,10 @@ impl Endpoint {
                     }
                 }
                 Incoming::Nothing => {}
-                Incoming::TimedOut => self.conn.handle_timeout(Instant::now()),
+                Incoming::TimedOut => {
+                    self.last_now = Instant::now();
+                    self.conn.handle_timeout(self.last_now);
+                }
             }
         }
     }
@@ -104,7 +115,7 @@ impl Endpoint {
     /// of ACKs one refill of the window.
     fn take_waiting(&mut self) -> Result<(), Error> {
         for _ in 0..BURST {
-            match self.link.receive(Some(Duration::ZERO))? {
+            match self.link.receive(Until::Now)? {
                 Incoming::Segment(seg, from) => self.take(seg, from),
                 Incoming::Nothing => {}
                 Incoming::TimedOut => break,
@@ -118,7 +129,7 @@ impl Endpoint {
     /// runs the timer if it is due, sends what the core wants.
     pub(crate) fn turn(&mut self) -> Result<(), Error> {
         loop {
-            match self.link.receive(Some(Duration::ZERO))? {
+            match self.link.receive(Until::Now)? {
                 Incoming::Segment(seg, from) => self.take(seg, from),
                 Incoming::Nothing => {}
                 Incoming::TimedOut => break,
@@ -154,9 +165,10 @@ impl Endpoint {
     }
 
     fn take(&mut self, seg: Segment, from: SocketAddr) {
+        self.last_now = Instant::now();
         if from == self.peer || Some(from) == self.listener {
             let syn_sent = self.conn.state() == crate::State::SynSent;
-            self.conn.handle_segment(Instant::now(), seg);
+            self.conn.handle_segment(self.last_now, seg);
             // The server answers from its new per-connection socket: from now
             // on the client talks to that address, once the core took the
             // SYN-ACK (never on one it refused).
@@ -164,7 +176,7 @@ impl Endpoint {
                 self.peer = from;
             }
         } else if self.conn.state() == crate::State::SynSent && seg.kind() == Kind::SynAck {
-            self.conn.handle_segment(Instant::now(), seg);
+            self.conn.handle_segment(self.last_now, seg);
             if self.conn.state() != crate::State::SynSent {
                 self.peer = from;
             }

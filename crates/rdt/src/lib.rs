@@ -18,6 +18,7 @@ pub mod cwnd_trace;
 pub mod dialect;
 mod endpoint;
 pub mod error;
+pub mod few;
 pub mod isn;
 mod link;
 mod listener;

@@ -9,7 +9,7 @@
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use impair::datagram::{DatagramEngine, Verdict};
@@ -23,7 +23,7 @@ use crate::conn::Note;
 use crate::error::Error;
 use crate::segment::Segment;
 use crate::trace::{Trace, TraceKind};
-use crate::wait::Waiter;
+use crate::wait::{Until, Waiter};
 use crate::wire::MAX_DATAGRAM;
 
 /// Everything about a socket that is not the protocol's configuration.
@@ -188,10 +188,9 @@ impl Link {
             .map_err(|e| Error::io(format!("send to {to}"), e))
     }
 
-    /// Waits up to `wait` (None: forever) for one datagram.
-    pub fn receive(&mut self, wait: Option<Duration>) -> Result<Incoming, Error> {
-        let deadline = wait.map(|w| Instant::now() + w);
-        let (n, from) = match self.waiter.recv_from(&self.udp, &mut self.buf, deadline) {
+    /// Waits for one datagram until `until`.
+    pub fn receive(&mut self, until: Until) -> Result<Incoming, Error> {
+        let (n, from) = match self.waiter.recv_from(&self.udp, &mut self.buf, until) {
             Ok(Some(got)) => got,
             Ok(None) => return Ok(Incoming::TimedOut),
             // An ICMP port unreachable from an earlier send: not for this datagram.

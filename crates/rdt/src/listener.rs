@@ -37,6 +37,7 @@ use crate::link::{Incoming, Link, Options};
 use crate::segment::Kind;
 use crate::seq::Seq;
 use crate::trace::TraceKind;
+use crate::wait::Until;
 
 /// Half-open handshakes at once, in all (each holds a socket and a poller:
 /// three file descriptors).
@@ -242,7 +243,7 @@ impl Listening {
     /// whether more may be waiting.
     fn listening_socket(&mut self) -> Result<(), Error> {
         for _ in 0..SYN_BATCH {
-            match self.link.receive(Some(Duration::ZERO))? {
+            match self.link.receive(Until::Now)? {
                 Incoming::Segment(seg, from) => self.syn(&seg, from),
                 Incoming::Nothing => {}
                 Incoming::TimedOut => {

@@ -204,11 +204,20 @@ impl RdtSocket {
         let e = self.endpoint()?;
         let before = e.conn.stats().bytes_acked;
         let length_segment = message.len().to_string().len() as u64;
-        let copy = bytes::Bytes::copy_from_slice(message);
-        e.conn.write_bytes(Instant::now(), copy)?;
+        let part = feed_part(e.conn.config());
+        e.conn.begin_message(Instant::now(), message.len())?;
+        let mut fed = 0;
         e.drive(|c| {
+            // The message goes to the core a part at a time, one part ahead
+            // of what it sends: never copied whole, hot in the cache when sent.
+            while fed < message.len() && c.unsent_bytes() < part {
+                let end = (fed + part).min(message.len());
+                let data = bytes::Bytes::copy_from_slice(&message[fed..end]);
+                c.write_more(Instant::now(), data)?;
+                fed = end;
+            }
             progress((c.stats().bytes_acked - before).saturating_sub(length_segment));
-            Ok(c.all_acked().then_some(()))
+            Ok((fed == message.len() && c.all_acked()).then_some(()))
         })
     }
 
@@ -277,4 +286,13 @@ impl RdtSocket {
             _ => Err(Error::Usage("connected")),
         }
     }
+}
+
+/// How much of a message `send` hands the core at a time: a whole number of
+/// segments (so no short segment lands mid-message), at least 256 KiB and
+/// two full windows (so a window never waits for the next part).
+fn feed_part(cfg: &crate::config::Config) -> usize {
+    let mss = cfg.mss.max(1);
+    let want = (cfg.window.max(1) * mss * 2).max(256 << 10);
+    want.div_ceil(mss) * mss
 }

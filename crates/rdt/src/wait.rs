@@ -10,6 +10,16 @@ use std::time::Instant;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
+/// How long a receive may wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Until {
+    /// Not at all: only what has arrived.
+    Now,
+    /// Until this instant (the clock is read only if nothing has arrived).
+    At(Instant),
+    Forever,
+}
+
 /// The epoll set is made on the first wait that needs one: a socket only ever
 /// read without waiting (a half-open handshake in the listener, which may be
 /// one of a flood's) costs no epoll instance.
@@ -41,18 +51,22 @@ impl Waiter {
         }
     }
 
-    /// One datagram, or `None` once `deadline` passes (no deadline: wait forever).
+    /// One datagram, or `None` once `until` passes.
     pub fn recv_from(
         &mut self,
         udp: &UdpSocket,
         buf: &mut [u8],
-        deadline: Option<Instant>,
+        until: Until,
     ) -> io::Result<Option<(usize, SocketAddr)>> {
         loop {
             match udp.recv_from(buf) {
                 Ok(got) => return Ok(Some(got)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                    let left = match until {
+                        Until::Now => return Ok(None),
+                        Until::At(d) => Some(d.saturating_duration_since(Instant::now())),
+                        Until::Forever => None,
+                    };
                     if left.is_some_and(|l| l.is_zero()) {
                         return Ok(None);
                     }

@@ -172,6 +172,46 @@ fn both_directions_in_binary() {
     assert_eq!(bounded("server", server), Ending::Graceful);
 }
 
+/// `send` hands a large message to the core a part at a time: the peer
+/// still gets it whole, and every data segment but the last is a full MSS
+/// (no short segment where one part ends and the next begins).
+#[test]
+fn a_message_larger_than_a_part_is_cut_into_full_segments_only() {
+    for (format, mss, len) in [
+        (Format::Binary, 1_000, 700_007),
+        (Format::Course, 16, 300_001),
+    ] {
+        let cfg = Config {
+            mss,
+            ..config(format)
+        };
+        // Segments sent for a message of `len` bytes, retransmissions aside.
+        let sends = |len: usize| {
+            let (mut server, addr) = listener(Options::new(cfg.clone()));
+            let server = thread::spawn(move || {
+                let (mut conn, _) = server.accept().unwrap();
+                let (got, _) = conn.recv_to_end().unwrap();
+                (got, conn.stats().unwrap())
+            });
+            let mut client = RdtSocket::with_config(cfg.clone());
+            client.connect(addr).unwrap();
+            client.send(&file(len)).unwrap();
+            let stats = client.stats().unwrap();
+            client.close().unwrap();
+            let (got, server_stats) = bounded("server", server);
+            assert!(got == file(len), "{format}: {len} bytes arrive whole");
+            if len > mss {
+                assert_eq!(server_stats.largest_received, mss, "{format}");
+            }
+            stats.segments_sent - stats.retransmissions
+        };
+        // What is not data (handshake, length segment): a one-byte message's.
+        let overhead = sends(1) - 1;
+        let data_segments = sends(len) - overhead;
+        assert_eq!(data_segments as usize, len.div_ceil(mss), "{format}");
+    }
+}
+
 #[test]
 fn built_in_loss_both_ways_still_delivers_the_file() {
     for format in [Format::Course, Format::Binary] {

@@ -18,7 +18,7 @@ use crate::link::Options;
 use crate::segment::Segment;
 use crate::seq::Seq;
 use crate::socket::RdtSocket;
-use crate::wait::Waiter;
+use crate::wait::{Until, Waiter};
 use crate::wire::Format;
 
 /// One measured configuration.
@@ -135,7 +135,7 @@ impl Waiting {
         let deadline = Instant::now() + Duration::from_secs(5);
         match self
             .waiter
-            .recv_from(&self.udp, &mut self.buf, Some(deadline))
+            .recv_from(&self.udp, &mut self.buf, Until::At(deadline))
         {
             Ok(Some((_, from))) => Ok(from),
             Ok(None) => Err(Error::PeerSilent(Duration::from_secs(5))),

@@ -75,7 +75,7 @@ impl Connection {
         if self.peer_fin {
             return;
         }
-        let expected = self.expected().contains(&seg.seq);
+        let expected = self.is_expected(seg.seq);
         if expected {
             self.learn_from_number(seg);
         } else if self.dialect.is_forced() || self.cfg.format == crate::wire::Format::Binary {

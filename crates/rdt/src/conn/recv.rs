@@ -17,16 +17,16 @@
 
 use super::Connection;
 use crate::conn::note::{Answer, Ignore, Note};
+use crate::few::Few;
 use crate::segment::Segment;
 use crate::seq::Seq;
 use crate::wire::Format;
 
 impl Connection {
-    /// The numbers the peer's next in-order segment may carry, the guess first.
-    pub(super) fn expected(&self) -> Vec<Seq> {
-        let mut v = vec![self.rcv_nxt];
-        v.extend(self.rcv_alts.iter().copied().filter(|s| *s != self.rcv_nxt));
-        v
+    /// Whether `seq` is a number the peer's next in-order segment may carry
+    /// (the guess, or another reading's).
+    pub(super) fn is_expected(&self, seq: Seq) -> bool {
+        seq == self.rcv_nxt || self.rcv_alts.contains(&seq)
     }
 
     /// Learns what `seg`'s number says of the reading (its start or the last
@@ -49,7 +49,7 @@ impl Connection {
             .rcv_first_taken
             .as_ref()
             .is_some_and(|(others, data)| others.contains(&seg.seq) && *data == seg.data);
-        if probe_copy || !self.expected().contains(&seg.seq) {
+        if probe_copy || !self.is_expected(seg.seq) {
             // Old (our ACK was lost, or not the number the peer wants) or from
             // the future: answer with the cumulative ACK in every state, or a
             // lost last ACK livelocks both ends.
@@ -92,19 +92,19 @@ impl Connection {
         } else {
             crate::wire::course::encoded_len(seg)
         };
-        let next: Vec<Seq> = if self.cfg.format == Format::Binary {
-            vec![seg.seq.plus(seg.data.len())]
+        let next = if self.cfg.format == Format::Binary {
+            Few::one(seg.seq.plus(seg.data.len()))
         } else {
             self.dialect
                 .advances(seg.data.len(), wire)
-                .into_iter()
                 .map(|a| seg.seq.plus(a as usize))
-                .collect()
         };
         self.rcv_last = Some((seg.seq, seg.data.len(), wire));
         self.rcv_nxt = next[0];
-        self.rcv_alts = next[1..].to_vec();
-        self.rcv_last_acks.clone_from(&next);
+        self.rcv_alts.clear();
+        self.rcv_alts.extend_from_slice(&next[1..]);
+        self.rcv_last_acks.clear();
+        self.rcv_last_acks.extend_from_slice(&next);
         self.rcv_last_ack = 0;
         self.follow_peer(self.rcv_nxt);
         self.send_cumulative_acks();

@@ -19,6 +19,7 @@ use super::{Connection, Flight, State, Timer};
 use crate::conn::Ending;
 use crate::conn::note::{Ignore, Note};
 use crate::error::Error;
+use crate::few::Few;
 use crate::segment::{Kind, Segment};
 use crate::seq::Seq;
 use crate::wire::Format;
@@ -56,16 +57,14 @@ impl Connection {
     }
 
     /// The numbers an ACK of `seg` may carry, one per reading still possible.
-    fn acks_of(&self, seg: &Segment) -> Vec<Seq> {
+    fn acks_of(&self, seg: &Segment) -> Few<Seq> {
         if seg.data.is_empty() || self.cfg.format == Format::Binary {
-            return vec![seg.seq.plus(seg.len())];
+            return Few::one(seg.seq.plus(seg.len()));
         }
         let wire = crate::wire::course::encoded_len(seg);
         self.dialect
             .advances(seg.data.len(), wire)
-            .into_iter()
             .map(|a| seg.seq.plus(a as usize))
-            .collect()
     }
 
     pub(super) fn on_ack(&mut self, now: Instant, seg: &Segment) {

@@ -20,6 +20,15 @@ impl Connection {
     /// large message first takes `now` after it, so the segments' send times
     /// (and the timers from them) are when they really leave.
     pub fn write_bytes(&mut self, now: Instant, message: Bytes) -> Result<(), Error> {
+        self.begin_message(now, message.len())?;
+        self.write_more(now, message)
+    }
+
+    /// Starts a message of `len` bytes (its length segment) whose data the
+    /// shell adds in parts with [`Connection::write_more`], as the sender
+    /// needs them: a large message is never copied whole, and the parts it
+    /// copies are still in the cache when they leave.
+    pub fn begin_message(&mut self, now: Instant, len: usize) -> Result<(), Error> {
         if !matches!(
             self.state,
             State::SynSent | State::SynReceived | State::Established
@@ -28,13 +37,32 @@ impl Connection {
             return Err(Error::Closed);
         }
         // The length segment goes whole, whatever the MSS (the seed's).
-        self.unsent
-            .push_back((Bytes::from(message.len().to_string()), true));
-        if !message.is_empty() {
-            self.unsent.push_back((message, false));
-        }
+        self.unsent.push_back((Bytes::from(len.to_string()), true));
         self.push_next(now);
         Ok(())
+    }
+
+    /// Data of the message begun last. Parts are cut into MSS pieces on their
+    /// own: a part that is not a multiple of the MSS (but the last) would
+    /// make a short segment in the middle of the message.
+    pub fn write_more(&mut self, now: Instant, data: Bytes) -> Result<(), Error> {
+        if !matches!(
+            self.state,
+            State::SynSent | State::SynReceived | State::Established
+        ) || self.close_requested
+        {
+            return Err(Error::Closed);
+        }
+        if !data.is_empty() {
+            self.unsent.push_back((data, false));
+            self.push_next(now);
+        }
+        Ok(())
+    }
+
+    /// Bytes written and not yet sent once.
+    pub fn unsent_bytes(&self) -> usize {
+        self.unsent.iter().map(|(b, _)| b.len()).sum()
     }
 
     /// Length of the next segment's payload: at most MSS of what is queued.
