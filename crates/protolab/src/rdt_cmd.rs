@@ -307,13 +307,14 @@ fn recv_data(
         None => Box::new(std::io::stdout().lock()),
     };
     let mut bytes = 0u64;
+    let mut buf = vec![0; 1 << 20];
     loop {
-        let chunk = conn.recv(1 << 20).context("recv")?;
-        if chunk.is_empty() {
+        let n = conn.recv_into(&mut buf).context("recv")?;
+        if n == 0 {
             break;
         }
-        bytes += chunk.len() as u64;
-        sink.write_all(&chunk).context("write output")?;
+        bytes += n as u64;
+        sink.write_all(&buf[..n]).context("write output")?;
     }
     sink.flush().context("write output")?;
     let ending = conn.recv_close().context("close")?;

@@ -232,6 +232,14 @@ impl RdtSocket {
         })
     }
 
+    /// [`RdtSocket::recv`] into `buf` (its length is the `buff_size`): the
+    /// bytes copied, 0 once the peer closed. No allocation per call, for a
+    /// receiver that passes the data on (to a file, a pipe) and keeps none.
+    pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        let e = self.endpoint()?;
+        e.drive(|c| c.read_into(buf))
+    }
+
     /// Everything the peer sends until it closes, then the answer to its
     /// close (`recv` until the end, then `recv_close`): the whole exchange of
     /// a receiving program in one call.
@@ -293,10 +301,21 @@ impl RdtSocket {
 }
 
 /// How much of a message `send` hands the core at a time: a whole number of
-/// segments (so no short segment lands mid-message), at least 256 KiB and
-/// two full windows (so a window never waits for the next part).
+/// segments (so no short segment lands mid-message), about 256 KiB and at
+/// least 4 segments. Small enough to stay in the cache and be reused as soon
+/// as its segments are acknowledged (parts of several MiB were fresh pages to
+/// fault in, every one); the window never waits for one, as `send` adds parts
+/// until one is waiting beyond what the window took.
 fn feed_part(cfg: &crate::config::Config) -> usize {
     let mss = cfg.mss.max(1);
-    let want = (cfg.window.max(1) * mss * 2).max(256 << 10);
-    want.div_ceil(mss) * mss
+    (256usize << 10).div_ceil(mss).max(4) * mss
+}
+
+/// The byte stream of a connection (message boundaries are not kept): reads
+/// with [`RdtSocket::recv_into`], 0 at the end, so `std::io::copy` and every
+/// reader adaptor work on a connected socket.
+impl std::io::Read for RdtSocket {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.recv_into(buf).map_err(std::io::Error::other)
+    }
 }

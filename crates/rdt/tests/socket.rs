@@ -212,6 +212,32 @@ fn a_message_larger_than_a_part_is_cut_into_full_segments_only() {
     }
 }
 
+/// The byte-stream reads: `recv_into` and `std::io::Read` (message
+/// boundaries are not kept; 0 at the end).
+#[test]
+fn a_connection_reads_as_a_byte_stream_with_std_io() {
+    let (mut server, addr) = listener(Options::new(config(Format::Binary)));
+    let server = thread::spawn(move || {
+        let (mut conn, _) = server.accept().unwrap();
+        let mut first = [0u8; 4];
+        let n = conn.recv_into(&mut first).unwrap();
+        let mut rest = Vec::new();
+        std::io::Read::read_to_end(&mut conn, &mut rest).unwrap();
+        conn.recv_close().unwrap();
+        ([&first[..n], &rest].concat(), n)
+    });
+    let sent = [file(10_000), file(3)];
+    let mut client = RdtSocket::with_config(config(Format::Binary));
+    client.connect(addr).unwrap();
+    for m in &sent {
+        client.send(m).unwrap();
+    }
+    client.close().unwrap();
+    let (got, first) = bounded("server", server);
+    assert_eq!(first, 4, "min(buffer, bytes left in the message)");
+    assert_eq!(got, sent.concat());
+}
+
 #[test]
 fn built_in_loss_both_ways_still_delivers_the_file() {
     for format in [Format::Course, Format::Binary] {

@@ -183,7 +183,19 @@ pub fn transfer_with(
         listener.bind(SocketAddr::new(server_ip, 0))?;
         let _ = ready.send(listener.local_addr()?);
         let (mut conn, _) = listener.accept()?;
-        Ok(conn.recv_to_end()?.0.len())
+        // Counted and dropped, as the TCP baseline's receiver does (and
+        // `rdt recv` writing to a pipe): keeping it all would time the
+        // memory it takes.
+        let mut buf = vec![0; 1 << 20];
+        let mut got = 0;
+        loop {
+            match conn.recv_into(&mut buf)? {
+                0 => break,
+                n => got += n,
+            }
+        }
+        conn.recv_close()?;
+        Ok(got)
     };
     let client = move |addr: SocketAddr| -> Result<(Duration, Stats), Error> {
         let message = vec![0x5a; len];

@@ -79,12 +79,41 @@ impl Inbox {
 
     /// Up to `max` bytes of the current message, once min(left, max) are here.
     pub fn read(&mut self, max: usize) -> Result<Read, Error> {
-        let Some(front) = self.messages.front_mut() else {
-            return Ok(if self.peer_closed {
+        let take = match self.next_take(max)? {
+            Ok(take) => take,
+            Err(not_now) => return Ok(not_now),
+        };
+        let mut out = Vec::with_capacity(take);
+        self.take(take, |part| out.extend_from_slice(part));
+        Ok(Read::Data(out))
+    }
+
+    /// [`Inbox::read`] into the caller's buffer (`buf.len()` is the most
+    /// taken): `Some(n)` bytes copied (`Some(0)` once everything has been
+    /// read and the peer closed), `None` if not enough is here yet.
+    pub fn read_into(&mut self, buf: &mut [u8]) -> Result<Option<usize>, Error> {
+        let take = match self.next_take(buf.len())? {
+            Ok(take) => take,
+            Err(Read::End) => return Ok(Some(0)),
+            Err(_) => return Ok(None),
+        };
+        let mut at = 0;
+        self.take(take, |part| {
+            buf[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        });
+        Ok(Some(take))
+    }
+
+    /// How many bytes a read of at most `max` takes now, or what it says
+    /// instead (nothing yet, or the end).
+    fn next_take(&self, max: usize) -> Result<Result<usize, Read>, Error> {
+        let Some(front) = self.messages.front() else {
+            return Ok(Err(if self.peer_closed {
                 Read::End
             } else {
                 Read::Pending
-            });
+            }));
         };
         let want = front.left.min(max as u64) as usize;
         let take = if front.buffered >= want {
@@ -96,15 +125,25 @@ impl Inbox {
                 missing: front.left,
             });
         } else {
-            return Ok(Read::Pending);
+            return Ok(Err(Read::Pending));
         };
-        let mut out = Vec::with_capacity(take);
-        while out.len() < take {
+        Ok(Ok(take))
+    }
+
+    /// Moves `take` bytes (no more than [`Inbox::next_take`] said) of the
+    /// current message to `out`, part by part.
+    fn take(&mut self, take: usize, mut out: impl FnMut(&[u8])) {
+        let Some(front) = self.messages.front_mut() else {
+            return;
+        };
+        let mut moved = 0;
+        while moved < take {
             let Some(chunk) = front.chunks.front_mut() else {
                 break;
             };
-            let n = chunk.len().min(take - out.len());
-            out.extend_from_slice(&chunk[..n]);
+            let n = chunk.len().min(take - moved);
+            out(&chunk[..n]);
+            moved += n;
             chunk.advance(n);
             if chunk.is_empty() {
                 front.chunks.pop_front();
@@ -116,7 +155,6 @@ impl Inbox {
         if front.left == 0 {
             self.messages.pop_front();
         }
-        Ok(Read::Data(out))
     }
 }
 
@@ -184,6 +222,20 @@ mod tests {
         let mut inbox = inbox_with(&[b"3", b"abc", b"2", b"de"]);
         assert_eq!(data(inbox.read(100).unwrap()), b"abc");
         assert_eq!(data(inbox.read(100).unwrap()), b"de");
+    }
+
+    #[test]
+    fn read_into_follows_the_same_rules_into_the_callers_buffer() {
+        let mut inbox = inbox_with(&[b"19", b"0123456789abcdef"]);
+        let mut buf = [0u8; 14];
+        assert_eq!(inbox.read_into(&mut buf).unwrap(), Some(14));
+        assert_eq!(&buf, b"0123456789abcd");
+        assert_eq!(inbox.read_into(&mut buf).unwrap(), None, "2 of 5 here");
+        inbox.deliver(Bytes::from_static(b"ghi")).unwrap();
+        assert_eq!(inbox.read_into(&mut buf).unwrap(), Some(5));
+        assert_eq!(&buf[..5], b"efghi");
+        inbox.peer_closed();
+        assert_eq!(inbox.read_into(&mut buf).unwrap(), Some(0), "the end");
     }
 
     #[test]

@@ -256,6 +256,12 @@ impl Connection {
         self.inbox.read(max)
     }
 
+    /// [`Connection::read`] into `buf` (at most `buf.len()` bytes): `Some(n)`
+    /// copied, `Some(0)` at the end, `None` if not enough is here yet.
+    pub fn read_into(&mut self, buf: &mut [u8]) -> Result<Option<usize>, Error> {
+        self.inbox.read_into(buf)
+    }
+
     /// Starts the close once everything written is acknowledged (the seed's `close()`).
     pub fn close(&mut self, now: Instant) {
         self.close_requested = true;
