@@ -5,7 +5,9 @@
 //! It runs in its own process group with `PYTHONUNBUFFERED=1` (a Python
 //! program's output reaches the file as it prints), and is stopped as a
 //! user would: an interrupt to the whole group first (Python flushes and runs
-//! its `finally` blocks), a kill a moment later.
+//! its `finally` blocks), a kill a moment later. The interrupt is put back to
+//! its default first (`env --default-signal=INT`), in case the checker itself
+//! was started with it ignored (a background job of a script).
 
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -35,6 +37,22 @@ pub fn fill(template: &str, host: &str, port: u16, file: &Path) -> String {
         .replace("{file}", &shell_quote(&file.display().to_string()))
 }
 
+/// Whether `env --default-signal` is here (GNU coreutils 8.31 and later).
+/// A checker started in the background by a shell without job control
+/// inherits an ignored SIGINT, and so would the program: its shell could not
+/// even trap the interrupt `stop` sends. `env` puts the default back first.
+fn default_signal_works() -> bool {
+    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WORKS.get_or_init(|| {
+        Command::new("env")
+            .args(["--default-signal=INT", "true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
@@ -44,7 +62,14 @@ impl Running {
     pub fn start(command: &str, dir: &Path, name: &str) -> std::io::Result<Running> {
         let stdout = dir.join(format!("{name}.stdout"));
         let stderr = dir.join(format!("{name}.stderr"));
-        let child = Command::new("sh")
+        let mut cmd = if default_signal_works() {
+            let mut c = Command::new("env");
+            c.args(["--default-signal=INT", "sh"]);
+            c
+        } else {
+            Command::new("sh")
+        };
+        let child = cmd
             .arg("-c")
             .arg(command)
             .env("PYTHONUNBUFFERED", "1")
