@@ -29,13 +29,7 @@ impl Connection {
     /// needs them: a large message is never copied whole, and the parts it
     /// copies are still in the cache when they leave.
     pub fn begin_message(&mut self, now: Instant, len: usize) -> Result<(), Error> {
-        if !matches!(
-            self.state,
-            State::SynSent | State::SynReceived | State::Established
-        ) || self.close_requested
-        {
-            return Err(Error::Closed);
-        }
+        self.writable()?;
         // The length segment goes whole, whatever the MSS (the seed's).
         self.unsent.push_back((Bytes::from(len.to_string()), true));
         self.push_next(now);
@@ -46,18 +40,25 @@ impl Connection {
     /// own: a part that is not a multiple of the MSS (but the last) would
     /// make a short segment in the middle of the message.
     pub fn write_more(&mut self, now: Instant, data: Bytes) -> Result<(), Error> {
-        if !matches!(
-            self.state,
-            State::SynSent | State::SynReceived | State::Established
-        ) || self.close_requested
-        {
-            return Err(Error::Closed);
-        }
+        self.writable()?;
         if !data.is_empty() {
             self.unsent.push_back((data, false));
             self.push_next(now);
         }
         Ok(())
+    }
+
+    /// Writes are taken until a close starts (ours, or the peer's FIN).
+    fn writable(&self) -> Result<(), Error> {
+        let open = matches!(
+            self.state,
+            State::SynSent | State::SynReceived | State::Established
+        );
+        if open && !self.close_requested {
+            Ok(())
+        } else {
+            Err(Error::Closed)
+        }
     }
 
     /// Bytes written and not yet sent once.
