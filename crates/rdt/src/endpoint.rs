@@ -83,8 +83,8 @@ impl Endpoint {
                 return Err(Error::Closed);
             }
             // Timers are checked against the clock of the last event (read
-            // once per datagram taken): a timer due since then is found by
-            // the wait below, which reads the clock only if it must block.
+            // once per datagram received): a timer due since then is found
+            // by the wait below, which reads the clock only if it must block.
             let deadline = self.conn.poll_timeout();
             if deadline.is_some_and(|at| at <= self.last_now) {
                 self.last_now = Instant::now();
@@ -101,7 +101,10 @@ impl Endpoint {
                         self.take_waiting()?;
                     }
                 }
-                Incoming::Nothing => {}
+                // Read the clock for these too: a flood of datagrams that do
+                // not decode (or that the built-in loss takes) must not keep
+                // the timers waiting on a stale clock.
+                Incoming::Nothing => self.last_now = Instant::now(),
                 Incoming::TimedOut => {
                     self.last_now = Instant::now();
                     self.conn.handle_timeout(self.last_now);

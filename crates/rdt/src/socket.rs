@@ -233,8 +233,9 @@ impl RdtSocket {
     }
 
     /// [`RdtSocket::recv`] into `buf` (its length is the `buff_size`): the
-    /// bytes copied, 0 once the peer closed. No allocation per call, for a
-    /// receiver that passes the data on (to a file, a pipe) and keeps none.
+    /// bytes copied, 0 once the peer closed (or if `buf` is empty, as with
+    /// `std::io::Read`). No allocation per call, for a receiver that passes
+    /// the data on (to a file, a pipe) and keeps none.
     pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
         let e = self.endpoint()?;
         e.drive(|c| c.read_into(buf))

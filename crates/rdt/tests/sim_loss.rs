@@ -502,3 +502,45 @@ fn a_message_written_between_steps_is_delivered_after_the_scripted_one() {
     assert_eq!(report.server_received, [message(300), message(77)].concat());
     assert!(report.server_error.is_none() && report.client_error.is_none());
 }
+
+#[test]
+fn a_message_given_in_parts_is_sent_whole_and_the_close_waits_for_it() {
+    let script = Script {
+        client_sends: Vec::new(),
+        server_sends: Vec::new(),
+        read_size: 1024,
+    };
+    let mut sim = sim(Format::Binary, script);
+    while !sim.client().is_established() {
+        assert!(sim.step(), "the handshake completes");
+    }
+    let whole = message(100);
+    let now = sim.now();
+    sim.client().begin_message(now, 100).unwrap();
+    sim.client()
+        .write_more(now, whole[..40].to_vec().into())
+        .unwrap();
+    // Another message cannot start inside this one, nor take more than it owes.
+    assert!(matches!(
+        sim.client().begin_message(now, 5),
+        Err(rdt::Error::Usage(_))
+    ));
+    assert!(matches!(
+        sim.client().write_more(now, vec![0; 61].into()),
+        Err(rdt::Error::Usage(_))
+    ));
+    // Asked to close with 60 bytes owed: no FIN while they are.
+    sim.client().close(now);
+    // Half a second (five timeouts) later, still no FIN, and no error.
+    let soon = sim.elapsed() + TIMEOUT * 5;
+    assert!(!sim.drive_bounded(soon, 200));
+    assert_eq!(sim.client().state(), State::Established, "no FIN yet");
+    let now = sim.now();
+    sim.client()
+        .write_more(now, whole[40..].to_vec().into())
+        .unwrap();
+    assert!(sim.drive(LIMIT));
+    let report = sim.into_report(true);
+    assert_eq!(report.server_received, whole);
+    assert_eq!(report.client_ending, Some(Ending::Graceful));
+}

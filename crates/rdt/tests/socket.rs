@@ -292,6 +292,13 @@ fn a_file_through_impair_udp_with_twenty_percent_loss() {
     assert!(summary.dirs.up.dropped_loss > 0 && summary.dirs.down.dropped_loss > 0);
 }
 
+fn assert_gave_up_on_the_syn(err: &Error, tries: u32) {
+    assert!(
+        matches!(err, Error::GaveUp { what: "SYN", tries: t, .. } if *t == tries),
+        "{err}"
+    );
+}
+
 #[test]
 fn connect_to_nobody_fails_with_a_clear_error_in_bounded_time() {
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -300,18 +307,47 @@ fn connect_to_nobody_fails_with_a_clear_error_in_bounded_time() {
     let mut client = RdtSocket::with_config(cfg);
     let start = Instant::now();
     let err = client.connect(silent.local_addr().unwrap()).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::GaveUp {
-                what: "SYN",
-                tries: 5,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_gave_up_on_the_syn(&err, 5);
     assert!(start.elapsed() < BOUND);
+}
+
+/// Hostile input: a stream of datagrams that do not decode, sent as fast as
+/// one thread can, must not hold the timers back. The SYN is still resent
+/// and given up on within its bound while the flood goes on.
+#[test]
+fn a_flood_of_garbage_does_not_starve_the_timers() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = silent.local_addr().unwrap();
+    let mut cfg = config(Format::Binary);
+    cfg.syn_retries = 5;
+    let done = Arc::new(AtomicBool::new(false));
+    let flood = {
+        let done = Arc::clone(&done);
+        thread::spawn(move || {
+            // The client's address, from its first SYN; then garbage to it
+            // until it gives up (or 30 s, far past its bound).
+            silent
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut buf = [0u8; 64];
+            let (_, client) = silent.recv_from(&mut buf).unwrap();
+            let start = Instant::now();
+            while !done.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(30) {
+                let _ = silent.send_to(b"not a segment", client);
+            }
+        })
+    };
+    let mut client = RdtSocket::with_config(cfg);
+    let start = Instant::now();
+    let err = client.connect(to).unwrap_err();
+    let took = start.elapsed();
+    done.store(true, Ordering::Relaxed);
+    bounded("flood", flood);
+    assert_gave_up_on_the_syn(&err, 5);
+    // 5 timeouts of 20 ms: far under the flood's 30 s.
+    assert!(took < Duration::from_secs(10), "gave up after {took:?}");
 }
 
 #[test]

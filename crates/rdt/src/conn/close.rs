@@ -93,7 +93,7 @@ impl Connection {
         match self.state {
             State::Established | State::CloseWait => {
                 self.tie_at_peer_fin(self.rcv_nxt);
-                if self.unsent.is_empty() && self.sender_idle() {
+                if self.written_out() && self.sender_idle() {
                     self.send_fin(now, true);
                 } else {
                     self.send_ack_of(self.rcv_nxt, false);

@@ -107,6 +107,9 @@ pub struct Connection {
     /// Payloads not yet sent: length segments (sent whole) and message
     /// bodies (cut into MSS pieces as they go).
     unsent: VecDeque<(Bytes, bool)>,
+    /// Bytes of the message begun last that the shell has yet to add
+    /// (`write_more`): while any are owed, no FIN goes out.
+    unwritten: usize,
     flight: Option<Flight>,
     /// Windowed modes: the data segments in flight (made at the first data).
     sender: Option<Sender>,
@@ -159,6 +162,7 @@ impl Connection {
             snd_other_seen: None,
             snd_stale: Vec::new(),
             unsent: VecDeque::new(),
+            unwritten: 0,
             flight: None,
             sender: None,
             reasm: Reassembly::default(),
@@ -225,7 +229,7 @@ impl Connection {
 
     /// Everything written so far has been acknowledged.
     pub fn all_acked(&self) -> bool {
-        self.unsent.is_empty()
+        self.written_out()
             && self.sender.as_ref().is_none_or(Sender::is_empty)
             && self
                 .flight

@@ -36,6 +36,8 @@ impl Connection {
         if let Some(payload) = self.next_piece() {
             let seg = Segment::data(self.snd_nxt, payload);
             self.send_reliable(now, seg);
+        } else if self.unwritten > 0 {
+            // The rest of the message is on its way from the shell.
         } else if self.state == State::CloseWait {
             self.send_fin(now, true);
         } else if self.close_requested {

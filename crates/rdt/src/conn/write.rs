@@ -30,21 +30,36 @@ impl Connection {
     /// copies are still in the cache when they leave.
     pub fn begin_message(&mut self, now: Instant, len: usize) -> Result<(), Error> {
         self.writable()?;
+        if self.unwritten > 0 {
+            // Its length segment would land in the middle of the other's data.
+            return Err(Error::Usage("the message begun before is complete"));
+        }
         // The length segment goes whole, whatever the MSS (the seed's).
         self.unsent.push_back((Bytes::from(len.to_string()), true));
+        self.unwritten = len;
         self.push_next(now);
         Ok(())
     }
 
-    /// Data of the message begun last. Parts are cut into MSS pieces on their
+    /// Data of the message begun last: at most what it still owes. Taken in
+    /// any state but CLOSED (the message was accepted whole at
+    /// `begin_message`: its rest goes out even after the peer's FIN or our
+    /// `close`, which waits for it). Parts are cut into MSS pieces on their
     /// own: a part that is not a multiple of the MSS (but the last) would
     /// make a short segment in the middle of the message.
     pub fn write_more(&mut self, now: Instant, data: Bytes) -> Result<(), Error> {
-        self.writable()?;
-        if !data.is_empty() {
-            self.unsent.push_back((data, false));
-            self.push_next(now);
+        if data.is_empty() {
+            return Ok(());
         }
+        if data.len() > self.unwritten {
+            return Err(Error::Usage("no more data than the message begun owes"));
+        }
+        if self.state == State::Closed {
+            return Err(Error::Closed);
+        }
+        self.unwritten -= data.len();
+        self.unsent.push_back((data, false));
+        self.push_next(now);
         Ok(())
     }
 
@@ -59,6 +74,12 @@ impl Connection {
         } else {
             Err(Error::Closed)
         }
+    }
+
+    /// Nothing written waits to be sent, and no part of a begun message is
+    /// owed: the FIN may follow.
+    pub(super) fn written_out(&self) -> bool {
+        self.unsent.is_empty() && self.unwritten == 0
     }
 
     /// Bytes written and not yet sent once.
