@@ -374,6 +374,54 @@ fn big_datagrams_cross_whole_and_no_packet_exceeds_the_mtu() {
     }
 }
 
+/// A train of datagrams sent with UDP segmentation offload (one `sendmsg`,
+/// `UDP_SEGMENT`) reaches the link whole; the link judges each datagram on
+/// its own (the 3rd and 7th are dropped) and the rest arrive intact, one
+/// datagram each, joined again for the receiving device.
+#[test]
+fn a_udp_train_is_judged_datagram_by_datagram() {
+    use nix::sys::socket::{self, ControlMessage, MsgFlags, SockaddrStorage};
+    use std::os::fd::AsRawFd as _;
+    let mut cfg = LinkConfig::new(&name("gs"));
+    cfg.rules.up.drop_nth = vec![3, 7];
+    let Some(link) = link::start_or_skip(cfg) else {
+        return;
+    };
+    let rx = udp_in(&link, Side::B);
+    rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let tx = udp_in(&link, Side::A);
+    let data = random_bytes(10 * 1_000, 11);
+    let size = 1_000u16;
+    let to = SockaddrStorage::from(rx.local_addr().unwrap());
+    socket::sendmsg(
+        tx.as_raw_fd(),
+        &[std::io::IoSlice::new(&data)],
+        &[ControlMessage::UdpGsoSegments(&size)],
+        MsgFlags::empty(),
+        Some(&to),
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 65_536];
+    while let Ok(n) = rx.recv(&mut buf) {
+        got.push(buf[..n].to_vec());
+        if got.len() == 8 {
+            break;
+        }
+    }
+    let expect: Vec<Vec<u8>> = data
+        .chunks(1_000)
+        .enumerate()
+        .filter(|(i, _)| ![2, 6].contains(i))
+        .map(|(_, d)| d.to_vec())
+        .collect();
+    assert_eq!(got.len(), 8, "eight of ten datagrams");
+    assert!(got == expect, "the survivors arrive intact and in order");
+    let s = link.shutdown().unwrap();
+    assert_eq!((s.dirs.up.seen, s.dirs.up.delivered), (10, 8), "{s}");
+    assert_eq!(s.over_mtu, 0, "{s}");
+}
+
 #[test]
 fn namespaces_and_devices_are_gone_after_shutdown_and_after_drop() {
     let n = name("gn");

@@ -200,6 +200,6 @@ impl Endpoint {
                 Output::Note(note) => self.link.note(&note),
             }
         }
-        Ok(())
+        self.link.flush()
     }
 }

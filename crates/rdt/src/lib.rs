@@ -9,6 +9,7 @@
 //! - [`trace`]: sequence diagrams of real sessions.
 //! - [`check`]: the conformance checker for other implementations.
 
+mod batch;
 pub mod bench;
 pub mod cc;
 pub mod check;

@@ -18,6 +18,7 @@ use netkit::units::Probability;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::batch::{Gro, Gso};
 use crate::config::Config;
 use crate::conn::Note;
 use crate::error::Error;
@@ -111,6 +112,12 @@ pub(crate) struct Link {
     kind_seen: Vec<u64>,
     /// This socket sent a FIN (or FIN-ACK).
     sent_fin: bool,
+    /// Windowed modes: sends gathered into GSO trains until [`Link::flush`].
+    gso: Option<Gso>,
+    /// Windowed modes, from the first wait on: trains read whole (GRO). Not
+    /// before, so a half-open handshake (the listener turns those without
+    /// waiting; a flood may hold many) never holds its 64 KiB buffer.
+    gro: Option<Box<Gro>>,
 }
 
 /// What `receive` got.
@@ -135,6 +142,7 @@ impl Link {
         let kind_seen = vec![0; opts.drop_kinds.len()];
         let mut rng = rng;
         let impairment = Impairment::new(&opts, &mut rng).map(Box::new);
+        let gso = opts.config.mode.windowed().then(Gso::default);
         Ok(Link {
             udp,
             opts,
@@ -145,6 +153,8 @@ impl Link {
             kind_seen,
             sent_fin: false,
             waiter,
+            gso,
+            gro: None,
         })
     }
 
@@ -161,24 +171,45 @@ impl Link {
     /// Encodes and sends one segment, unless the built-in loss takes it.
     pub fn send(&mut self, seg: &Segment, to: SocketAddr) -> Result<(), Error> {
         let by_kind = self.dropped_by_kind(Way::Sent, seg);
-        self.out.clear();
-        self.opts.config.format.encode(seg, &mut self.out);
+        let format = self.opts.config.format;
+        let impairment = &mut self.impairment;
         // Every datagram goes through the engine, so its index counts them all.
-        let passes = self
-            .impairment
-            .as_mut()
-            .is_none_or(|i| Impairment::passes(&mut i.sent, &self.out));
-        if by_kind || !passes {
+        let mut keep = |datagram: &[u8]| {
+            let passes = impairment
+                .as_mut()
+                .is_none_or(|i| Impairment::passes(&mut i.sent, datagram));
+            passes && !by_kind
+        };
+        let kept = if let Some(gso) = &mut self.gso {
+            gso.push_with(&self.udp, to, |buf| format.encode(seg, buf), keep)
+        } else {
+            self.out.clear();
+            format.encode(seg, &mut self.out);
+            if keep(&self.out) {
+                self.udp.send_to(&self.out, to).map(|_| true)
+            } else {
+                Ok(false)
+            }
+        }
+        .map_err(|e| Error::io(format!("send to {to}"), e))?;
+        if !kept {
             tracing::debug!(target: "rdt", "send {seg} -> {to}: LOST (simulated)");
             self.trace(TraceKind::SentLost, || seg.to_string());
             return Ok(());
         }
-        self.udp
-            .send_to(&self.out, to)
-            .map_err(|e| Error::io(format!("send to {to}"), e))?;
         tracing::debug!(target: "rdt", "send {seg} -> {to}");
         self.trace(TraceKind::Sent, || seg.to_string());
         Ok(())
+    }
+
+    /// Sends what [`Link::send`] gathered; the endpoint calls it before it waits.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        match &mut self.gso {
+            Some(gso) => gso
+                .flush(&self.udp)
+                .map_err(|e| Error::io("send a train of datagrams", e)),
+            None => Ok(()),
+        }
     }
 
     /// Sends already-encoded bytes (the listener's stored SYN-ACK) through `udp`.
@@ -190,14 +221,38 @@ impl Link {
 
     /// Waits for one datagram until `until`.
     pub fn receive(&mut self, until: Until) -> Result<Incoming, Error> {
-        let (n, from) = match self.waiter.recv_from(&self.udp, &mut self.buf, until) {
-            Ok(Some(got)) => got,
+        if self.gro.is_none() && until != Until::Now && self.gso.is_some() {
+            self.gro = Gro::enable(&self.udp).map(Box::new);
+        }
+        // Outer None: `until` passed; inner None: a datagram with no IP
+        // sender to answer (nothing for the core).
+        let got = match &mut self.gro {
+            Some(gro) => match gro.next() {
+                Some(next) => Ok(Some(Some(next))),
+                None => self
+                    .waiter
+                    .recv_with(&self.udp, until, |udp| gro.fill(udp))
+                    .map(|filled| filled.map(|()| gro.next())),
+            },
+            None => self
+                .waiter
+                .recv_from(&self.udp, &mut self.buf, until)
+                .map(|got| got.map(|(n, from)| Some((0..n, from)))),
+        };
+        let (range, from) = match got {
+            Ok(Some(Some(got))) => got,
+            Ok(Some(None)) => return Ok(Incoming::Nothing),
             Ok(None) => return Ok(Incoming::TimedOut),
             // An ICMP port unreachable from an earlier send: not for this datagram.
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Ok(Incoming::Nothing),
             Err(e) => return Err(Error::io("receive", e)),
         };
-        let seg = match self.opts.config.format.decode(&self.buf[..n]) {
+        let datagram = match &self.gro {
+            Some(gro) => gro.bytes(range),
+            None => &self.buf[range],
+        };
+        let n = datagram.len();
+        let seg = match self.opts.config.format.decode(datagram) {
             Ok(seg) => seg,
             Err(e) => {
                 tracing::debug!(target: "rdt", "recv {n} bytes <- {from}: dropped, {e}");
@@ -205,11 +260,11 @@ impl Link {
                 return Ok(Incoming::Nothing);
             }
         };
-        let by_kind = self.dropped_by_kind(Way::Received, &seg);
         let passes = self
             .impairment
             .as_mut()
-            .is_none_or(|i| Impairment::passes(&mut i.received, &self.buf[..n]));
+            .is_none_or(|i| Impairment::passes(&mut i.received, datagram));
+        let by_kind = self.dropped_by_kind(Way::Received, &seg);
         if by_kind || !passes {
             tracing::debug!(target: "rdt", "recv {seg} <- {from}: LOST (simulated)");
             self.trace(TraceKind::ReceivedLost, || seg.to_string());

@@ -39,37 +39,38 @@ pub struct Segment {
 
 /// Selective acknowledgment blocks: ranges `[start, end)` of the sender's
 /// numbers the receiver holds beyond its cumulative ACK, the block of the
-/// segment that arrived last first (RFC 2018's order), at most four.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// segment that arrived last first (RFC 2018's order), at most
+/// [`Sack::MAX`]: with a window of hundreds of segments on a lossy path, four
+/// (TCP's option room) leave holes the sender never hears of and resends for nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Sack {
-    blocks: [(Seq, Seq); Sack::MAX],
-    len: u8,
+    /// On the heap, and only when there are blocks: a segment is moved
+    /// several times on its way, and most carry none.
+    blocks: Vec<(Seq, Seq)>,
 }
 
 impl Sack {
-    pub const MAX: usize = 4;
+    pub const MAX: usize = 16;
 
-    /// Adds a block; false (and nothing added) when four are there already.
+    /// Adds a block; false (and nothing added) when [`Sack::MAX`] are there already.
     pub fn push(&mut self, start: Seq, end: Seq) -> bool {
-        let n = usize::from(self.len);
-        if n == Sack::MAX {
+        if self.blocks.len() == Sack::MAX {
             return false;
         }
-        self.blocks[n] = (start, end);
-        self.len += 1;
+        self.blocks.push((start, end));
         true
     }
 
     pub fn blocks(&self) -> &[(Seq, Seq)] {
-        &self.blocks[..usize::from(self.len)]
+        &self.blocks
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.blocks.is_empty()
     }
 
     pub fn len(&self) -> usize {
-        usize::from(self.len)
+        self.blocks.len()
     }
 }
 

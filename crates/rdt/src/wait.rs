@@ -58,8 +58,19 @@ impl Waiter {
         buf: &mut [u8],
         until: Until,
     ) -> io::Result<Option<(usize, SocketAddr)>> {
+        self.recv_with(udp, until, |udp| udp.recv_from(buf))
+    }
+
+    /// What `recv` got from `udp` (a non-blocking receive of any kind), or
+    /// `None` once `until` passes; `recv` is tried again after each wake-up.
+    pub fn recv_with<T>(
+        &mut self,
+        udp: &UdpSocket,
+        until: Until,
+        mut recv: impl FnMut(&UdpSocket) -> io::Result<T>,
+    ) -> io::Result<Option<T>> {
         loop {
-            match udp.recv_from(buf) {
+            match recv(udp) {
                 Ok(got) => return Ok(Some(got)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let left = match until {

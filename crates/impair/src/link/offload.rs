@@ -27,9 +27,15 @@ pub(crate) const F_NEEDS_CSUM: u8 = 1;
 pub(crate) const GSO_NONE: u8 = 0;
 pub(crate) const GSO_TCPV4: u8 = 1;
 pub(crate) const GSO_TCPV6: u8 = 4;
+/// UDP segmentation (USO): one train of datagrams of `gso_size` payload bytes.
+pub(crate) const GSO_UDP_L4: u8 = 5;
 const GSO_ECN: u8 = 0x80;
 /// Offset of the checksum in a TCP header.
 const TCP_CSUM: u16 = 16;
+/// Offset of the checksum in a UDP header.
+const UDP_CSUM: u16 = 6;
+/// Length of a UDP header.
+const UDP_HEADER: usize = 8;
 /// Segments joined at most into one write.
 const MAX_JOINED: usize = 64;
 
@@ -87,9 +93,9 @@ impl VnetHdr {
     }
 }
 
-/// Where a TCP packet's headers are.
+/// Where a TCP or UDP packet's headers are.
 #[derive(Debug, Clone, Copy)]
-struct TcpLayout {
+struct L4Layout {
     v6: bool,
     /// IP header length.
     ip: usize,
@@ -99,7 +105,7 @@ struct TcpLayout {
 
 /// A TCP packet's header layout, if `p` is a plain TCP packet (IPv4 with any
 /// options, IPv6 without extension headers).
-fn tcp_layout(p: &[u8]) -> Option<TcpLayout> {
+fn tcp_layout(p: &[u8]) -> Option<L4Layout> {
     let (v6, ip) = match p.first()? >> 4 {
         4 if *p.get(9)? == 6 => (false, usize::from(p[0] & 0x0f) * 4),
         6 if *p.get(6)? == 6 => (true, 40),
@@ -109,10 +115,25 @@ fn tcp_layout(p: &[u8]) -> Option<TcpLayout> {
         return None;
     }
     let tcp = usize::from(*p.get(ip + 12)? >> 4) * 4;
-    (tcp >= 20 && p.len() >= ip + tcp).then_some(TcpLayout {
+    (tcp >= 20 && p.len() >= ip + tcp).then_some(L4Layout {
         v6,
         ip,
         hl: ip + tcp,
+    })
+}
+
+/// A UDP packet's header layout, if `p` is a plain UDP packet (IPv4 with any
+/// options, IPv6 without extension headers).
+fn udp_layout(p: &[u8]) -> Option<L4Layout> {
+    let (v6, ip) = match p.first()? >> 4 {
+        4 if *p.get(9)? == 17 => (false, usize::from(p[0] & 0x0f) * 4),
+        6 if *p.get(6)? == 17 => (true, 40),
+        _ => return None,
+    };
+    (ip >= 20 && p.len() >= ip + UDP_HEADER).then_some(L4Layout {
+        v6,
+        ip,
+        hl: ip + UDP_HEADER,
     })
 }
 
@@ -132,6 +153,10 @@ pub(crate) fn split(read: &[u8], complete: bool, out: &mut Vec<(Bytes, VnetHdr)>
             hdr.flags = 0;
         }
         out.push((Bytes::from(p), hdr));
+        return;
+    }
+    if gso == GSO_UDP_L4 {
+        split_udp(pkt, hdr, complete, out);
         return;
     }
     let layout = tcp_layout(pkt).filter(|l| l.v6 == (gso == GSO_TCPV6));
@@ -163,24 +188,70 @@ pub(crate) fn split(read: &[u8], complete: bool, out: &mut Vec<(Bytes, VnetHdr)>
         s[l.ip + 13] = flags;
         let seq = seq0.wrapping_add((i * mss) as u32);
         s[l.ip + 4..l.ip + 8].copy_from_slice(&seq.to_be_bytes());
-        if !l.v6 {
-            s[4..6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
-        }
+        set_id(&mut s, l, id0, i);
         set_lengths(&mut s, l);
-        let mut h = VnetHdr::partial(l.ip, TCP_CSUM);
-        if complete && complete_checksum(&mut s, &h) {
-            h.flags = 0;
-        }
-        out.push((Bytes::from(s), h));
+        out.push(finish(s, l, TCP_CSUM, complete));
+    }
+}
+
+/// The `i`th packet cut from a super-packet whose IPv4 ID was `id0` gets ID
+/// `id0 + i` (IPv6 has none).
+fn set_id(s: &mut [u8], l: L4Layout, id0: u16, i: usize) {
+    if !l.v6 {
+        s[4..6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
+    }
+}
+
+/// A packet cut from a super-packet with its header: the L4 checksum left
+/// partial, or completed when the direction corrupts.
+fn finish(mut s: Vec<u8>, l: L4Layout, csum_offset: u16, complete: bool) -> (Bytes, VnetHdr) {
+    let mut h = VnetHdr::partial(l.ip, csum_offset);
+    if complete && complete_checksum(&mut s, &h) {
+        h.flags = 0;
+    }
+    (Bytes::from(s), h)
+}
+
+/// Cuts a UDP train into its datagrams: each gets the train's headers with
+/// its own lengths, IPv4 ID and checksums (as the kernel's software
+/// segmentation would).
+fn split_udp(pkt: &[u8], hdr: VnetHdr, complete: bool, out: &mut Vec<(Bytes, VnetHdr)>) {
+    let (Some(l), true) = (udp_layout(pkt), hdr.gso_size > 0) else {
+        out.push((Bytes::copy_from_slice(pkt), hdr));
+        return;
+    };
+    let size = usize::from(hdr.gso_size);
+    let payload = &pkt[l.hl..];
+    let id0 = u16::from_be_bytes([pkt[4], pkt[5]]);
+    for (i, chunk) in payload.chunks(size).enumerate() {
+        let mut s = Vec::with_capacity(l.hl + chunk.len());
+        s.extend_from_slice(&pkt[..l.hl]);
+        s.extend_from_slice(chunk);
+        set_id(&mut s, l, id0, i);
+        set_udp_lengths(&mut s, l);
+        out.push(finish(s, l, UDP_CSUM, complete));
     }
 }
 
 /// Sets the IP length (and the IPv4 header checksum) and the TCP checksum
 /// field to the pseudo-header sum for the packet's length, as the kernel
 /// leaves it for the hardware.
-fn set_lengths(s: &mut [u8], l: TcpLayout) {
+fn set_lengths(s: &mut [u8], l: L4Layout) {
+    set_ip_lengths(s, l, 6, TCP_CSUM);
+}
+
+/// [`set_lengths`] for UDP, whose header holds its length too.
+fn set_udp_lengths(s: &mut [u8], l: L4Layout) {
+    let l4 = (s.len() - l.ip) as u16;
+    s[l.ip + 4..l.ip + 6].copy_from_slice(&l4.to_be_bytes());
+    set_ip_lengths(s, l, 17, UDP_CSUM);
+}
+
+/// The IP length (and IPv4 header checksum) and the L4 checksum field at
+/// `csum` set to the pseudo-header sum of protocol `proto`.
+fn set_ip_lengths(s: &mut [u8], l: L4Layout, proto: u64, csum: u16) {
     let l4 = s.len() - l.ip;
-    let mut sum: u64 = 6 + l4 as u64;
+    let mut sum: u64 = proto + l4 as u64;
     if l.v6 {
         s[4..6].copy_from_slice(&(l4 as u16).to_be_bytes());
         sum += add16(&s[8..40]);
@@ -192,7 +263,7 @@ fn set_lengths(s: &mut [u8], l: TcpLayout) {
         s[10..12].copy_from_slice(&c.to_be_bytes());
         sum += add16(&s[12..20]);
     }
-    let at = l.ip + usize::from(TCP_CSUM);
+    let at = l.ip + usize::from(csum);
     s[at..at + 2].copy_from_slice(&fold(sum).to_be_bytes());
 }
 
@@ -240,15 +311,18 @@ fn fold(mut sum: u64) -> u16 {
     sum as u16
 }
 
-/// Joins consecutive TCP segments of one flow back into super-packets for
-/// writing; everything else is written as it is.
+/// Joins consecutive TCP segments of one flow back into super-packets, and
+/// consecutive UDP datagrams of one flow and size into trains, for writing;
+/// everything else is written as it is.
 #[derive(Debug, Default)]
 pub(crate) struct Coalescer {
     /// Virtio-net header space, then the group's first packet and the
     /// payloads appended to it.
     buf: Vec<u8>,
     hdr: VnetHdr,
-    layout: Option<TcpLayout>,
+    layout: Option<L4Layout>,
+    /// The group is UDP datagrams (else TCP segments).
+    udp: bool,
     count: usize,
     mss: usize,
     next_seq: u32,
@@ -257,15 +331,23 @@ pub(crate) struct Coalescer {
     last_flags: u8,
 }
 
+/// A packet the coalescer may join: its layout and whether it is UDP.
+fn joinable(pkt: &[u8], hdr: VnetHdr) -> Option<(L4Layout, bool)> {
+    if hdr.flags != F_NEEDS_CSUM || hdr.gso_type != GSO_NONE {
+        return None;
+    }
+    let (layout, udp) = match hdr.csum_offset {
+        TCP_CSUM => (tcp_layout(pkt)?, false),
+        UDP_CSUM => (udp_layout(pkt)?, true),
+        _ => return None,
+    };
+    (usize::from(hdr.csum_start) == layout.ip && pkt.len() > layout.hl).then_some((layout, udp))
+}
+
 impl Coalescer {
     /// Takes the next packet to write, writing out what it cannot join.
     pub(crate) fn push(&mut self, pkt: &[u8], hdr: VnetHdr, write: &mut impl FnMut(&[u8])) {
-        let layout =
-            (hdr.flags == F_NEEDS_CSUM && hdr.gso_type == GSO_NONE && hdr.csum_offset == TCP_CSUM)
-                .then(|| tcp_layout(pkt))
-                .flatten()
-                .filter(|l| usize::from(hdr.csum_start) == l.ip && pkt.len() > l.hl);
-        let Some(l) = layout else {
+        let Some((l, udp)) = joinable(pkt, hdr) else {
             self.flush(write);
             self.buf.clear();
             self.buf.extend_from_slice(&hdr.encode());
@@ -273,7 +355,7 @@ impl Coalescer {
             write(&self.buf);
             return;
         };
-        if self.count > 0 && self.joins(pkt, l) {
+        if self.count > 0 && self.udp == udp && self.joins(pkt, l) {
             self.buf.extend_from_slice(&pkt[l.hl..]);
             self.count += 1;
             self.note_last(pkt, l);
@@ -285,45 +367,56 @@ impl Coalescer {
         self.buf.extend_from_slice(pkt);
         self.hdr = hdr;
         self.layout = Some(l);
+        self.udp = udp;
         self.count = 1;
         self.mss = pkt.len() - l.hl;
         self.note_last(pkt, l);
     }
 
-    fn note_last(&mut self, pkt: &[u8], l: TcpLayout) {
+    fn note_last(&mut self, pkt: &[u8], l: L4Layout) {
         let len = pkt.len() - l.hl;
+        self.last_len = len;
+        if self.udp {
+            return;
+        }
         let seq = u32::from_be_bytes([pkt[l.ip + 4], pkt[l.ip + 5], pkt[l.ip + 6], pkt[l.ip + 7]]);
         self.next_seq = seq.wrapping_add(len as u32);
-        self.last_len = len;
         self.last_flags = pkt[l.ip + 13];
     }
 
-    /// Whether `pkt` continues the group: same flow and headers but for the
-    /// sequence number (which follows on), lengths, IPv4 ID and checksums;
-    /// full-sized segments before it; only ACK on the one before it.
-    fn joins(&self, pkt: &[u8], l: TcpLayout) -> bool {
+    /// Whether `pkt` continues the group: same flow and headers but for
+    /// lengths, IPv4 ID and checksums; full-sized segments before it; for
+    /// TCP, a sequence number that follows on and only ACK on the one before.
+    fn joins(&self, pkt: &[u8], l: L4Layout) -> bool {
         let Some(g) = self.layout else { return false };
         let first = &self.buf[VNET_HDR_LEN..];
         let len = pkt.len() - l.hl;
-        let seq = u32::from_be_bytes([pkt[l.ip + 4], pkt[l.ip + 5], pkt[l.ip + 6], pkt[l.ip + 7]]);
         let same = |r: std::ops::Range<usize>| first[r.clone()] == pkt[r];
-        g.v6 == l.v6
+        let common = g.v6 == l.v6
             && g.ip == l.ip
             && g.hl == l.hl
             && self.count < MAX_JOINED
             && self.last_len == self.mss
-            && self.last_flags == 0x10
             && len <= self.mss
-            && pkt[l.ip + 13] & !(0x10 | 0x08 | 0x01) == 0
-            && seq == self.next_seq
             && self.buf.len() - VNET_HDR_LEN + len <= 65_535
             && if l.v6 {
                 same(0..4) && same(6..40)
             } else {
                 same(0..2) && same(6..10) && same(12..l.ip)
             }
-            // Ports, then ACK number, window and options (not seq, flags, checksum).
-            && same(l.ip..l.ip + 4)
+            // Ports.
+            && same(l.ip..l.ip + 4);
+        if !common {
+            return false;
+        }
+        if self.udp {
+            return true;
+        }
+        let seq = u32::from_be_bytes([pkt[l.ip + 4], pkt[l.ip + 5], pkt[l.ip + 6], pkt[l.ip + 7]]);
+        self.last_flags == 0x10
+            && pkt[l.ip + 13] & !(0x10 | 0x08 | 0x01) == 0
+            && seq == self.next_seq
+            // ACK number, window and options (not seq, flags, checksum).
             && same(l.ip + 8..l.ip + 13)
             && same(l.ip + 14..l.ip + 16)
             && same(l.ip + 18..l.hl)
@@ -336,15 +429,21 @@ impl Coalescer {
         }
         if let (true, Some(l)) = (self.count > 1, self.layout) {
             let pkt = &mut self.buf[VNET_HDR_LEN..];
-            pkt[l.ip + 13] = self.last_flags;
-            set_lengths(pkt, l);
+            let (gso_type, csum_offset) = if self.udp {
+                set_udp_lengths(pkt, l);
+                (GSO_UDP_L4, UDP_CSUM)
+            } else {
+                pkt[l.ip + 13] = self.last_flags;
+                set_lengths(pkt, l);
+                (if l.v6 { GSO_TCPV6 } else { GSO_TCPV4 }, TCP_CSUM)
+            };
             let hdr = VnetHdr {
                 flags: F_NEEDS_CSUM,
-                gso_type: if l.v6 { GSO_TCPV6 } else { GSO_TCPV4 },
+                gso_type,
                 hdr_len: l.hl as u16,
                 gso_size: self.mss as u16,
                 csum_start: l.ip as u16,
-                csum_offset: TCP_CSUM,
+                csum_offset,
             };
             self.buf[..VNET_HDR_LEN].copy_from_slice(&hdr.encode());
         }
@@ -523,6 +622,114 @@ mod tests {
         }
         c.flush(&mut |_| writes += 1);
         assert_eq!(writes, 3);
+    }
+
+    /// An IPv4 UDP train 10.0.0.1:1000 → 10.0.0.2:2000 of `payload`, as the
+    /// kernel hands it over with UDP segmentation offload.
+    fn udp_train(payload: &[u8], size: u16) -> Vec<u8> {
+        let mut p = vec![0u8; 28];
+        p[0] = 0x45;
+        p[6] = 0x40;
+        p[8] = 64;
+        p[9] = 17;
+        p[4..6].copy_from_slice(&40u16.to_be_bytes());
+        p[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        p[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        p[20..22].copy_from_slice(&1000u16.to_be_bytes());
+        p[22..24].copy_from_slice(&2000u16.to_be_bytes());
+        p.extend_from_slice(payload);
+        let l = udp_layout(&p).unwrap();
+        set_udp_lengths(&mut p, l);
+        let hdr = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            gso_type: GSO_UDP_L4,
+            hdr_len: 28,
+            gso_size: size,
+            csum_start: 20,
+            csum_offset: UDP_CSUM,
+        };
+        read_of(&p, hdr)
+    }
+
+    fn valid_udp_checksum(p: &[u8]) -> bool {
+        let mut sum = add16(&p[12..20]) + 17 + (p.len() - 20) as u64;
+        sum += add16(&p[20..]);
+        fold(sum) == 0xffff
+    }
+
+    #[test]
+    fn a_udp_train_splits_into_its_datagrams() {
+        let payload: Vec<u8> = (0..3_500u32).map(|i| (i * 13 % 251) as u8).collect();
+        let mut out = Vec::new();
+        split(&udp_train(&payload, 1_400), true, &mut out);
+        let lens: Vec<usize> = out.iter().map(|(s, _)| s.len()).collect();
+        assert_eq!(lens, [1_428, 1_428, 728]);
+        let mut joined = Vec::new();
+        for (i, (s, h)) in out.iter().enumerate() {
+            assert_eq!(h.flags, 0, "completed");
+            assert!(
+                valid_ip_checksum(s) && valid_udp_checksum(s),
+                "datagram {i}"
+            );
+            assert_eq!(usize::from(u16::from_be_bytes([s[2], s[3]])), s.len());
+            assert_eq!(
+                usize::from(u16::from_be_bytes([s[24], s[25]])),
+                s.len() - 20
+            );
+            assert_eq!(u16::from_be_bytes([s[4], s[5]]) as usize, 40 + i, "IPv4 ID");
+            joined.extend_from_slice(&s[28..]);
+        }
+        assert_eq!(joined, payload);
+    }
+
+    #[test]
+    fn udp_datagrams_join_into_a_train_and_a_lost_one_leaves_no_gap() {
+        let payload: Vec<u8> = (0..5_000u32).map(|i| (i % 241) as u8).collect();
+        let mut dgrams = Vec::new();
+        split(&udp_train(&payload, 1_000), false, &mut dgrams);
+        assert_eq!(dgrams.len(), 5);
+        dgrams.remove(2); // lost on the way: datagrams need no continuity
+        let mut writes: Vec<Vec<u8>> = Vec::new();
+        let mut c = Coalescer::default();
+        for (s, h) in &dgrams {
+            c.push(s, *h, &mut |w| writes.push(w.to_vec()));
+        }
+        c.flush(&mut |w| writes.push(w.to_vec()));
+        assert_eq!(writes.len(), 1, "one train");
+        let h = VnetHdr::parse(&writes[0]).unwrap();
+        assert_eq!(
+            (h.gso_type, h.gso_size, h.hdr_len, h.csum_offset),
+            (GSO_UDP_L4, 1_000, 28, UDP_CSUM)
+        );
+        let p = &writes[0][VNET_HDR_LEN..];
+        assert_eq!(usize::from(u16::from_be_bytes([p[2], p[3]])), p.len());
+        assert_eq!(
+            usize::from(u16::from_be_bytes([p[24], p[25]])),
+            p.len() - 20
+        );
+        let mut expect = payload[..2_000].to_vec();
+        expect.extend_from_slice(&payload[3_000..]);
+        assert_eq!(&p[28..], &expect[..]);
+        // Cut again, it is the same datagrams.
+        let mut again = Vec::new();
+        split(&writes[0], true, &mut again);
+        assert_eq!(again.len(), 4);
+        assert!(again.iter().all(|(s, _)| valid_udp_checksum(s)));
+    }
+
+    #[test]
+    fn a_shorter_datagram_ends_a_udp_train() {
+        let mut dgrams = Vec::new();
+        split(&udp_train(&[1; 2_500], 1_000), false, &mut dgrams);
+        split(&udp_train(&[2; 2_000], 1_000), false, &mut dgrams);
+        let mut writes = Vec::new();
+        let mut c = Coalescer::default();
+        for (s, h) in &dgrams {
+            c.push(s, *h, &mut |w| writes.push(w.len()));
+        }
+        c.flush(&mut |w| writes.push(w.len()));
+        // 1000+1000+500, then 1000+1000: the 500 closed the first train.
+        assert_eq!(writes, vec![10 + 28 + 2_500, 10 + 28 + 2_000]);
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! wire (issue #14: "a TUN device in each" namespace).
 //!
 //! Opened with `IFF_VNET_HDR`, every packet read or written is preceded by a
-//! virtio-net header, and the device offers the kernel checksum and TCP
-//! segmentation offload: reads may hold TCP super-packets, which the link cuts
-//! into real packets itself ([`super::offload`]). The device lives as long as
+//! virtio-net header, and the device offers the kernel checksum, TCP and UDP
+//! segmentation offload: reads may hold TCP super-packets and UDP trains,
+//! which the link cuts into real packets itself ([`super::offload`]). The device lives as long as
 //! the file: a crashed run leaves no device behind.
 
 use std::fs::{File, OpenOptions};
@@ -54,7 +54,11 @@ pub(crate) fn open(pattern: &str) -> io::Result<(File, String)> {
         .unwrap_or(req.name.len());
     let name = String::from_utf8_lossy(&req.name[..end]).into_owned();
     let offloads = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6 | libc::TUN_F_TSO_ECN;
-    if set_offload(&file, offloads) < 0 {
+    // UDP segmentation offload (Linux 6.2 on): trains of datagrams sent
+    // with UDP_SEGMENT come through whole, the link cuts them. An older
+    // kernel refuses the bits; it then cuts them itself before the device.
+    let uso = libc::TUN_F_USO4 | libc::TUN_F_USO6;
+    if set_offload(&file, offloads | uso) < 0 && set_offload(&file, offloads) < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok((file, name))

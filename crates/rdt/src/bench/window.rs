@@ -130,7 +130,8 @@ impl WindowRow {
             .field("loss", self.loss)
             .field("path", self.path)
             .num("bytes_s", self.bytes_per_sec(), 0)
-            .field("retransmissions", self.stats.retransmissions);
+            .field("retransmissions", self.stats.retransmissions)
+            .field("timeouts", self.stats.timeouts);
         if let (Some(tcp), Some(r)) = (self.tcp_bytes_s, self.ratio()) {
             line = line.num("tcp_bytes_s", tcp, 0).num("ratio", r, 3);
         }
@@ -164,13 +165,20 @@ const CLEAN: [(Mode, CcKind, usize, usize); 5] = [
     (Mode::SelectiveRepeat, CcKind::None, 512, 1_400),
 ];
 
-/// Lossy rows: the same configurations at each loss (MSS within the link's MTU).
-/// Go-back-n's window is small: each loss sends all of it again.
-const LOSSY: [(Mode, CcKind, usize, usize); 3] = [
-    (Mode::GoBackN, CcKind::None, 32, 1_400),
-    (Mode::SelectiveRepeat, CcKind::None, 512, 1_400),
-    (Mode::SelectiveRepeat, CcKind::Cubic, 512, 1_400),
+/// Lossy rows: the same configurations at each loss. The MSS fills the
+/// link's 1500-byte MTU (20 IP + 8 UDP + 20 rdt header bytes), as kernel TCP
+/// fills it with its own. Go-back-n's window is small: each loss sends all of
+/// it again. Selective repeat's counts segments in flight (SACKed ones have
+/// left it), so a hole under repair does not stop the sender.
+const LOSSY: [(Mode, CcKind, usize, usize); 4] = [
+    (Mode::GoBackN, CcKind::None, 32, LINK_MSS),
+    (Mode::SelectiveRepeat, CcKind::None, 256, LINK_MSS),
+    (Mode::SelectiveRepeat, CcKind::None, 1024, LINK_MSS),
+    (Mode::SelectiveRepeat, CcKind::Cubic, 512, LINK_MSS),
 ];
+
+/// The largest rdt segment in one 1500-byte packet.
+const LINK_MSS: usize = 1_500 - 20 - 8 - 20;
 
 const LOSSES: [f64; 4] = [0.0, 0.01, 0.05, 0.10];
 
@@ -178,7 +186,7 @@ fn print_row(out: &mut impl FnMut(&str), row: &WindowRow) {
     let mut line = String::new();
     let _ = write!(
         line,
-        "  {:<17} {:<6} {:>6} {:>6} {:>5.0}% {:<8} {:>8} {:>10.1} MB/s",
+        "  {:<17} {:<6} {:>6} {:>6} {:>5.0}% {:<8} {:>8} {:>4} {:>10.1} MB/s",
         row.mode.name(),
         row.cc.name(),
         row.window,
@@ -186,6 +194,7 @@ fn print_row(out: &mut impl FnMut(&str), row: &WindowRow) {
         row.loss * 100.0,
         row.path,
         row.stats.retransmissions,
+        row.stats.timeouts,
         row.bytes_per_sec() / 1e6,
     );
     if let (Some(tcp), Some(r)) = (row.tcp_bytes_s, row.ratio()) {
@@ -201,7 +210,7 @@ pub fn run(out: &mut impl FnMut(&str), name: &str) -> Result<Vec<WindowRow>, Err
         "rdt windowed modes (binary format, adaptive RTO) against kernel TCP moving the same bytes",
     );
     out(
-        "  mode              cc      window    mss  loss path      retrans     goodput        TCP   ratio",
+        "  mode              cc      window    mss  loss path      retrans  rto     goodput        TCP   ratio",
     );
     let mut rows = Vec::new();
     let clean_bytes = 128 << 20;
@@ -231,7 +240,7 @@ pub fn run(out: &mut impl FnMut(&str), name: &str) -> Result<Vec<WindowRow>, Err
         print_row(out, &row);
         rows.push(row);
     }
-    let lossy_bytes = 16 << 20;
+    let lossy_bytes = 32 << 20;
     for loss in LOSSES {
         let mut link_cfg = LinkConfig::new(name).ipv4_only();
         let p = Probability::new(loss).unwrap_or(Probability::ZERO);
@@ -254,19 +263,29 @@ pub fn run(out: &mut impl FnMut(&str), name: &str) -> Result<Vec<WindowRow>, Err
             None if loss == 0.0 => continue,
             None => (Path::Loopback, "loopback", loss),
         };
-        let tcp = match path {
-            Path::Link(_) => Some(path.tcp(lossy_bytes)?),
-            Path::Loopback => None,
-        };
         for (mode, cc, window, mss) in LOSSY {
             let cfg = config(mode, cc, window, mss);
-            // Go-back-n crawls at 10% loss: fewer bytes keep the run short.
-            let bytes = if mode == Mode::GoBackN {
-                lossy_bytes / 8
+            // Go-back-n and a loss-driven controller crawl at 10% loss:
+            // fewer bytes, one run, keep it short.
+            let (bytes, rounds) = if mode == Mode::GoBackN || cc != CcKind::None {
+                (lossy_bytes / 8, 1)
             } else {
-                lossy_bytes
+                (lossy_bytes, super::ROUNDS)
             };
-            let (elapsed, stats) = super::transfer_with(&cfg, builtin, bytes, path)?;
+            // Best of alternate runs, kernel TCP's too: one run of each
+            // over a lossy link swings by a third.
+            let mut best_tcp: f64 = 0.0;
+            let (elapsed, stats) = super::alternate(
+                rounds,
+                || {
+                    if let Path::Link(_) = path {
+                        best_tcp = best_tcp.max(path.tcp(lossy_bytes)?);
+                    }
+                    Ok(())
+                },
+                || super::transfer_with(&cfg, builtin, bytes, path),
+            )?;
+            let tcp = (best_tcp > 0.0).then_some(best_tcp);
             let row = WindowRow {
                 mode,
                 cc,
@@ -325,7 +344,7 @@ pub fn plot(rows: &[WindowRow]) -> String {
     }
     let path = lossy.first().map_or("loopback", |r| r.path);
     crate::plot::svg(&[Panel {
-        title: format!("rdt goodput against loss ({path}, MSS 1400)"),
+        title: format!("rdt goodput against loss ({path}, MSS {LINK_MSS})"),
         x_label: "loss each way (%)".into(),
         y_label: "MB/s".into(),
         series,

@@ -10,7 +10,7 @@
 //! 14..16 reserved, 0
 //! 16..20 CRC-32 (IEEE) of the whole datagram with this field zeroed
 //! ```
-//! With SACK (an ACK of selective repeat), the data field holds 1 to 4
+//! With SACK (an ACK of selective repeat), the data field holds 1 to 16
 //! blocks of 8 bytes, each the start and end (u32, u32) of a range held
 //! beyond the cumulative ACK; such a segment carries no data.
 //! A datagram that fails any check is reported with the field named and the
@@ -95,7 +95,7 @@ pub fn decode(datagram: &[u8]) -> Result<Segment, Error> {
     let mut sack = Sack::default();
     let data = if flags & SACK != 0 {
         if data.is_empty() || data.len() % 8 != 0 || data.len() > 8 * Sack::MAX {
-            return Err(malformed("sack", "is not 1 to 4 blocks of 8 bytes"));
+            return Err(malformed("sack", "is not 1 to 16 blocks of 8 bytes"));
         }
         if flags & ACK == 0 {
             return Err(malformed("sack", "is set without ACK"));

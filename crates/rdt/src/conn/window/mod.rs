@@ -28,6 +28,7 @@ use super::{Connection, Ignore, Note, Output, Timer};
 use crate::error::Error;
 use crate::mode::Mode;
 use crate::segment::Segment;
+use crate::wire::Format;
 use reassembly::Arrival;
 
 impl Connection {
@@ -152,9 +153,16 @@ impl Connection {
         self.ack_pending = true;
         let in_order = seg.seq == self.rcv_nxt;
         self.take_window_data(seg);
-        if !in_order && let Some(ack) = self.take_pending_ack() {
-            // Out of order or a copy: acknowledged at once (RFC 5681 §4.2),
-            // so each one is a duplicate ACK the sender can count.
+        // Out of order or a copy: acknowledged at once (RFC 5681 §4.2), so
+        // each one is a duplicate ACK the sender can count. Not when SACK
+        // blocks say what arrived (selective repeat in the binary format):
+        // the one ACK after the datagrams that came together tells it all,
+        // where an ACK each would double the packets on a lossy path.
+        let sack = self.cfg.mode == Mode::SelectiveRepeat && self.cfg.format == Format::Binary;
+        if !in_order
+            && !sack
+            && let Some(ack) = self.take_pending_ack()
+        {
             self.outputs.push_back(ack);
         }
     }

@@ -2,7 +2,10 @@
 //! arrive ahead of the next expected number are kept, inside the receive
 //! window, until the gap before them fills; each arrival is acknowledged with
 //! the cumulative number and SACK blocks (RFC 2018: the block holding the
-//! segment that just came first, then the others in order, four at most).
+//! segment that just came first; then the blocks of the other segments that
+//! came since the last ACK and the one before, so an ACK of a burst names
+//! every block it made and one lost ACK hides none; then the lowest ones;
+//! `Sack::MAX` at most).
 //!
 //! Keys are 64-bit stream offsets (the wrapping 32-bit number unrolled from
 //! the next expected one), so ordering never depends on the wrap. Memory is
@@ -42,7 +45,16 @@ pub(crate) struct Reassembly {
     next: u64,
     /// Offset of the segment that arrived last (its block goes first).
     latest: Option<u64>,
+    /// Offsets of the segments held since the last SACK, oldest first (at
+    /// most [`FRESH`]).
+    fresh: Vec<u64>,
+    /// Those of the SACK before (named again: that ACK may have been lost).
+    fresh_before: Vec<u64>,
 }
+
+/// Arrivals remembered between two ACKs (a burst of datagrams taken in one
+/// turn is at most 64).
+const FRESH: usize = 128;
 
 /// What became of one data segment.
 #[derive(Debug, PartialEq, Eq)]
@@ -95,6 +107,8 @@ impl Reassembly {
             }
             self.next = end;
             self.latest = None;
+            self.fresh.retain(|&k| k >= end);
+            self.fresh_before.retain(|&k| k >= end);
             return Arrival::Ready(ready);
         }
         if ahead as usize + data.len() > room || self.held_bytes + data.len() + PIECE_COST > room {
@@ -107,38 +121,48 @@ impl Reassembly {
         self.held_bytes += data.len() + PIECE_COST;
         self.held.insert(at, data);
         self.latest = Some(at);
+        if self.fresh.len() < FRESH {
+            self.fresh.push(at);
+        }
         Arrival::Held
     }
 
-    /// The SACK blocks to send with the cumulative ACK `rcv_nxt`.
-    pub(crate) fn sack(&self, rcv_nxt: Seq) -> Sack {
-        let mut sack = Sack::default();
-        let to_seq = |off: u64| rcv_nxt.plus((off - self.next) as usize);
+    /// The SACK blocks to send with the cumulative ACK `rcv_nxt`; the
+    /// arrivals since the last call are then no longer fresh.
+    pub(crate) fn sack(&mut self, rcv_nxt: Seq) -> Sack {
         let mut blocks: Vec<(u64, u64)> = Vec::new();
-        let mut latest_block = None;
         for (&k, piece) in &self.held {
             let end = k + piece.len() as u64;
             match blocks.last_mut() {
                 Some(last) if last.1 >= k => last.1 = last.1.max(end),
-                _ => {
-                    if latest_block.is_some() && blocks.len() >= Sack::MAX {
-                        break;
-                    }
-                    blocks.push((k, end));
-                }
-            }
-            if self.latest == Some(k) {
-                latest_block = Some(blocks.len() - 1);
+                _ => blocks.push((k, end)),
             }
         }
-        if let Some(i) = latest_block {
+        let block_of = |k: u64| {
+            let i = blocks.partition_point(|b| b.1 <= k);
+            (i < blocks.len() && blocks[i].0 <= k).then_some(i)
+        };
+        let mut chosen: Vec<usize> = Vec::with_capacity(Sack::MAX);
+        let fresh = self
+            .latest
+            .into_iter()
+            .chain(self.fresh.iter().rev().copied())
+            .chain(self.fresh_before.iter().rev().copied());
+        for i in fresh.filter_map(block_of).chain(0..blocks.len()) {
+            if chosen.len() == Sack::MAX {
+                break;
+            }
+            if !chosen.contains(&i) {
+                chosen.push(i);
+            }
+        }
+        std::mem::swap(&mut self.fresh, &mut self.fresh_before);
+        self.fresh.clear();
+        let to_seq = |off: u64| rcv_nxt.plus((off - self.next) as usize);
+        let mut sack = Sack::default();
+        for i in chosen {
             let (a, b) = blocks[i];
             sack.push(to_seq(a), to_seq(b));
-        }
-        for (i, &(a, b)) in blocks.iter().enumerate() {
-            if Some(i) != latest_block {
-                sack.push(to_seq(a), to_seq(b));
-            }
         }
         sack
     }
@@ -207,7 +231,7 @@ mod tests {
     }
 
     #[test]
-    fn the_latest_block_comes_first_and_at_most_four_are_sent() {
+    fn the_latest_block_comes_first_then_the_fresh_then_the_lowest() {
         let mut r = Reassembly::default();
         let n = Seq(0);
         for k in [10, 30, 50, 70, 90, 110] {
@@ -215,7 +239,45 @@ mod tests {
         }
         r.arrive(n, Seq(50), b(5), 1_000);
         let blocks: Vec<u32> = r.sack(n).blocks().iter().map(|(a, _)| a.0).collect();
-        assert_eq!(blocks, [50, 10, 30, 70]);
+        // The copy at 50 came last; 110..10 came since the last ACK, newest first.
+        assert_eq!(blocks, [50, 110, 90, 70, 30, 10]);
         assert_eq!(r.arrive(n, Seq(995), b(10), 1_000), Arrival::Beyond);
+        // The next ACK names them again (the last may have been lost); the
+        // one after, the latest and then the lowest.
+        let blocks: Vec<u32> = r.sack(n).blocks().iter().map(|(a, _)| a.0).collect();
+        assert_eq!(blocks, [50, 110, 90, 70, 30, 10]);
+        let blocks: Vec<u32> = r.sack(n).blocks().iter().map(|(a, _)| a.0).collect();
+        assert_eq!(blocks, [50, 10, 30, 70, 90, 110]);
+    }
+
+    /// More blocks than an ACK holds: every block made since the last ACK is
+    /// in the next one, however high, so the sender never takes a segment
+    /// that arrived for lost.
+    #[test]
+    fn every_block_made_since_the_last_ack_is_named() {
+        let mut r = Reassembly::default();
+        let n = Seq(0);
+        let room = 1 << 20;
+        for k in 0..40u32 {
+            r.arrive(n, Seq(10 + 20 * k), b(5), room);
+        }
+        let _ = r.sack(n);
+        let _ = r.sack(n);
+        let burst = [410u32, 610, 790, 430];
+        for k in burst {
+            r.arrive(n, Seq(k + 5), b(5), room);
+        }
+        let sack = r.sack(n);
+        assert_eq!(sack.len(), Sack::MAX);
+        for k in burst {
+            let s = Seq(k + 5);
+            assert!(
+                sack.blocks()
+                    .iter()
+                    .any(|&(a, e)| !s.before(a) && s.before(e)),
+                "{k} named"
+            );
+        }
+        assert_eq!(sack.blocks()[0], (Seq(430), Seq(440)), "the latest first");
     }
 }

@@ -143,6 +143,7 @@ impl Sender {
             }
         }
         self.in_flight = 0;
+        self.flight_segs = 0;
         self.gbn_deadline = None;
     }
 }

@@ -98,6 +98,8 @@ pub(crate) struct Sender {
     gbn_deadline: Option<Instant>,
     /// Bytes neither acknowledged (selectively too) nor waiting to resend.
     in_flight: usize,
+    /// Those segments, counted.
+    flight_segs: usize,
     to_resend: usize,
     pub(crate) rto: Rto,
     pub(crate) cc: Controller,
@@ -140,6 +142,7 @@ impl Sender {
             heap: BinaryHeap::new(),
             gbn_deadline: None,
             in_flight: 0,
+            flight_segs: 0,
             to_resend: 0,
             rto: Rto::new(cfg.rto, cfg.timeout, cfg.min_rto, cfg.max_rto),
             cc: Controller::new(cfg.cc, cfg.mss),
@@ -177,8 +180,31 @@ impl Sender {
     }
 
     /// A new segment fits: the window of segments has a place and the flight room.
+    ///
+    /// Go-back-n's window is `window` segments from the oldest
+    /// unacknowledged one. Selective repeat's counts the segments in
+    /// flight: a segment the peer acknowledged selectively has left it, as
+    /// TCP with SACK counts its pipe (RFC 6675), so a hole being repaired
+    /// does not hold the window's left edge for the round trips the repair
+    /// takes. What may be outstanding from that edge is the peer's
+    /// advertised window (it holds what arrives out of order in it). With
+    /// a peer that sends no SACK blocks, the two are the same.
     pub(crate) fn room_for_new(&self, len: usize) -> bool {
-        self.to_resend == 0 && self.queue.len() < self.window && self.room(len)
+        let window = match self.mode {
+            Mode::SelectiveRepeat => {
+                self.flight_segs < self.window && self.span() + len <= self.peer_window.max(len)
+            }
+            _ => self.queue.len() < self.window,
+        };
+        self.to_resend == 0 && window && self.room(len)
+    }
+
+    /// Bytes from the oldest unacknowledged number to the next new one.
+    fn span(&self) -> usize {
+        match (self.queue.front(), self.queue.back()) {
+            (Some(first), Some(last)) => last.end().since(first.seq).max(0) as usize,
+            _ => 0,
+        }
     }
 
     /// Sends a new data segment (its number is the connection's next).
@@ -198,6 +224,7 @@ impl Sender {
             probe: false,
         });
         self.in_flight += seg.data.len();
+        self.flight_segs += 1;
         self.arm(id, deadline);
         self.events.push_back(Event::Transmit { seg, again: false });
     }
@@ -265,6 +292,7 @@ impl Sender {
             s.needs_send = false;
             self.to_resend -= 1;
             self.in_flight += s.data.len();
+            self.flight_segs += 1;
         }
         s.sends += 1;
         s.last_sent = now;
@@ -299,6 +327,7 @@ impl Sender {
                     self.to_resend -= 1;
                 } else if !s.sacked {
                     self.in_flight -= s.data.len();
+                    self.flight_segs -= 1;
                 }
                 if !s.sacked {
                     newly += s.data.len();
@@ -396,6 +425,7 @@ impl Sender {
                     self.to_resend -= 1;
                 } else {
                     self.in_flight -= s.data.len();
+                    self.flight_segs -= 1;
                 }
                 newly += s.data.len();
                 // The first block holds the segment whose arrival sent this ACK.
@@ -469,7 +499,11 @@ mod tests {
             s.resend_waiting(late, 100);
             s.on_ack(late, &ack(next), next, 100);
             assert!(s.is_empty(), "{mode:?}");
-            assert_eq!((s.in_flight, s.to_resend), (0, 0), "{mode:?}");
+            assert_eq!(
+                (s.in_flight, s.flight_segs, s.to_resend),
+                (0, 0, 0),
+                "{mode:?}"
+            );
             // Slow start from 1 MSS took the 8 segments' bytes: past ssthresh.
             assert_eq!(s.cc.cwnd(), 4 * MSS, "{mode:?}");
             assert_eq!(
@@ -572,6 +606,42 @@ mod tests {
             .collect();
         assert_eq!(again, [Seq(MSS as u32)]);
         assert!(s.deadline().is_some(), "and it has a timer again");
+    }
+
+    /// Selective repeat's window counts what is in flight: with the first
+    /// segment missing and the other 63 SACKed, 63 more go (a go-back-n
+    /// window stays shut); the peer's advertised window bounds how far past
+    /// the hole they may go.
+    #[test]
+    fn a_selective_window_counts_segments_in_flight_up_to_the_peer_window() {
+        for (mode, peer_window, more) in [
+            (Mode::SelectiveRepeat, u16::MAX, 63),
+            (Mode::GoBackN, u16::MAX, 0),
+            // 8 KiB advertised: 81 segments of 100 bytes from the hole.
+            (Mode::SelectiveRepeat, 8, 81 - 64),
+        ] {
+            let t0 = Instant::now();
+            let mut s = Sender::new(&Config {
+                mode,
+                cc: CcKind::None,
+                mss: MSS,
+                window: 64,
+                ..Config::new(crate::wire::Format::Binary)
+            });
+            let next = fill(&mut s, t0, Seq(0));
+            assert_eq!(next, Seq(64 * MSS as u32));
+            let mut a = ack(Seq(0));
+            a.window = peer_window;
+            a.sack.push(Seq(MSS as u32), next);
+            s.on_ack(t0, &a, next, 100);
+            let after = fill(&mut s, t0, next);
+            assert_eq!(
+                after.since(next) as usize / MSS,
+                more,
+                "{mode:?}, peer window {peer_window} KiB"
+            );
+            assert!(s.flight_segs <= 64);
+        }
     }
 
     /// An older ACK the network held back does not shrink the window.

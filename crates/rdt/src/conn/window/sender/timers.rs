@@ -120,6 +120,7 @@ impl Sender {
                 s.needs_send = true;
                 self.to_resend += 1;
                 self.in_flight -= s.data.len();
+                self.flight_segs -= 1;
             }
         } else {
             self.rewind();
