@@ -48,9 +48,9 @@ Systems:
             a conformance checker (seed 001)                         [done]
   relay     ordered group chat through a dispatcher: total order,
             acks, history, resume (seed 002)                         [done]
-  rdt       reliable transport over UDP: Stop & Wait with a TCP-like
-            socket, course and binary formats (seed 003)
-                                       [Stop & Wait done; windows to come]
+  rdt       reliable transport over UDP with a TCP-like socket: Stop &
+            Wait, go-back-n, selective repeat; course and binary
+            formats; a checker for students' programs (seed 003)     [done]
   classic   echo, math and positions servers and clients, byte-
             compatible with the Python originals (seed 004)          [done]
 
@@ -116,7 +116,7 @@ enum Command {
     Hftp(hftp_cmd::HftpArgs),
     /// Echo, math and positions, byte-compatible with the Python originals (seed 004).
     Classic(classic_cmd::ClassicArgs),
-    /// Reliable transport over UDP: Stop & Wait with a TCP-like socket (seed 003).
+    /// Reliable transport over UDP with a TCP-like socket: Stop & Wait, go-back-n, selective repeat (seed 003).
     Rdt(rdt_cmd::RdtArgs),
 }
 

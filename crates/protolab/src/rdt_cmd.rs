@@ -22,7 +22,7 @@ use rdt::{
   protolab rdt send localhost 8000 --drop 2 --trace lost-ack.svg < archivo.txt
   protolab rdt send localhost 8000 --dialect own-isn,segments < archivo.txt
   protolab rdt recv --port 8000 --format binary --mode sr -o big.bin
-  protolab rdt send localhost 8000 --format binary --mode sr --window 256 --mss 1400 --cc cubic --rto adaptive < big.bin
+  protolab rdt send localhost 8000 --format binary --mode sr --window 256 --mss 1452 --rto adaptive < big.bin
   protolab rdt send localhost 8000 --format binary --mode sr --cc reno --loss 0.02 --trace-cwnd cwnd.svg < big.bin
   protolab rdt check --server-cmd 'python3 servidor.py {port}'
   protolab rdt bench")]
@@ -99,7 +99,7 @@ pub struct Common {
     /// stop-and-wait (the seed's), go-back-n or selective-repeat (short: sw, gbn, sr).
     #[arg(long, default_value = "stop-and-wait")]
     mode: Mode,
-    /// Windowed modes: segments in flight at most.
+    /// Windowed modes: segments in flight at most (go-back-n counts them from the oldest unacknowledged; selective repeat counts those not yet acknowledged, selectively or not, within the peer's advertised window).
     #[arg(long, default_value_t = 64)]
     window: usize,
     /// Windowed modes: congestion controller (none, tahoe, reno, cubic).
