@@ -188,6 +188,15 @@ fn send_train(udp: &UdpSocket, train: &[u8], size: usize, to: SocketAddr) -> io:
     }
 }
 
+/// One datagram without a train (Stop & Wait, the course format's one
+/// segment a turn): a full socket buffer loses it, as for a train.
+pub(crate) fn send_alone(udp: &UdpSocket, datagram: &[u8], to: SocketAddr) -> io::Result<()> {
+    if let Sent::NoRoom = send_one(udp, datagram, to)? {
+        tracing::debug!(target: "rdt", "no room in the socket buffer: a datagram lost");
+    }
+    Ok(())
+}
+
 /// One datagram by itself; a full socket buffer loses it, as a full queue on
 /// the way would (the transport sends it again).
 fn send_one(udp: &UdpSocket, datagram: &[u8], to: SocketAddr) -> io::Result<Sent> {
@@ -352,6 +361,18 @@ mod tests {
         assert_eq!(got, vec![vec![1; 100], vec![2; 50], vec![3; 50]]);
         let mut gro_c = Gro::enable(&c).unwrap();
         assert_eq!(take(&mut gro_c, &c, 1), vec![vec![4; 50]]);
+    }
+
+    /// An empty datagram (a peer's, or garbage) is handed out once, empty,
+    /// and the next one after it.
+    #[test]
+    fn an_empty_datagram_is_handed_out_once() {
+        let (a, b) = pair();
+        let mut gro = Gro::enable(&b).unwrap();
+        let to = b.local_addr().unwrap();
+        a.send_to(&[], to).unwrap();
+        a.send_to(&[5; 10], to).unwrap();
+        assert_eq!(take(&mut gro, &b, 2), vec![vec![], vec![5; 10]]);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use netkit::units::Probability;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::batch::{Gro, Gso};
+use crate::batch::{self, Gro, Gso};
 use crate::config::Config;
 use crate::conn::Note;
 use crate::error::Error;
@@ -186,7 +186,7 @@ impl Link {
             self.out.clear();
             format.encode(seg, &mut self.out);
             if keep(&self.out) {
-                self.udp.send_to(&self.out, to).map(|_| true)
+                batch::send_alone(&self.udp, &self.out, to).map(|()| true)
             } else {
                 Ok(false)
             }

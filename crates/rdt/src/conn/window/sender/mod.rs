@@ -104,6 +104,11 @@ pub(crate) struct Sender {
     pub(crate) rto: Rto,
     pub(crate) cc: Controller,
     peer_window: usize,
+    /// How far past the oldest unacknowledged number selective repeat goes
+    /// at most whatever the peer advertises: our own receive buffer's size,
+    /// so a peer that SACKs everything but one hole (and never fills it)
+    /// cannot make the sender hold more than the user allowed.
+    span_limit: usize,
     dup_acks: u32,
     recover: Option<Seq>,
     /// The highest id acknowledged selectively.
@@ -147,6 +152,7 @@ impl Sender {
             rto: Rto::new(cfg.rto, cfg.timeout, cfg.min_rto, cfg.max_rto),
             cc: Controller::new(cfg.cc, cfg.mss),
             peer_window: cfg.recv_buffer,
+            span_limit: cfg.recv_buffer,
             dup_acks: 0,
             recover: None,
             highest_sacked: None,
@@ -187,12 +193,14 @@ impl Sender {
     /// TCP with SACK counts its pipe (RFC 6675), so a hole being repaired
     /// does not hold the window's left edge for the round trips the repair
     /// takes. What may be outstanding from that edge is the peer's
-    /// advertised window (it holds what arrives out of order in it). With
-    /// a peer that sends no SACK blocks, the two are the same.
+    /// advertised window (it holds what arrives out of order in it), never
+    /// more than our own receive buffer's size. With a peer that sends no
+    /// SACK blocks, the two windows are the same.
     pub(crate) fn room_for_new(&self, len: usize) -> bool {
         let window = match self.mode {
             Mode::SelectiveRepeat => {
-                self.flight_segs < self.window && self.span() + len <= self.peer_window.max(len)
+                let span = self.peer_window.min(self.span_limit).max(len);
+                self.flight_segs < self.window && self.span() + len <= span
             }
             _ => self.queue.len() < self.window,
         };
@@ -611,14 +619,18 @@ mod tests {
     /// Selective repeat's window counts what is in flight: with the first
     /// segment missing and the other 63 SACKed, 63 more go (a go-back-n
     /// window stays shut); the peer's advertised window bounds how far past
-    /// the hole they may go.
+    /// the hole they may go, and our own receive buffer's size bounds it
+    /// whatever the peer advertises.
     #[test]
     fn a_selective_window_counts_segments_in_flight_up_to_the_peer_window() {
-        for (mode, peer_window, more) in [
-            (Mode::SelectiveRepeat, u16::MAX, 63),
-            (Mode::GoBackN, u16::MAX, 0),
+        let ours = Config::new(crate::wire::Format::Binary).recv_buffer;
+        for (mode, peer_window, recv_buffer, more) in [
+            (Mode::SelectiveRepeat, u16::MAX, ours, 63),
+            (Mode::GoBackN, u16::MAX, ours, 0),
             // 8 KiB advertised: 81 segments of 100 bytes from the hole.
-            (Mode::SelectiveRepeat, 8, 81 - 64),
+            (Mode::SelectiveRepeat, 8, ours, 81 - 64),
+            // 64 MiB advertised, ours 8 KiB: the same 81.
+            (Mode::SelectiveRepeat, u16::MAX, 8_192, 81 - 64),
         ] {
             let t0 = Instant::now();
             let mut s = Sender::new(&Config {
@@ -626,6 +638,7 @@ mod tests {
                 cc: CcKind::None,
                 mss: MSS,
                 window: 64,
+                recv_buffer,
                 ..Config::new(crate::wire::Format::Binary)
             });
             let next = fill(&mut s, t0, Seq(0));
@@ -638,7 +651,7 @@ mod tests {
             assert_eq!(
                 after.since(next) as usize / MSS,
                 more,
-                "{mode:?}, peer window {peer_window} KiB"
+                "{mode:?}, peer window {peer_window} KiB, ours {recv_buffer} B"
             );
             assert!(s.flight_segs <= 64);
         }
