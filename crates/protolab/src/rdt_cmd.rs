@@ -234,6 +234,8 @@ fn send(host: &str, port: u16, input: Option<&PathBuf>, common: &Common) -> anyh
             .context("read stdin")?;
         data
     };
+    // Owned: its segments are slices of it, no copy before the kernel's.
+    let data = bytes::Bytes::from(data);
     let opts = common.options();
     let result = send_data(host, port, &data, &opts);
     common.write_trace(&opts)?;
@@ -251,7 +253,7 @@ fn send(host: &str, port: u16, input: Option<&PathBuf>, common: &Common) -> anyh
 fn send_data(
     host: &str,
     port: u16,
-    data: &[u8],
+    data: &bytes::Bytes,
     opts: &Options,
 ) -> anyhow::Result<(SocketAddr, Duration, Stats, Ending)> {
     let start = Instant::now();
@@ -262,7 +264,7 @@ fn send_data(
     let peer = socket.peer_addr()?;
     let bar = crate::progress::bar(data.len() as u64);
     socket
-        .send_with_progress(data, |n| bar.set_position(n))
+        .send_bytes_with_progress(data, |n| bar.set_position(n))
         .context("send")?;
     bar.finish_and_clear();
     let ending = socket.close().context("close")?;

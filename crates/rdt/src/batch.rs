@@ -15,10 +15,13 @@
 //! socket and the train goes out datagram by datagram. The system calls are
 //! `nix`'s safe wrappers; no `unsafe` here.
 
+use std::collections::VecDeque;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
 use std::ops::Range;
 use std::os::fd::AsRawFd as _;
+
+use bytes::{Bytes, BytesMut};
 
 use nix::errno::Errno;
 use nix::sys::socket::{
@@ -36,12 +39,19 @@ const MAX_TRAIN: usize = 65_535 - 40 - 8;
 const GRO_BUF: usize = 65_536;
 
 /// The send side: datagrams gathered into one train until [`Gso::flush`].
+/// Each datagram is its header (kept here) and its payload (a reference to
+/// the sender's data, not a copy): the train goes to the kernel as a list of
+/// pieces, two per datagram, which copies them once into its buffers.
 #[derive(Debug)]
 pub(crate) struct Gso {
-    train: Vec<u8>,
+    /// The headers of the train's datagrams, one after another.
+    heads: Vec<u8>,
+    /// Per datagram: its header's place in `heads`, and its payload.
+    parts: Vec<(Range<usize>, Bytes)>,
+    /// Bytes in the train.
+    bytes: usize,
     /// Size of the train's datagrams (all but a shorter last one).
     size: usize,
-    count: usize,
     to: Option<SocketAddr>,
     /// The last datagram was shorter than `size`: the train is complete.
     closed: bool,
@@ -52,18 +62,16 @@ pub(crate) struct Gso {
 impl Default for Gso {
     fn default() -> Self {
         Gso {
-            train: Vec::with_capacity(MAX_TRAIN + MAX_DATAGRAM_ROOM),
+            heads: Vec::with_capacity(MAX_SEGMENTS * 64),
+            parts: Vec::with_capacity(MAX_SEGMENTS),
+            bytes: 0,
             size: 0,
-            count: 0,
             to: None,
             closed: false,
             enabled: true,
         }
     }
 }
-
-/// Room kept after a full train for the datagram encoded behind it.
-const MAX_DATAGRAM_ROOM: usize = 65_536;
 
 /// What the kernel did with a send.
 enum Sent {
@@ -75,45 +83,63 @@ enum Sent {
 }
 
 impl Gso {
-    /// Adds `datagram` for `to`, sending the train first if it cannot join.
+    /// Adds `datagram` for `to` (its first bytes as the header, the rest as
+    /// the payload), sending the train first if it cannot join.
     #[cfg(test)]
     pub fn push(&mut self, udp: &UdpSocket, datagram: &[u8], to: SocketAddr) -> io::Result<()> {
-        self.push_with(udp, to, |b| b.extend_from_slice(datagram), |_| true)
-            .map(drop)
+        let cut = datagram.len().min(3);
+        self.push_with(
+            udp,
+            to,
+            |h| {
+                h.extend_from_slice(&datagram[..cut]);
+                Bytes::copy_from_slice(&datagram[cut..])
+            },
+            |_, _| true,
+        )
+        .map(drop)
     }
 
-    /// Encodes a datagram for `to` by `encode` straight behind the train (no
-    /// copy of its own), keeps it if `keep` says so (the built-in loss looks
-    /// at it there), and sends the train first if the datagram cannot join.
-    /// Returns whether it was kept.
+    /// Adds a datagram for `to`: `encode` appends its header to the train's
+    /// and returns its payload; it is kept if `keep` says so (the built-in
+    /// loss looks at header and payload), and the train is sent first if the
+    /// datagram cannot join. Returns whether it was kept.
     pub fn push_with(
         &mut self,
         udp: &UdpSocket,
         to: SocketAddr,
-        encode: impl FnOnce(&mut Vec<u8>),
-        keep: impl FnOnce(&[u8]) -> bool,
+        encode: impl FnOnce(&mut Vec<u8>) -> Bytes,
+        keep: impl FnOnce(&[u8], &[u8]) -> bool,
     ) -> io::Result<bool> {
-        let start = self.train.len();
-        encode(&mut self.train);
-        let len = self.train.len() - start;
-        if !keep(&self.train[start..]) {
-            self.train.truncate(start);
+        let start = self.heads.len();
+        let payload = encode(&mut self.heads);
+        let head_len = self.heads.len() - start;
+        let len = head_len + payload.len();
+        if !keep(&self.heads[start..], &payload) {
+            self.heads.truncate(start);
             return Ok(false);
         }
-        let joins = self.count > 0
+        let count = self.parts.len();
+        let joins = count > 0
             && self.to == Some(to)
             && !self.closed
             && len <= self.size
-            && self.count < MAX_SEGMENTS
-            && self.train.len() <= MAX_TRAIN;
-        if self.count > 0 && !joins {
-            self.send_front(udp, start)?;
+            && count < MAX_SEGMENTS
+            && self.bytes + len <= MAX_TRAIN;
+        let mut at = start;
+        if count > 0 && !joins {
+            let sent = self.send_train(udp);
+            // The new datagram's header moves to the front.
+            self.heads.drain(..start);
+            at = 0;
+            sent?;
         }
-        if self.count == 0 {
+        if self.parts.is_empty() {
             self.size = len;
             self.to = Some(to);
         }
-        self.count += 1;
+        self.parts.push((at..at + head_len, payload));
+        self.bytes += len;
         self.closed = len < self.size;
         if !self.enabled || len > MAX_TRAIN {
             self.flush(udp)?;
@@ -123,22 +149,25 @@ impl Gso {
 
     /// Sends the train gathered so far.
     pub fn flush(&mut self, udp: &UdpSocket) -> io::Result<()> {
-        self.send_front(udp, self.train.len())
+        let sent = self.send_train(udp);
+        self.heads.clear();
+        sent
     }
 
-    /// Sends the first `end` bytes (the train; what follows is a datagram
-    /// that did not join) and keeps the rest as the start of the next.
-    fn send_front(&mut self, udp: &UdpSocket, end: usize) -> io::Result<()> {
-        let (count, to) = (self.count, self.to);
-        self.count = 0;
+    /// Sends the datagrams in `parts` (their headers stay in `heads` for the
+    /// caller to drop) and empties the train.
+    fn send_train(&mut self, udp: &UdpSocket) -> io::Result<()> {
+        let count = self.parts.len();
+        let to = self.to;
+        self.bytes = 0;
         self.closed = false;
         let result = match to {
             Some(to) if count > 0 => {
-                let train = &self.train[..end];
+                let iov = pieces(&self.heads, &self.parts);
                 let sent = if count == 1 {
-                    send_one(udp, train, to)
+                    send_one(udp, &iov, to)
                 } else {
-                    send_train(udp, train, self.size, to)
+                    send_gso(udp, &iov, self.size, to)
                 };
                 match sent {
                     Ok(Sent::Done) => Ok(()),
@@ -149,68 +178,92 @@ impl Gso {
                     Ok(Sent::Refused) => {
                         tracing::debug!(target: "rdt", "the kernel refused a GSO train of {count} datagrams: sending them one by one from now on");
                         self.enabled = false;
-                        let mut result = Ok(());
-                        for d in train.chunks(self.size) {
-                            match send_one(udp, d, to) {
-                                Ok(_) => {}
-                                Err(e) => {
-                                    result = Err(e);
-                                    break;
-                                }
-                            }
-                        }
-                        result
+                        iov.chunks(2)
+                            .try_for_each(|d| send_one(udp, d, to).map(drop))
                     }
                     Err(e) => Err(e),
                 }
             }
             _ => Ok(()),
         };
-        self.train.drain(..end);
+        self.parts.clear();
         result
     }
 }
 
+/// The pieces of a train for `sendmsg`: each datagram's header, then its
+/// payload (an empty one too, so datagram `i` is pieces `2i` and `2i + 1`).
+fn pieces<'a>(heads: &'a [u8], parts: &'a [(Range<usize>, Bytes)]) -> Vec<IoSlice<'a>> {
+    let mut iov = Vec::with_capacity(2 * parts.len());
+    for (head, payload) in parts {
+        iov.push(IoSlice::new(&heads[head.clone()]));
+        iov.push(IoSlice::new(payload));
+    }
+    iov
+}
+
 /// One `sendmsg` of a train of `size`-byte datagrams (the last may be shorter).
-fn send_train(udp: &UdpSocket, train: &[u8], size: usize, to: SocketAddr) -> io::Result<Sent> {
+fn send_gso(udp: &UdpSocket, iov: &[IoSlice<'_>], size: usize, to: SocketAddr) -> io::Result<Sent> {
     let size = size as u16;
-    let cmsg = [ControlMessage::UdpGsoSegments(&size)];
+    send_msg(udp, iov, &[ControlMessage::UdpGsoSegments(&size)], to)
+}
+
+fn send_msg(
+    udp: &UdpSocket,
+    iov: &[IoSlice<'_>],
+    cmsg: &[ControlMessage<'_>],
+    to: SocketAddr,
+) -> io::Result<Sent> {
     let addr = SockaddrStorage::from(to);
-    let iov = [IoSlice::new(train)];
     loop {
-        match socket::sendmsg(udp.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), Some(&addr)) {
+        match socket::sendmsg(udp.as_raw_fd(), iov, cmsg, MsgFlags::empty(), Some(&addr)) {
             Ok(_) => return Ok(Sent::Done),
             Err(Errno::EINTR) => {}
             Err(Errno::EAGAIN) => return Ok(Sent::NoRoom),
-            Err(Errno::EINVAL | Errno::EIO) => return Ok(Sent::Refused),
+            Err(Errno::EINVAL | Errno::EIO) if !cmsg.is_empty() => return Ok(Sent::Refused),
             Err(e) => return Err(e.into()),
         }
     }
 }
 
 /// One datagram without a train (Stop & Wait, the course format's one
-/// segment a turn): a full socket buffer loses it, as for a train.
-pub(crate) fn send_alone(udp: &UdpSocket, datagram: &[u8], to: SocketAddr) -> io::Result<()> {
-    if let Sent::NoRoom = send_one(udp, datagram, to)? {
+/// segment a turn), `head` then `payload`: a full socket buffer loses it,
+/// as for a train.
+pub(crate) fn send_alone(
+    udp: &UdpSocket,
+    head: &[u8],
+    payload: &[u8],
+    to: SocketAddr,
+) -> io::Result<()> {
+    if let Sent::NoRoom = send_one(udp, &[IoSlice::new(head), IoSlice::new(payload)], to)? {
         tracing::debug!(target: "rdt", "no room in the socket buffer: a datagram lost");
     }
     Ok(())
 }
 
-/// One datagram by itself; a full socket buffer loses it, as a full queue on
-/// the way would (the transport sends it again).
-fn send_one(udp: &UdpSocket, datagram: &[u8], to: SocketAddr) -> io::Result<Sent> {
-    match udp.send_to(datagram, to) {
-        Ok(_) => Ok(Sent::Done),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Sent::NoRoom),
-        Err(e) => Err(e),
-    }
+/// One datagram by itself, from its pieces; a full socket buffer loses it,
+/// as a full queue on the way would (the transport sends it again).
+fn send_one(udp: &UdpSocket, iov: &[IoSlice<'_>], to: SocketAddr) -> io::Result<Sent> {
+    send_msg(udp, iov, &[], to)
 }
 
 /// The receive side: one `recvmsg` of a train, handed out datagram by datagram.
+///
+/// A datagram that fills at least half the buffer by itself (a large MSS)
+/// keeps the buffer: the payload the core gets is a slice of it, not a copy
+/// (on loopback with 65,000-byte segments the receiver, copying each one
+/// twice before the application's own copy, was the slower end). The
+/// buffer goes back to [`Gro`] once the application has read that payload,
+/// so no memory is allocated or cleared per datagram; one the application
+/// keeps costs at most twice its size. Smaller datagrams (a train) are
+/// copied out as before: a few bytes kept must not pin 64 KiB.
 #[derive(Debug)]
 pub(crate) struct Gro {
-    buf: Vec<u8>,
+    buf: BytesMut,
+    /// The buffer the last datagram was read into, when it keeps it.
+    shared: Option<Bytes>,
+    /// Buffers lent with a datagram, oldest first, taken back when free.
+    lent: VecDeque<Bytes>,
     len: usize,
     /// Segment size of what `buf` holds (its length if it was not a train).
     stride: usize,
@@ -221,13 +274,21 @@ pub(crate) struct Gro {
     cmsg: Vec<u8>,
 }
 
+/// A datagram at least this long keeps its buffer (see [`Gro`]).
+const SHARE_MIN: usize = GRO_BUF / 2;
+/// Buffers lent at most: beyond, the oldest is let go (it is freed when the
+/// application has read its datagram).
+const MAX_LENT: usize = 64;
+
 impl Gro {
     /// Asks the kernel for GRO on `udp`. None if it refuses (then a plain
     /// receive per datagram is all there is).
     pub fn enable(udp: &UdpSocket) -> Option<Gro> {
         socket::setsockopt(udp, sockopt::UdpGroSegment, &true).ok()?;
         Some(Gro {
-            buf: vec![0; GRO_BUF],
+            buf: BytesMut::zeroed(GRO_BUF),
+            shared: None,
+            lent: VecDeque::new(),
             len: 0,
             stride: 0,
             at: 0,
@@ -253,11 +314,21 @@ impl Gro {
     }
 
     pub fn bytes(&self, range: Range<usize>) -> &[u8] {
-        &self.buf[range]
+        match &self.shared {
+            Some(shared) => &shared[range],
+            None => &self.buf[range],
+        }
+    }
+
+    /// The datagram at `range` as a buffer of its own, if it kept the one it
+    /// was read into.
+    pub fn shared(&self, range: Range<usize>) -> Option<Bytes> {
+        self.shared.as_ref().map(|s| s.slice(range))
     }
 
     /// Reads one train (or datagram) without waiting.
     pub fn fill(&mut self, udp: &UdpSocket) -> io::Result<()> {
+        self.shared = None;
         let mut iov = [IoSliceMut::new(&mut self.buf)];
         let msg = loop {
             match socket::recvmsg::<SockaddrStorage>(
@@ -292,7 +363,29 @@ impl Gro {
         self.at = 0;
         self.empty = len == 0;
         self.from = from;
+        if len >= SHARE_MIN && self.stride >= len {
+            self.lend();
+        }
         Ok(())
+    }
+
+    /// Gives the buffer just filled to its datagram, and takes another:
+    /// the oldest one lent if nothing refers to it any more, else a new one.
+    fn lend(&mut self) {
+        let next = match self.lent.pop_front().map(Bytes::try_into_mut) {
+            Some(Ok(free)) if free.len() == GRO_BUF => free,
+            Some(Err(busy)) => {
+                self.lent.push_front(busy);
+                BytesMut::zeroed(GRO_BUF)
+            }
+            _ => BytesMut::zeroed(GRO_BUF),
+        };
+        let full = std::mem::replace(&mut self.buf, next).freeze();
+        if self.lent.len() >= MAX_LENT {
+            self.lent.pop_front();
+        }
+        self.lent.push_back(full.clone());
+        self.shared = Some(full);
     }
 }
 
@@ -337,7 +430,7 @@ mod tests {
         for d in &sent {
             gso.push(&a, d, to).unwrap();
         }
-        assert_eq!(gso.count, 10, "one train");
+        assert_eq!(gso.parts.len(), 10, "one train");
         gso.flush(&a).unwrap();
         assert_eq!(take(&mut gro, &b, 10), sent);
     }
@@ -350,11 +443,11 @@ mod tests {
         let (to_b, to_c) = (b.local_addr().unwrap(), c.local_addr().unwrap());
         gso.push(&a, &[1; 100], to_b).unwrap();
         gso.push(&a, &[2; 50], to_b).unwrap();
-        assert_eq!(gso.count, 2);
+        assert_eq!(gso.parts.len(), 2);
         gso.push(&a, &[3; 50], to_b).unwrap();
-        assert_eq!(gso.count, 1, "a shorter datagram ended the train");
+        assert_eq!(gso.parts.len(), 1, "a shorter datagram ended the train");
         gso.push(&a, &[4; 50], to_c).unwrap();
-        assert_eq!((gso.count, gso.to), (1, Some(to_c)));
+        assert_eq!((gso.parts.len(), gso.to), (1, Some(to_c)));
         gso.flush(&a).unwrap();
         let mut gro_b = Gro::enable(&b).unwrap();
         let got = take(&mut gro_b, &b, 3);
@@ -375,6 +468,65 @@ mod tests {
         assert_eq!(take(&mut gro, &b, 2), vec![vec![], vec![5; 10]]);
     }
 
+    /// Fills `gro` from `b`, waiting up to 2 s for a datagram.
+    fn fill_one(gro: &mut Gro, b: &UdpSocket) -> (Range<usize>, SocketAddr) {
+        let start = std::time::Instant::now();
+        loop {
+            match gro.fill(b) {
+                Ok(()) => return gro.next().expect("a datagram"),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(start.elapsed() < std::time::Duration::from_secs(2));
+                    std::thread::yield_now();
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    fn big(byte: u8) -> Vec<u8> {
+        vec![byte; 40_000]
+    }
+
+    /// A large datagram keeps the buffer it was read into (no copy), and the
+    /// buffer serves again once nothing refers to that datagram; a small one
+    /// is only borrowed (copied out by the caller).
+    #[test]
+    fn a_large_datagram_keeps_its_buffer_until_it_is_dropped() {
+        let (a, b) = pair();
+        let mut gro = Gro::enable(&b).unwrap();
+        let to = b.local_addr().unwrap();
+        a.send_to(&big(7), to).unwrap();
+        let (range, _) = fill_one(&mut gro, &b);
+        let first = gro.shared(range).expect("a buffer of its own");
+        assert_eq!(&first[..], &big(7)[..]);
+        let at = first.as_ptr();
+        // Held (the application has not read it): the next one gets another buffer.
+        a.send_to(&big(8), to).unwrap();
+        let (range, _) = fill_one(&mut gro, &b);
+        let second = gro.shared(range).unwrap();
+        assert_ne!(second.as_ptr(), at);
+        assert_eq!(&first[..], &big(7)[..], "untouched by the next read");
+        // Read and dropped: its buffer comes back as the one to read into
+        // after the next (the next lands in the buffer taken at the second).
+        drop(first);
+        a.send_to(&big(9), to).unwrap();
+        let (range, _) = fill_one(&mut gro, &b);
+        let third = gro.shared(range).unwrap();
+        assert_ne!(third.as_ptr(), at);
+        a.send_to(&big(6), to).unwrap();
+        let (range, _) = fill_one(&mut gro, &b);
+        let fourth = gro.shared(range).unwrap();
+        assert_eq!(fourth.as_ptr(), at, "the first buffer, used again");
+        assert_eq!(&fourth[..], &big(6)[..]);
+        assert_eq!(&third[..], &big(9)[..]);
+        // A small datagram is not given a buffer of its own.
+        a.send_to(&[1; 100], to).unwrap();
+        let (range, _) = fill_one(&mut gro, &b);
+        assert!(gro.shared(range.clone()).is_none());
+        assert_eq!(gro.bytes(range), &[1; 100][..]);
+        assert_eq!(&second[..], &big(8)[..]);
+    }
+
     #[test]
     fn trains_hold_at_most_the_kernels_segment_count() {
         let (a, b) = pair();
@@ -384,7 +536,7 @@ mod tests {
         for i in 0..(MAX_SEGMENTS + 5) {
             gso.push(&a, &(i as u32).to_be_bytes(), to).unwrap();
         }
-        assert_eq!(gso.count, 5);
+        assert_eq!(gso.parts.len(), 5);
         gso.flush(&a).unwrap();
         let got = take(&mut gro, &b, MAX_SEGMENTS + 5);
         let expect: Vec<Vec<u8>> = (0..(MAX_SEGMENTS + 5) as u32)

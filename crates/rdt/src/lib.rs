@@ -24,6 +24,7 @@ pub mod isn;
 mod link;
 mod listener;
 pub mod mode;
+mod parts;
 pub mod plot;
 pub mod rto;
 pub mod segment;

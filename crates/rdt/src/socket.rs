@@ -6,6 +6,8 @@
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use crate::config::Config;
 use crate::conn::{Connection, Ending, Read, Stats};
 use crate::dialect::{Learned, Reading};
@@ -199,25 +201,53 @@ impl RdtSocket {
     pub fn send_with_progress(
         &mut self,
         message: &[u8],
+        progress: impl FnMut(u64),
+    ) -> Result<(), Error> {
+        // The message goes to the core a part at a time, copied into buffers
+        // that are used again once acknowledged: never copied whole, hot in
+        // the cache when sent.
+        let mut pool = crate::parts::PartPool::default();
+        self.send_parts(message.len(), |r| pool.copy(&message[r]), progress)
+    }
+
+    /// [`RdtSocket::send`] of a message already in a [`Bytes`]: its segments
+    /// are slices of it, so it is copied once, into the kernel (as TCP's
+    /// `write` copies), not first into buffers of ours.
+    pub fn send_bytes(&mut self, message: &Bytes) -> Result<(), Error> {
+        self.send_bytes_with_progress(message, |_| {})
+    }
+
+    /// [`RdtSocket::send_bytes`], calling `progress` as `send_with_progress` does.
+    pub fn send_bytes_with_progress(
+        &mut self,
+        message: &Bytes,
+        progress: impl FnMut(u64),
+    ) -> Result<(), Error> {
+        self.send_parts(message.len(), |r| message.slice(r), progress)
+    }
+
+    /// Sends a message of `len` bytes whose parts `part` gives, one part
+    /// ahead of what the window sends.
+    fn send_parts(
+        &mut self,
+        len: usize,
+        mut part: impl FnMut(std::ops::Range<usize>) -> Bytes,
         mut progress: impl FnMut(u64),
     ) -> Result<(), Error> {
         let e = self.endpoint()?;
         let before = e.conn.stats().bytes_acked;
-        let length_segment = message.len().to_string().len() as u64;
-        let part = feed_part(e.conn.config());
-        e.conn.begin_message(Instant::now(), message.len())?;
+        let length_segment = len.to_string().len() as u64;
+        let size = feed_part(e.conn.config());
+        e.conn.begin_message(Instant::now(), len)?;
         let mut fed = 0;
         e.drive(|c| {
-            // The message goes to the core a part at a time, one part ahead
-            // of what it sends: never copied whole, hot in the cache when sent.
-            while fed < message.len() && c.unsent_bytes() < part {
-                let end = (fed + part).min(message.len());
-                let data = bytes::Bytes::copy_from_slice(&message[fed..end]);
-                c.write_more(Instant::now(), data)?;
+            while fed < len && c.unsent_bytes() < size {
+                let end = (fed + size).min(len);
+                c.write_more(Instant::now(), part(fed..end))?;
                 fed = end;
             }
             progress((c.stats().bytes_acked - before).saturating_sub(length_segment));
-            Ok((fed == message.len() && c.all_acked()).then_some(()))
+            Ok((fed == len && c.all_acked()).then_some(()))
         })
     }
 

@@ -8,6 +8,8 @@ pub mod course;
 use std::fmt;
 use std::str::FromStr;
 
+use bytes::Bytes;
+
 use crate::error::Error;
 use crate::segment::Segment;
 
@@ -49,11 +51,32 @@ impl Format {
         }
     }
 
+    /// Appends the header of `segment`'s datagram to `head` and returns the
+    /// rest of it (the payload, uncopied): `head` then the payload is what
+    /// [`Format::encode`] writes.
+    pub fn encode_split(self, segment: &Segment, head: &mut Vec<u8>) -> Bytes {
+        match self {
+            Format::Course => course::encode_split(segment, head),
+            Format::Binary => binary::encode_split(segment, head),
+        }
+    }
+
     /// Parses one datagram; the error names the field that was wrong.
     pub fn decode(self, datagram: &[u8]) -> Result<Segment, Error> {
+        let copy = |range| Bytes::copy_from_slice(&datagram[range]);
         match self {
-            Format::Course => course::decode(datagram),
-            Format::Binary => binary::decode(datagram),
+            Format::Course => course::decode_with(datagram, copy),
+            Format::Binary => binary::decode_with(datagram, copy),
+        }
+    }
+
+    /// [`Format::decode`] of a datagram in a buffer of its own: the payload
+    /// is a slice of that buffer instead of a copy.
+    pub fn decode_shared(self, datagram: &Bytes) -> Result<Segment, Error> {
+        let share = |range| datagram.slice(range);
+        match self {
+            Format::Course => course::decode_with(datagram, share),
+            Format::Binary => binary::decode_with(datagram, share),
         }
     }
 }

@@ -171,3 +171,55 @@ fn selective_repeat_moves_a_file_through_a_lossy_impair_link() {
     let lost = summary.dirs.up.dropped_loss + summary.dirs.down.dropped_loss;
     assert!(lost > 0, "the link lost packets");
 }
+
+/// `send_bytes` (segments sliced from the caller's buffer) in Stop & Wait
+/// and the windowed modes, in both formats; with 40,000-byte segments the
+/// receiver's datagrams keep their read buffers (no copy), and with
+/// `recv_into` reading in small pieces many of those buffers are held at
+/// once: every byte still arrives, in order.
+#[test]
+fn owned_messages_and_large_segments_arrive_whole() {
+    let data = file(1_500_000);
+    for (format, mode, mss) in [
+        (Format::Binary, Mode::StopAndWait, 1_400),
+        (Format::Course, Mode::StopAndWait, 3_000),
+        (Format::Binary, Mode::SelectiveRepeat, 40_000),
+        (Format::Course, Mode::GoBackN, 40_000),
+    ] {
+        let mut cfg = Config {
+            mss,
+            ..config(format, mode, CcKind::None)
+        };
+        if format == Format::Course && mode == Mode::GoBackN {
+            cfg.dialect = DialectChoice::Forced(Reading::SEED);
+        }
+        let mut server = RdtSocket::with_options(Options::new(cfg.clone()));
+        server.bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        let served = thread::spawn(move || {
+            let (mut conn, _) = server.accept().unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0; 1_000];
+            loop {
+                match conn.recv_into(&mut buf).unwrap() {
+                    0 => break,
+                    n => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            conn.recv_close().unwrap();
+            got
+        });
+        let mut client = RdtSocket::with_options(Options::new(cfg));
+        client.connect(addr).unwrap();
+        let message = bytes::Bytes::from(data.clone());
+        client.send_bytes(&message).unwrap();
+        client.close().unwrap();
+        let got = served.join().unwrap();
+        assert!(
+            got == data,
+            "{format} {mode} mss {mss}: {} of {} bytes",
+            got.len(),
+            data.len()
+        );
+    }
+}

@@ -84,6 +84,49 @@ proptest! {
     fn arbitrary_datagrams_never_panic(data in prop::collection::vec(any::<u8>(), 0..300)) {
         let _ = Format::Course.decode(&data);
         let _ = Format::Binary.decode(&data);
+        let shared = Bytes::from(data);
+        let _ = Format::Course.decode_shared(&shared);
+        let _ = Format::Binary.decode_shared(&shared);
+    }
+
+    /// The header and payload handed to the kernel as two pieces are the
+    /// datagram `encode` writes, in both formats, SACK ACKs included; the
+    /// payload is the segment's own memory, not a copy.
+    #[test]
+    fn a_split_encoding_is_the_whole_one(seg in segment(), ack in sack_ack()) {
+        for format in [Format::Course, Format::Binary] {
+            for seg in [&seg, &ack] {
+                let mut whole = Vec::new();
+                format.encode(seg, &mut whole);
+                let mut head = Vec::new();
+                let payload = format.encode_split(seg, &mut head);
+                head.extend_from_slice(&payload);
+                prop_assert_eq!(&head, &whole);
+                if !seg.data.is_empty() && seg.sack.is_empty() {
+                    prop_assert_eq!(payload.as_ptr(), seg.data.as_ptr());
+                }
+            }
+        }
+    }
+
+    /// Decoding a datagram in a buffer of its own gives the same segment as
+    /// decoding a borrowed copy, its payload a slice of that buffer.
+    #[test]
+    fn a_shared_decoding_is_the_borrowed_one(seg in segment(), ack in sack_ack()) {
+        for format in [Format::Course, Format::Binary] {
+            for seg in [&seg, &ack] {
+                let mut out = Vec::new();
+                format.encode(seg, &mut out);
+                let shared = Bytes::from(out.clone());
+                let from_shared = format.decode_shared(&shared).unwrap();
+                prop_assert_eq!(&from_shared, &format.decode(&out).unwrap());
+                let body = if from_shared.data.is_empty() { &from_shared.filler } else { &from_shared.data };
+                if !body.is_empty() {
+                    let inside = shared.as_ptr_range().contains(&body.as_ptr());
+                    prop_assert!(inside, "the payload is a slice of the datagram");
+                }
+            }
+        }
     }
 
     /// Any message, any MSS, any recv size: the reads put the message back

@@ -198,11 +198,13 @@ pub fn transfer_with(
         Ok(got)
     };
     let client = move |addr: SocketAddr| -> Result<(Duration, Stats), Error> {
-        let message = vec![0x5a; len];
+        // An owned buffer, sent without a copy of ours before the kernel's
+        // (`send_bytes`), as TCP's baseline writes its buffer.
+        let message = bytes::Bytes::from(vec![0x5a; len]);
         let mut client = RdtSocket::with_options(opts(2, loss));
         client.connect(addr)?;
         let start = Instant::now();
-        client.send(&message)?;
+        client.send_bytes(&message)?;
         let elapsed = start.elapsed();
         let stats = client.stats().unwrap_or_default();
         client.close()?;

@@ -319,7 +319,7 @@ impl Connection {
     }
 
     /// Every state after the handshake.
-    fn on_synchronized(&mut self, now: Instant, seg: Segment) {
+    fn on_synchronized(&mut self, now: Instant, mut seg: Segment) {
         match seg.kind() {
             Kind::Syn => {
                 if seg.seq == self.irs && self.synack.is_some() {
@@ -354,9 +354,9 @@ impl Connection {
         }
         if !seg.data.is_empty() {
             if self.windowed() {
-                self.on_window_data(&seg);
+                self.on_window_data(&mut seg);
             } else {
-                self.on_data(&seg);
+                self.on_data(&mut seg);
             }
         }
         if seg.flags.fin && self.state != State::Closed {

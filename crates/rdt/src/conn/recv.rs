@@ -42,7 +42,10 @@ impl Connection {
         }
     }
 
-    pub(super) fn on_data(&mut self, seg: &Segment) {
+    /// Takes `seg`'s data into the inbox when it is the next in order (the
+    /// payload moves: a clone of a freshly decoded buffer would allocate
+    /// its shared count, on the path to the ACK).
+    pub(super) fn on_data(&mut self, seg: &mut Segment) {
         // A copy of the first data sent from its other possible start is the
         // same segment again, not the next one.
         let probe_copy = self
@@ -80,26 +83,27 @@ impl Connection {
             self.rcv_first_taken = None;
         }
         self.learn_from_number(seg);
-        if let Err(err) = self.inbox.deliver(seg.data.clone()) {
-            self.fail(err);
-            return;
-        }
-        self.stats.bytes_delivered += seg.data.len() as u64;
-        self.stats.largest_received = self.stats.largest_received.max(seg.data.len());
-        // Where the next one may start: one number per reading still possible.
+        let len = seg.data.len();
         let wire = if seg.wire_len > 0 {
             seg.wire_len
         } else {
             crate::wire::course::encoded_len(seg)
         };
+        if let Err(err) = self.inbox.deliver(std::mem::take(&mut seg.data)) {
+            self.fail(err);
+            return;
+        }
+        self.stats.bytes_delivered += len as u64;
+        self.stats.largest_received = self.stats.largest_received.max(len);
+        // Where the next one may start: one number per reading still possible.
         let next = if self.cfg.format == Format::Binary {
-            Few::one(seg.seq.plus(seg.data.len()))
+            Few::one(seg.seq.plus(len))
         } else {
             self.dialect
-                .advances(seg.data.len(), wire)
+                .advances(len, wire)
                 .map(|a| seg.seq.plus(a as usize))
         };
-        self.rcv_last = Some((seg.seq, seg.data.len(), wire));
+        self.rcv_last = Some((seg.seq, len, wire));
         self.rcv_nxt = next[0];
         self.rcv_alts.clear();
         self.rcv_alts.extend_from_slice(&next[1..]);

@@ -76,10 +76,16 @@ impl Connection {
             }
             return;
         };
-        let took = flight.segment.clone();
-        let acks = self.acks_of(&took);
+        // What the ACK is checked against, not a copy of the segment: a
+        // clone and its drop would touch the payload's reference count on
+        // every ACK of the round trip.
+        let took = &flight.segment;
+        let (took_seq, took_len, was_fin) = (took.seq, took.data.len(), took.flags.fin);
+        let wire = (took_len > 0 && self.cfg.format == Format::Course)
+            .then(|| crate::wire::course::encoded_len(took));
+        let acks = self.acks_of(took);
         let Some(pos) = acks.iter().position(|a| *a == seg.ack) else {
-            self.not_our_ack(now, seg, &took);
+            self.not_our_ack(now, seg, took_seq);
             return;
         };
         let doubtful = pos > 0 || self.snd_stale.contains(&seg.ack);
@@ -101,17 +107,16 @@ impl Connection {
                 .extend(acks.iter().filter(|a| **a != seg.ack));
         }
         if !self.snd_first.is_empty() {
-            self.settle_first_start(took.seq, seg);
+            self.settle_first_start(took_seq, seg);
         }
-        if !took.data.is_empty() {
-            let by = seg.ack.0.wrapping_sub(took.seq.0);
-            let wire = crate::wire::course::encoded_len(&took);
-            if let Some(l) = self.dialect.observe_advance(took.data.len(), wire, by) {
+        // The binary format has one reading: nothing to learn.
+        if let Some(wire) = wire {
+            let by = seg.ack.0.wrapping_sub(took_seq.0);
+            if let Some(l) = self.dialect.observe_advance(took_len, wire, by) {
                 self.learned(l, seg);
             }
         }
-        let was_fin = took.flags.fin;
-        self.stats.bytes_acked += took.data.len() as u64;
+        self.stats.bytes_acked += took_len as u64;
         self.acknowledged(seg.ack);
         self.after_our_ack(seg.ack);
         if was_fin {
@@ -123,11 +128,11 @@ impl Connection {
 
     /// An ACK that does not acknowledge the segment in flight: a duplicate,
     /// or the server naming the other start of our first data.
-    fn not_our_ack(&mut self, now: Instant, seg: &Segment, sent: &Segment) {
+    fn not_our_ack(&mut self, now: Instant, seg: &Segment, sent: Seq) {
         let other_start = self
             .snd_first
             .iter()
-            .find(|s| s.seq == seg.ack && s.seq != sent.seq)
+            .find(|s| s.seq == seg.ack && s.seq != sent)
             .copied();
         if let Some(start) = other_start {
             self.note(Note::Ignored {

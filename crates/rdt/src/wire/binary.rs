@@ -32,38 +32,53 @@ const SACK: u8 = 0x08;
 /// Appends `segment` in the binary format. The data must fit a datagram
 /// (the connection never builds a longer one: MSS is checked at configuration).
 pub fn encode(segment: &Segment, out: &mut Vec<u8>) {
-    let start = out.len();
+    let payload = encode_split(segment, out);
+    out.extend_from_slice(&payload);
+}
+
+/// Appends the header (and SACK blocks) of `segment` to `head` and returns
+/// the payload that follows it on the wire, uncopied: the sender hands both
+/// to the kernel as one datagram in two pieces (`sendmsg` with two iovecs),
+/// so the data is copied once, into the kernel, as TCP's is.
+pub fn encode_split(segment: &Segment, head: &mut Vec<u8>) -> Bytes {
+    let start = head.len();
     let f = segment.flags;
+    let sack = !segment.sack.is_empty();
     let flags = (if f.syn { SYN } else { 0 })
         | (if f.ack { ACK } else { 0 })
         | (if f.fin { FIN } else { 0 })
-        | (if segment.sack.is_empty() { 0 } else { SACK });
-    let len = if segment.sack.is_empty() {
-        segment.data.len()
+        | (if sack { SACK } else { 0 });
+    let (len, payload) = if sack {
+        (8 * segment.sack.len(), Bytes::new())
     } else {
-        8 * segment.sack.len()
+        (segment.data.len(), segment.data.clone())
     };
-    out.push(VERSION);
-    out.push(flags);
-    out.extend_from_slice(&segment.window.to_be_bytes());
-    out.extend_from_slice(&segment.seq.0.to_be_bytes());
-    out.extend_from_slice(&segment.ack.0.to_be_bytes());
-    out.extend_from_slice(&(len as u16).to_be_bytes());
-    out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
-    if segment.sack.is_empty() {
-        out.extend_from_slice(&segment.data);
-    } else {
-        for (a, b) in segment.sack.blocks() {
-            out.extend_from_slice(&a.0.to_be_bytes());
-            out.extend_from_slice(&b.0.to_be_bytes());
-        }
+    head.push(VERSION);
+    head.push(flags);
+    head.extend_from_slice(&segment.window.to_be_bytes());
+    head.extend_from_slice(&segment.seq.0.to_be_bytes());
+    head.extend_from_slice(&segment.ack.0.to_be_bytes());
+    head.extend_from_slice(&(len as u16).to_be_bytes());
+    head.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    for (a, b) in segment.sack.blocks() {
+        head.extend_from_slice(&a.0.to_be_bytes());
+        head.extend_from_slice(&b.0.to_be_bytes());
     }
-    let crc = crc32fast::hash(&out[start..]);
-    out[start + 16..start + 20].copy_from_slice(&crc.to_be_bytes());
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&head[start..]);
+    hasher.update(&payload);
+    let crc = hasher.finalize();
+    head[start + 16..start + 20].copy_from_slice(&crc.to_be_bytes());
+    payload
 }
 
-/// Parses one binary datagram, checking version, flags, length and checksum.
-pub fn decode(datagram: &[u8]) -> Result<Segment, Error> {
+/// Parses one binary datagram, checking version, flags, length and checksum;
+/// `body` makes the data from its place in the datagram (a copy, or a slice
+/// of a buffer the datagram has to itself: `Format::decode_shared`).
+pub(crate) fn decode_with(
+    datagram: &[u8],
+    body: impl FnOnce(std::ops::Range<usize>) -> Bytes,
+) -> Result<Segment, Error> {
     let Some((header, data)) = datagram.split_first_chunk::<HEADER>() else {
         return Err(malformed("header", "is shorter than 20 bytes"));
     };
@@ -81,9 +96,14 @@ pub fn decode(datagram: &[u8]) -> Result<Segment, Error> {
         return Err(malformed("reserved", "is not zero"));
     }
     let expected = u32::from_be_bytes([header[16], header[17], header[18], header[19]]);
+    // The header as it was hashed (checksum field zeroed), in one piece:
+    // crc32fast's pclmul path takes any length from 16 bytes without its
+    // tables, while a separate 4-byte update would read four of them (cold
+    // cache lines on every segment of a Stop & Wait exchange).
+    let mut hashed = *header;
+    hashed[16..].fill(0);
     let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&header[..16]);
-    hasher.update(&[0, 0, 0, 0]);
+    hasher.update(&hashed);
     hasher.update(data);
     let actual = hasher.finalize();
     if actual != expected {
@@ -104,9 +124,11 @@ pub fn decode(datagram: &[u8]) -> Result<Segment, Error> {
             let at = |i: usize| Seq(u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]));
             sack.push(at(0), at(4));
         }
-        &[][..]
+        Bytes::new()
+    } else if data.is_empty() {
+        Bytes::new()
     } else {
-        data
+        body(HEADER..datagram.len())
     };
     Ok(Segment {
         flags: Flags {
@@ -117,7 +139,7 @@ pub fn decode(datagram: &[u8]) -> Result<Segment, Error> {
         seq: Seq(word(4)),
         ack: Seq(word(8)),
         window: u16::from_be_bytes([header[2], header[3]]),
-        data: Bytes::copy_from_slice(data),
+        data,
         filler: Bytes::new(),
         wire_len: datagram.len(),
         sack,
@@ -135,6 +157,10 @@ fn malformed(field: &'static str, problem: &'static str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn decode(datagram: &[u8]) -> Result<Segment, Error> {
+        crate::wire::Format::Binary.decode(datagram)
+    }
 
     fn sample() -> Segment {
         Segment {

@@ -17,7 +17,6 @@
 //! count whole encoded segments.
 
 use bytes::Bytes;
-use memchr::memmem;
 
 use crate::error::Error;
 use crate::segment::{Flags, Segment};
@@ -29,6 +28,14 @@ pub const MAX_HEADER: usize = 3 + 10 + 4 * SEP.len();
 
 /// Appends `segment` in the course format.
 pub fn encode(segment: &Segment, out: &mut Vec<u8>) {
+    let payload = encode_split(segment, out);
+    out.extend_from_slice(&payload);
+}
+
+/// Appends the header of `segment` to `head` and returns what follows it
+/// (the data, or a control segment's filler), uncopied (see
+/// `binary::encode_split`).
+pub fn encode_split(segment: &Segment, head: &mut Vec<u8>) -> Bytes {
     let f = segment.flags;
     let number = if f.ack && segment.data.is_empty() {
         segment.ack
@@ -36,15 +43,48 @@ pub fn encode(segment: &Segment, out: &mut Vec<u8>) {
         segment.seq
     };
     for flag in [f.syn, f.ack, f.fin] {
-        out.push(if flag { b'1' } else { b'0' });
-        out.extend_from_slice(SEP);
+        head.push(if flag { b'1' } else { b'0' });
+        head.extend_from_slice(SEP);
     }
-    out.extend_from_slice(number.0.to_string().as_bytes());
-    out.extend_from_slice(SEP);
-    out.extend_from_slice(&segment.data);
+    push_decimal(number.0, head);
+    head.extend_from_slice(SEP);
     if segment.data.is_empty() {
-        out.extend_from_slice(&segment.filler);
+        segment.filler.clone()
+    } else {
+        segment.data.clone()
     }
+}
+
+/// Appends `n` in decimal. Not `to_string`: a heap string and the formatting
+/// machinery on every segment, on the path between a segment's arrival and
+/// its answer (Stop & Wait's round trip).
+fn push_decimal(mut n: u32, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// Where the first `|||` of `bytes` starts. A plain scan, not `memmem`: the
+/// header's separators are a few bytes in, and a searcher built for each of
+/// them costs more than the scan.
+fn find_sep(bytes: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b'|', &bytes[from..]) {
+        let at = from + i;
+        if bytes.get(at..at + SEP.len()) == Some(SEP) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// The length of `segment` in this format, as [`encode`] writes it.
@@ -64,12 +104,17 @@ pub fn encoded_len(segment: &Segment) -> usize {
     3 + 4 * SEP.len() + digits + body
 }
 
-/// Parses one course datagram.
-pub fn decode(datagram: &[u8]) -> Result<Segment, Error> {
+/// Parses one course datagram; `body` makes what follows the header from
+/// its place in the datagram (a copy, or a slice of a buffer the datagram
+/// has to itself: `Format::decode_shared`).
+pub(crate) fn decode_with(
+    datagram: &[u8],
+    body: impl FnOnce(std::ops::Range<usize>) -> Bytes,
+) -> Result<Segment, Error> {
     let mut fields = [&[][..]; 4];
     let mut rest = datagram;
     for (i, field) in fields.iter_mut().enumerate() {
-        let Some(at) = memmem::find(rest, SEP) else {
+        let Some(at) = find_sep(rest) else {
             return Err(malformed(FIELD_NAMES[i], "is not followed by |||"));
         };
         *field = &rest[..at];
@@ -81,7 +126,11 @@ pub fn decode(datagram: &[u8]) -> Result<Segment, Error> {
         fin: flag(fields[2], "FIN")?,
     };
     let number = Seq(number(fields[3])?);
-    let body = Bytes::copy_from_slice(rest);
+    let body = if rest.is_empty() {
+        Bytes::new()
+    } else {
+        body(datagram.len() - rest.len()..datagram.len())
+    };
     let (data, filler) = if flags.syn || flags.ack || flags.fin {
         (Bytes::new(), body)
     } else {
@@ -136,6 +185,10 @@ fn number(field: &[u8]) -> Result<u32, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn decode(datagram: &[u8]) -> Result<Segment, Error> {
+        crate::wire::Format::Course.decode(datagram)
+    }
 
     fn encoded(segment: &Segment) -> Vec<u8> {
         let mut out = Vec::new();
@@ -218,6 +271,26 @@ mod tests {
         ] {
             assert_eq!(encoded_len(&seg), encoded(&seg).len(), "{seg}");
         }
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal_from_zero_to_the_largest() {
+        for n in [0, 7, 10, 99, 100, 1_000_000, u32::MAX] {
+            let mut out = Vec::new();
+            push_decimal(n, &mut out);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn the_separator_is_found_after_shorter_runs_of_bars() {
+        assert_eq!(find_sep(b"|||"), Some(0));
+        assert_eq!(find_sep(b"0|||1"), Some(1));
+        assert_eq!(find_sep(b"a||b|||c"), Some(4));
+        assert_eq!(find_sep(b"||||"), Some(0));
+        assert_eq!(find_sep(b"|a|b||"), None);
+        assert_eq!(find_sep(b"||"), None);
+        assert_eq!(find_sep(b""), None);
     }
 
     #[test]

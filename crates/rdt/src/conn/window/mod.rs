@@ -149,7 +149,7 @@ impl Connection {
 
     /// A data segment in a windowed mode: go-back-n keeps it only in order,
     /// selective repeat inside the window; either way it is acknowledged.
-    pub(super) fn on_window_data(&mut self, seg: &Segment) {
+    pub(super) fn on_window_data(&mut self, seg: &mut Segment) {
         self.ack_pending = true;
         let in_order = seg.seq == self.rcv_nxt;
         self.take_window_data(seg);
@@ -167,7 +167,9 @@ impl Connection {
         }
     }
 
-    fn take_window_data(&mut self, seg: &Segment) {
+    /// Moves `seg`'s data on (into the inbox or the reassembly), or leaves
+    /// it in `seg` for the note of a segment refused.
+    fn take_window_data(&mut self, seg: &mut Segment) {
         if self.peer_fin {
             self.ignore(seg.clone(), Ignore::DataAfterFin);
             return;
@@ -175,16 +177,19 @@ impl Connection {
         // Room beyond the next expected number: the receive buffer less what
         // the application has not read (held pieces count inside `arrive`).
         let room = self.cfg.recv_buffer.saturating_sub(self.inbox.buffered());
-        let (seq, data) = reassembly::trim_old(self.rcv_nxt, seg.seq, &seg.data);
-        let ready = match self.cfg.mode {
+        let len = seg.data.len();
+        let (seq, data) =
+            reassembly::trim_old(self.rcv_nxt, seg.seq, std::mem::take(&mut seg.data));
+        let (first, joined) = match self.cfg.mode {
             Mode::SelectiveRepeat => match self.reasm.arrive(self.rcv_nxt, seq, data, room) {
-                Arrival::Ready(pieces) => pieces,
+                Arrival::Ready(first, joined) => (first, joined),
                 Arrival::Held => return,
                 Arrival::Duplicate => {
                     self.stats.duplicates += 1;
                     return;
                 }
-                Arrival::Beyond => {
+                Arrival::Beyond(data) => {
+                    seg.data = data;
                     self.ignore(seg.clone(), Ignore::BeyondWindow);
                     return;
                 }
@@ -194,13 +199,15 @@ impl Connection {
                 return;
             }
             _ if data.len() > room => {
+                seg.data = data;
                 self.ignore(seg.clone(), Ignore::BufferFull);
                 return;
             }
-            _ => vec![data],
+            _ => (data, Vec::new()),
         };
-        self.stats.largest_received = self.stats.largest_received.max(seg.data.len());
-        for piece in ready {
+        self.stats.largest_received = self.stats.largest_received.max(len);
+        self.take_in_order(first);
+        for piece in joined {
             self.take_in_order(piece);
         }
     }

@@ -27,12 +27,15 @@ pub(crate) const PIECE_COST: usize = 64;
 /// A segment that starts before `rcv_nxt` and ends after it (a peer that
 /// sent again with other segment boundaries, or a larger MSS) keeps its new
 /// part: the numbers it carries from `rcv_nxt` on. Others are unchanged.
-pub(crate) fn trim_old(rcv_nxt: Seq, seq: Seq, data: &Bytes) -> (Seq, Bytes) {
+/// Takes the data by value: a freshly decoded payload moves on without a
+/// reference count made for it (a clone would allocate one per segment).
+pub(crate) fn trim_old(rcv_nxt: Seq, seq: Seq, mut data: Bytes) -> (Seq, Bytes) {
     let behind = rcv_nxt.since(seq);
     if behind > 0 && (behind as usize) < data.len() {
-        (rcv_nxt, data.slice(behind as usize..))
+        let _ = data.split_to(behind as usize);
+        (rcv_nxt, data)
     } else {
-        (seq, data.clone())
+        (seq, data)
     }
 }
 
@@ -59,14 +62,15 @@ const FRESH: usize = 128;
 /// What became of one data segment.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Arrival {
-    /// In order: these pieces are ready, in order (the segment, then any held ones it joined).
-    Ready(Vec<Bytes>),
+    /// In order: the segment is ready, then any held pieces it joined, in
+    /// order (apart, so the usual case allocates nothing).
+    Ready(Bytes, Vec<Bytes>),
     /// Kept for later.
     Held,
     /// Already received.
     Duplicate,
-    /// Past the window: dropped.
-    Beyond,
+    /// Past the window: dropped (the data comes back, for the note).
+    Beyond(Bytes),
 }
 
 impl Reassembly {
@@ -85,11 +89,11 @@ impl Reassembly {
         if ahead == 0 && data.len() + self.held_bytes > room {
             // In order, but the application has not read enough (a peer
             // past our advertised window): dropped, as beyond it.
-            return Arrival::Beyond;
+            return Arrival::Beyond(data);
         }
         if ahead == 0 {
-            let mut ready = vec![data];
-            let mut end = at + ready[0].len() as u64;
+            let mut ready = Vec::new();
+            let mut end = at + data.len() as u64;
             // Held pieces now joined (and any copy now covered).
             while let Some((&k, _)) = self.held.first_key_value() {
                 if k > end {
@@ -109,10 +113,10 @@ impl Reassembly {
             self.latest = None;
             self.fresh.retain(|&k| k >= end);
             self.fresh_before.retain(|&k| k >= end);
-            return Arrival::Ready(ready);
+            return Arrival::Ready(data, ready);
         }
         if ahead as usize + data.len() > room || self.held_bytes + data.len() + PIECE_COST > room {
-            return Arrival::Beyond;
+            return Arrival::Beyond(data);
         }
         if self.held.contains_key(&at) {
             self.latest = Some(at);
@@ -189,10 +193,11 @@ mod tests {
             r.arrive(base, base.plus(10), b(10), 1_000),
             Arrival::Duplicate
         );
-        let Arrival::Ready(pieces) = r.arrive(base, base, b(10), 1_000) else {
+        let Arrival::Ready(first, joined) = r.arrive(base, base, b(10), 1_000) else {
             panic!("in order")
         };
-        assert_eq!(pieces.iter().map(Bytes::len).sum::<usize>(), 30);
+        assert_eq!(first.len(), 10);
+        assert_eq!(joined.iter().map(Bytes::len).sum::<usize>(), 20);
         assert_eq!(r.held_bytes(), 0);
         assert!(r.sack(base.plus(30)).is_empty());
         assert_eq!(
@@ -213,20 +218,23 @@ mod tests {
         assert!(held <= room / (PIECE_COST + 1), "{held} pieces held");
         assert!(r.held_bytes() <= room);
         // In order but past what the application left room for: dropped too.
-        assert_eq!(r.arrive(Seq(0), Seq(0), b(room), room), Arrival::Beyond);
+        assert_eq!(
+            r.arrive(Seq(0), Seq(0), b(room), room),
+            Arrival::Beyond(b(room))
+        );
     }
 
     #[test]
     fn a_segment_straddling_the_next_number_keeps_its_new_part() {
         let data = Bytes::from_static(b"0123456789");
-        let (seq, rest) = trim_old(Seq(104), Seq(100), &data);
+        let (seq, rest) = trim_old(Seq(104), Seq(100), data.clone());
         assert_eq!((seq, &rest[..]), (Seq(104), &b"456789"[..]));
         // Wholly old, wholly new: unchanged.
-        assert_eq!(trim_old(Seq(110), Seq(100), &data).0, Seq(100));
-        assert_eq!(trim_old(Seq(100), Seq(100), &data).1.len(), 10);
-        assert_eq!(trim_old(Seq(90), Seq(100), &data).0, Seq(100));
+        assert_eq!(trim_old(Seq(110), Seq(100), data.clone()).0, Seq(100));
+        assert_eq!(trim_old(Seq(100), Seq(100), data.clone()).1.len(), 10);
+        assert_eq!(trim_old(Seq(90), Seq(100), data.clone()).0, Seq(100));
         // Across the wrap.
-        let (seq, rest) = trim_old(Seq(2), Seq(u32::MAX - 2), &data);
+        let (seq, rest) = trim_old(Seq(2), Seq(u32::MAX - 2), data);
         assert_eq!((seq, rest.len()), (Seq(2), 5));
     }
 
@@ -241,7 +249,7 @@ mod tests {
         let blocks: Vec<u32> = r.sack(n).blocks().iter().map(|(a, _)| a.0).collect();
         // The copy at 50 came last; 110..10 came since the last ACK, newest first.
         assert_eq!(blocks, [50, 110, 90, 70, 30, 10]);
-        assert_eq!(r.arrive(n, Seq(995), b(10), 1_000), Arrival::Beyond);
+        assert_eq!(r.arrive(n, Seq(995), b(10), 1_000), Arrival::Beyond(b(10)));
         // The next ACK names them again (the last may have been lost); the
         // one after, the latest and then the lowest.
         let blocks: Vec<u32> = r.sack(n).blocks().iter().map(|(a, _)| a.0).collect();
