@@ -107,6 +107,7 @@ pub(crate) struct Link {
     rng: Box<ChaCha8Rng>,
     /// The built-in loss, when there is any.
     impairment: Option<Box<Impairment>>,
+    /// A datagram's header (the payload goes to the kernel from where it is).
     out: Vec<u8>,
     buf: Vec<u8>,
     waiter: Waiter,
@@ -150,7 +151,9 @@ impl Link {
             opts,
             rng: Box::new(rng),
             impairment,
-            out: Vec::with_capacity(MAX_DATAGRAM),
+            // The longest header: 20 bytes and 16 SACK blocks (the course
+            // header is shorter); it grows if ever needed.
+            out: Vec::with_capacity(crate::wire::binary::HEADER + 8 * crate::segment::Sack::MAX),
             buf: vec![0; MAX_DATAGRAM + 1],
             kind_seen,
             sent_fin: false,
