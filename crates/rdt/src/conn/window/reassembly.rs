@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
+use bytes::{Buf as _, Bytes};
 
 use crate::segment::Sack;
 use crate::seq::Seq;
@@ -29,13 +29,26 @@ pub(crate) const PIECE_COST: usize = 64;
 /// part: the numbers it carries from `rcv_nxt` on. Others are unchanged.
 /// Takes the data by value: a freshly decoded payload moves on without a
 /// reference count made for it (a clone would allocate one per segment).
-pub(crate) fn trim_old(rcv_nxt: Seq, seq: Seq, mut data: Bytes) -> (Seq, Bytes) {
+pub(crate) fn trim_old(rcv_nxt: Seq, seq: Seq, data: Bytes) -> (Seq, Bytes) {
     let behind = rcv_nxt.since(seq);
     if behind > 0 && (behind as usize) < data.len() {
-        let _ = data.split_to(behind as usize);
-        (rcv_nxt, data)
+        (rcv_nxt, tail(data, behind as usize))
     } else {
         (seq, data)
+    }
+}
+
+/// `data` from `from` on. A part of less than half is copied out: a slice
+/// keeps its whole buffer alive (a large datagram's is 64 KiB, see
+/// `batch::Gro`), and a peer sending segments that overlap all but a byte of
+/// what came before must not make each byte held cost a buffer.
+fn tail(mut data: Bytes, from: usize) -> Bytes {
+    let whole = data.len();
+    data.advance(from);
+    if 2 * data.len() < whole {
+        Bytes::copy_from_slice(&data)
+    } else {
+        data
     }
 }
 
@@ -105,7 +118,7 @@ impl Reassembly {
                 self.held_bytes -= piece.len() + PIECE_COST;
                 let piece_end = k + piece.len() as u64;
                 if piece_end > end {
-                    ready.push(piece.slice((end - k) as usize..));
+                    ready.push(tail(piece, (end - k) as usize));
                     end = piece_end;
                 }
             }
@@ -234,8 +247,36 @@ mod tests {
         assert_eq!(trim_old(Seq(100), Seq(100), data.clone()).1.len(), 10);
         assert_eq!(trim_old(Seq(90), Seq(100), data.clone()).0, Seq(100));
         // Across the wrap.
-        let (seq, rest) = trim_old(Seq(2), Seq(u32::MAX - 2), data);
+        let (seq, rest) = trim_old(Seq(2), Seq(u32::MAX - 2), data.clone());
         assert_eq!((seq, rest.len()), (Seq(2), 5));
+    }
+
+    /// A hostile peer's overlapping segments: the new part kept is a copy
+    /// when it is a small part of its buffer (a slice would keep all of it
+    /// alive), a slice when it is most of it; joined pieces the same.
+    #[test]
+    fn a_small_new_part_does_not_keep_its_whole_buffer() {
+        let big = Bytes::from(vec![5u8; 40_000]);
+        let inside = |b: &Bytes| big.as_ptr_range().contains(&b.as_ptr());
+        let (_, one) = trim_old(Seq(39_999), Seq(0), big.clone());
+        assert_eq!(&one[..], &[5]);
+        assert!(!inside(&one), "one byte of 40,000 copied out");
+        let (_, most) = trim_old(Seq(100), Seq(0), big.clone());
+        assert_eq!(most.len(), 39_900);
+        assert!(inside(&most), "most of it sliced, not copied");
+        // A held piece that an in-order segment covers all but the end of.
+        let mut r = Reassembly::default();
+        assert_eq!(
+            r.arrive(Seq(0), Seq(10), big.clone(), 1 << 20),
+            Arrival::Held
+        );
+        let Arrival::Ready(first, joined) = r.arrive(Seq(0), Seq(0), b(40_009), 1 << 20) else {
+            panic!("in order")
+        };
+        assert_eq!(first.len(), 40_009);
+        assert_eq!(joined.len(), 1);
+        assert_eq!(&joined[0][..], &[5]);
+        assert!(!inside(&joined[0]));
     }
 
     #[test]
